@@ -1,0 +1,1 @@
+"""CenterNet object detection on PyTorch Lightning."""

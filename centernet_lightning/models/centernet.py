@@ -1,0 +1,234 @@
+"""The CenterNet detector as a LightningModule: backbone -> neck -> heatmap and box heads.
+
+Targets, losses and decoding live in their own modules; this file wires them together.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from torch import Tensor
+
+from ..decode import decode_boxes, decode_detections
+from ..losses import get_box_loss, get_heatmap_loss
+from ..structures import Batch, Detections, clip_boxes, valid_box_mask
+from ..targets import box_target_indices, gaussian_radii, render_heatmaps
+from .backbones import build_backbone
+from .heads import Box2DHead, HeatmapHead
+from .necks import build_neck
+from .optim import build_optimizer, build_scheduler
+
+__all__ = ["CenterNet", "CenterNetOutput", "build_centernet"]
+
+CenterNetOutput = namedtuple("CenterNetOutput", ["heatmap", "box"])
+CenterNetOutput.__doc__ = """Export-friendly outputs: ``heatmap`` probabilities [B, C, H/4, W/4] (after sigmoid)
+and ``box`` left/top/right/bottom distances [B, 4, H/4, W/4] in grid cells."""
+
+
+def _as_spec(spec: str | Mapping[str, Any] | None, kind: str) -> tuple[str, dict[str, Any]]:
+    if spec is None:
+        raise ValueError(f"{kind} must be a name or a dict with a 'name' key")
+    if isinstance(spec, str):
+        return spec, {}
+    params = dict(spec)
+    if "name" not in params:
+        raise ValueError(f"{kind} dict needs a 'name' key, got keys {sorted(params)}")
+    return params.pop("name"), params
+
+
+class CenterNet(L.LightningModule):
+    """CenterNet ("Objects as Points", Zhou et al. 2019) with left/top/right/bottom box regression.
+
+    Args:
+        num_classes: number of object classes.
+        backbone: a backbone name (``resnet18``, ``mobilenet_v2``, ``timm:dla34``, ...) or a dict
+            ``{name, pretrained, frozen_stages}``; see :func:`~centernet_lightning.models.build_backbone`.
+        neck: ``simple``, ``fpn``, ``bifpn`` or ``ida``, or a dict ``{name, **neck arguments}``.
+        head_width, head_depth: hidden channels and number of 3x3 convs of each head.
+        heatmap_loss, heatmap_loss_weight: ``cornernet_focal`` or ``quality_focal`` and its weight.
+        box_loss, box_loss_weight: ``l1``, ``smooth_l1``, ``iou``, ``giou``, ``diou`` or ``ciou`` on
+            XYXY boxes measured in grid cells (so L1 weights follow the original's 0.1 scale).
+        heatmap_method: Gaussian radius rule, ``cornernet`` (original), ``cornernet_fixed`` or ``ttfnet``.
+        heatmap_parameter: ``min_overlap`` or TTFNet ``alpha``; None takes the method's default.
+        center_sampling: supervise boxes at the 3x3 cells around each centre instead of the centre.
+        num_detections, score_threshold, nms_iou: decoding settings (top-K, padding threshold,
+            optional class-wise NMS IoU).
+        optimizer: ``{name: <torch.optim class>, **params}``, default AdamW lr 1e-3 wd 1e-4.
+        lr_scheduler: None, ``{name: warmup_cosine, warmup_steps: int, min_lr_ratio: float}`` or
+            ``{name: <torch.optim.lr_scheduler class>, interval: step|epoch, **params}``.
+        class_names: optional names, kept in the checkpoint for prediction and reports.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str | dict[str, Any] = "resnet18",
+        neck: str | dict[str, Any] = "fpn",
+        head_width: int = 256,
+        head_depth: int = 1,
+        heatmap_loss: str = "cornernet_focal",
+        heatmap_loss_weight: float = 1.0,
+        box_loss: str = "giou",
+        box_loss_weight: float = 5.0,
+        heatmap_method: str = "cornernet",
+        heatmap_parameter: float | None = None,
+        center_sampling: bool = False,
+        num_detections: int = 100,
+        score_threshold: float = 0.0,
+        nms_iou: float | None = None,
+        optimizer: dict[str, Any] | None = None,
+        lr_scheduler: dict[str, Any] | None = None,
+        class_names: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class_names given for num_classes={num_classes}")
+        self.heatmap_loss_fn = get_heatmap_loss(heatmap_loss)
+        self.box_loss_fn = get_box_loss(box_loss)
+        gaussian_radii(torch.ones(1), torch.ones(1), heatmap_method)  # fail early on a bad name
+
+        neck_name, neck_params = _as_spec(neck, "neck")
+        backbone_name, backbone_params = _as_spec(backbone, "backbone")
+        # Fusion necks need every stage; the simple neck only the last.
+        backbone_params.setdefault("return_features", neck_name != "simple")
+        self.backbone = build_backbone(backbone_name, **backbone_params)
+        self.neck = build_neck(neck_name, self.backbone.out_channels, **neck_params)
+        self.heatmap_head = HeatmapHead(self.neck.out_channels, num_classes, head_width, head_depth)
+        self.box_head = Box2DHead(self.neck.out_channels, head_width, head_depth)
+        self.num_classes = num_classes
+        self.stride = self.neck.stride
+
+    # ----------------------------------------------------------------------------- inference
+    def get_encoded_outputs(self, images: Tensor) -> dict[str, Tensor]:
+        """Raw outputs for images [B, 3, H, W]: ``heatmap`` logits [B, C, H/4, W/4] and ``box``
+        distances [B, 4, H/4, W/4] (grid cells)."""
+        features = self.neck(self.backbone(images))
+        return {"heatmap": self.heatmap_head(features), "box": self.box_head(features)}
+
+    def forward(self, images: Tensor) -> CenterNetOutput:
+        """Export-friendly forward: heatmap probabilities and box distances."""
+        outputs = self.get_encoded_outputs(images)
+        return CenterNetOutput(heatmap=outputs["heatmap"].sigmoid(), box=outputs["box"])
+
+    def gather_detection2d(
+        self,
+        outputs: Mapping[str, Tensor] | CenterNetOutput,
+        num_detections: int | None = None,
+        nms_iou: float | None = None,
+        score_threshold: float | None = None,
+    ) -> Detections:
+        """Decode outputs to detections (XYXY input-image pixels, padded to K per image).
+
+        ``outputs`` is the dict of :meth:`get_encoded_outputs` (heatmap logits) or the
+        :class:`CenterNetOutput` of :meth:`forward` (probabilities). Defaults come from the
+        model's hyperparameters.
+        """
+        if isinstance(outputs, CenterNetOutput):
+            heatmap, box = outputs.heatmap, outputs.box
+        else:
+            heatmap, box = outputs["heatmap"].sigmoid(), outputs["box"]
+        return decode_detections(
+            heatmap.float(),
+            box.float(),
+            self.stride,
+            num_detections=num_detections or self.hparams.num_detections,
+            score_threshold=self.hparams.score_threshold if score_threshold is None else score_threshold,
+            nms_iou=self.hparams.nms_iou if nms_iou is None else nms_iou,
+        )
+
+    @torch.no_grad()
+    def detect(self, images: Tensor, **decode_kwargs: Any) -> Detections:
+        """Run the model on images [B, 3, H, W] and decode (see :meth:`gather_detection2d`)."""
+        return self.gather_detection2d(self.get_encoded_outputs(images), **decode_kwargs)
+
+    # ----------------------------------------------------------------------------- training
+    def compute_loss(self, outputs: Mapping[str, Tensor], targets: Batch) -> dict[str, Tensor]:
+        """Losses of both heads for a batch: ``heatmap``, ``box`` (unweighted) and weighted ``total``.
+
+        ``targets`` holds ``bboxes`` [B, N, 4] XYXY input pixels, ``labels`` [B, N], ``mask`` [B, N].
+        Boxes are clipped to the input and degenerate ones ignored.
+        """
+        heatmap_logits, box_map = outputs["heatmap"], outputs["box"]
+        batch_size, num_classes, height, width = heatmap_logits.shape
+        stride = self.stride
+        boxes = clip_boxes(targets["bboxes"].float(), height * stride, width * stride)
+        valid = targets["mask"] & valid_box_mask(boxes)
+
+        heatmaps, centers = render_heatmaps(
+            boxes / stride,
+            targets["labels"],
+            valid,
+            num_classes,
+            height,
+            width,
+            self.hparams.heatmap_method,
+            self.hparams.heatmap_parameter,
+        )
+        heatmap_loss = self.heatmap_loss_fn(heatmap_logits, heatmaps)
+
+        indices, supervised = box_target_indices(centers, height, width, self.hparams.center_sampling)
+        num_objects, num_samples = indices.shape[1:]
+        flat = indices.reshape(batch_size, -1)
+        pred_boxes = decode_boxes(box_map.float(), flat // width, flat % width, stride)
+        pred_boxes = pred_boxes.view(batch_size, num_objects, num_samples, 4)
+        target_boxes = boxes.unsqueeze(2).expand_as(pred_boxes)
+        # Grid-cell units: IoU losses are scale-free, and L1 matches the original's wh scale.
+        per_box = self.box_loss_fn(pred_boxes[supervised] / stride, target_boxes[supervised] / stride)
+        box_loss = per_box.sum() / supervised.sum().clamp(min=1)
+
+        total = self.hparams.heatmap_loss_weight * heatmap_loss + self.hparams.box_loss_weight * box_loss
+        return {"heatmap": heatmap_loss, "box": box_loss, "total": total}
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        losses = self.compute_loss(self.get_encoded_outputs(batch["images"]), batch)
+        batch_size = batch["images"].shape[0]
+        self.log_dict(
+            {f"train/{k}_loss": v for k, v in losses.items()}, prog_bar=False, batch_size=batch_size
+        )
+        self.log("loss", losses["total"], prog_bar=True, logger=False, batch_size=batch_size)
+        return losses["total"]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> Detections:
+        outputs = self.get_encoded_outputs(batch["images"])
+        losses = self.compute_loss(outputs, batch)
+        batch_size = batch["images"].shape[0]
+        self.log_dict({f"val/{k}_loss": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
+        return self.gather_detection2d(outputs)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = build_optimizer(params, self.hparams.optimizer)
+        config: dict[str, Any] = {"optimizer": optimizer}
+        if self.hparams.lr_scheduler:
+            total_steps = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
+            config["lr_scheduler"] = build_scheduler(optimizer, self.hparams.lr_scheduler, total_steps)
+        return config
+
+
+def build_centernet(config: str | Path | Mapping[str, Any]) -> CenterNet:
+    """Build a CenterNet from a YAML file or a dict.
+
+    Accepts the model's arguments directly, or a full ``centernet fit`` config whose ``model``
+    section holds them (optionally under LightningCLI's ``init_args``).
+    """
+    if isinstance(config, (str, Path)):
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"Config file not found: {path}")
+        config = yaml.safe_load(path.read_text()) or {}
+    config = dict(config)
+    if "model" in config:
+        config = dict(config["model"])
+    if "init_args" in config:
+        config = dict(config["init_args"])
+    config.pop("class_path", None)
+    return CenterNet(**config)

@@ -1,0 +1,104 @@
+"""The data structures that flow through the library, defined once.
+
+Box format: everywhere inside the library a box is ``[x1, y1, x2, y2]`` (XYXY) in absolute
+pixels of the image it belongs to, float32. Readers convert from COCO xywh, YOLO normalised
+cxcywh and VOC 1-based coordinates exactly once; nothing downstream converts again.
+
+A *sample* (one image, what a dataset returns) is a dict:
+
+==================  ===========================================================================
+``image``           uint8 HWC RGB array before transforms; float32 CHW tensor after
+``bboxes``          float32 [N, 4] XYXY pixels of ``image``
+``labels``          int64 [N], contiguous class indices in ``[0, num_classes)``
+``image_id``        int, the source dataset's id (COCO image id; the index for other formats)
+``image_path``      str
+``original_size``   ``(height, width)`` of the image on disk
+``letterbox``       float32 [3] ``(scale, pad_x, pad_y)``: ``image_px = orig_px * scale + pad``
+==================  ===========================================================================
+
+A *batch* (what :func:`~centernet_lightning.datasets.collate.collate_detection` returns and the
+models consume) is the :class:`Batch` dict below. Objects are padded to the largest count in the
+batch; ``mask`` marks the real ones.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Batch",
+    "Detections",
+    "clip_boxes",
+    "valid_box_mask",
+    "box_xywh_to_xyxy",
+    "box_xyxy_to_xywh",
+    "box_cxcywh_to_xyxy",
+]
+
+
+class Batch(TypedDict, total=False):
+    """A collated batch of B images holding up to N objects each.
+
+    Keys: ``images`` float32 [B, 3, H, W]; ``bboxes`` float32 [B, N, 4] XYXY input pixels;
+    ``labels`` int64 [B, N]; ``mask`` bool [B, N] (True for real objects); ``image_ids`` int64 [B];
+    ``original_sizes`` int64 [B, 2] (h, w); ``letterbox`` float32 [B, 3] (scale, pad_x, pad_y);
+    ``image_paths`` list[str] of length B.
+    """
+
+    images: Tensor
+    bboxes: Tensor
+    labels: Tensor
+    mask: Tensor
+    image_ids: Tensor
+    original_sizes: Tensor
+    letterbox: Tensor
+    image_paths: list[str]
+
+
+class Detections(TypedDict):
+    """Decoded detections for B images, padded to K per image, sorted by score.
+
+    ``bboxes`` float32 [B, K, 4] XYXY input-image pixels; ``labels`` int64 [B, K];
+    ``scores`` float32 [B, K]. Entries removed by a score threshold or NMS have score 0 and
+    label -1 (padding), so shapes stay fixed for export.
+    """
+
+    bboxes: Tensor
+    labels: Tensor
+    scores: Tensor
+
+
+def clip_boxes(boxes: Tensor, height: float, width: float) -> Tensor:
+    """Clamp XYXY boxes [..., 4] to the image ``[0, width] x [0, height]``."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack(
+        (x1.clamp(0, width), y1.clamp(0, height), x2.clamp(0, width), y2.clamp(0, height)), dim=-1
+    )
+
+
+def valid_box_mask(boxes: Tensor, min_size: float = 0.0) -> Tensor:
+    """True where an XYXY box [..., 4] is finite and wider and taller than ``min_size``."""
+    widths = boxes[..., 2] - boxes[..., 0]
+    heights = boxes[..., 3] - boxes[..., 1]
+    return torch.isfinite(boxes).all(-1) & (widths > min_size) & (heights > min_size)
+
+
+def box_xywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """COCO ``[x, y, w, h]`` to ``[x1, y1, x2, y2]``."""
+    x, y, w, h = boxes.unbind(-1)
+    return torch.stack((x, y, x + w, y + h), dim=-1)
+
+
+def box_xyxy_to_xywh(boxes: Tensor) -> Tensor:
+    """``[x1, y1, x2, y2]`` to COCO ``[x, y, w, h]``."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack((x1, y1, x2 - x1, y2 - y1), dim=-1)
+
+
+def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """``[cx, cy, w, h]`` to ``[x1, y1, x2, y2]``."""
+    cx, cy, w, h = boxes.unbind(-1)
+    return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), dim=-1)

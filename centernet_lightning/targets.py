@@ -1,0 +1,232 @@
+"""Training targets: Gaussian radii, heatmaps and box targets, vectorised over a padded batch.
+
+All functions work on the device of their inputs, with no Python loop over objects or pixels.
+Heatmap targets are rendered in *grid* pixels (input pixels / output stride); box targets
+are in input-image pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "cornernet_radius",
+    "cornernet_fixed_radius",
+    "ttfnet_radius",
+    "RADIUS_METHODS",
+    "gaussian_radii",
+    "render_heatmap",
+    "render_heatmaps",
+    "box_target_indices",
+]
+
+
+def cornernet_radius(heights: Tensor, widths: Tensor, min_overlap: float = 0.7) -> Tensor:
+    """Gaussian radius of the original CenterNet/CornerNet code (``gaussian_radius``).
+
+    The radius is the smallest of three cases (both corners moved inward, outward, or one of
+    each) so that a box shifted by it still has IoU >= ``min_overlap`` with the ground truth
+    (CornerNet, Law & Deng 2018, sec. 3.2). Each quadratic root is taken as
+    ``(b + sqrt(b^2 - 4ac)) / 2`` without dividing by ``2a``: a known quirk of the reference
+    code that CenterNet's published results depend on, kept here on purpose.
+    """
+    heights, widths = heights.double(), widths.double()
+    b1 = heights + widths
+    c1 = widths * heights * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + torch.sqrt(b1**2 - 4 * c1)) / 2
+
+    b2 = 2 * (heights + widths)
+    c2 = (1 - min_overlap) * widths * heights
+    r2 = (b2 + torch.sqrt(b2**2 - 4 * 4 * c2)) / 2
+
+    a3 = 4 * min_overlap
+    b3 = -2 * min_overlap * (heights + widths)
+    c3 = (min_overlap - 1) * widths * heights
+    r3 = (b3 + torch.sqrt(b3**2 - 4 * a3 * c3)) / 2
+    return torch.minimum(torch.minimum(r1, r2), r3)
+
+
+def cornernet_fixed_radius(heights: Tensor, widths: Tensor, min_overlap: float = 0.3) -> Tensor:
+    """Corrected CornerNet radius: the proper roots of the three quadratics, divided by ``2a``.
+
+    This is the form mmdetection's ``gaussian_radius`` uses (with ``min_overlap=0.3`` in its
+    CenterNet config): the smaller root for the two cases whose parabola opens upwards and the
+    larger root for the third.
+    """
+    heights, widths = heights.double(), widths.double()
+    b1 = heights + widths
+    c1 = widths * heights * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 - torch.sqrt(b1**2 - 4 * c1)) / 2
+
+    b2 = 2 * (heights + widths)
+    c2 = (1 - min_overlap) * widths * heights
+    r2 = (b2 - torch.sqrt(b2**2 - 4 * 4 * c2)) / (2 * 4)
+
+    a3 = 4 * min_overlap
+    b3 = -2 * min_overlap * (heights + widths)
+    c3 = (min_overlap - 1) * widths * heights
+    r3 = (b3 + torch.sqrt(b3**2 - 4 * a3 * c3)) / (2 * a3)
+    return torch.minimum(torch.minimum(r1, r2), r3)
+
+
+def ttfnet_radius(heights: Tensor, widths: Tensor, alpha: float = 0.54) -> tuple[Tensor, Tensor]:
+    """TTFNet's elliptical radii ``(radius_y, radius_x) = int(alpha * h / 2), int(alpha * w / 2)``.
+
+    TTFNet (Liu et al. 2020, eq. 2) uses ``alpha = 0.54``.
+    """
+    return (heights.double() / 2 * alpha).floor(), (widths.double() / 2 * alpha).floor()
+
+
+def _cornernet_radii(heights: Tensor, widths: Tensor, min_overlap: float) -> tuple[Tensor, Tensor]:
+    # The reference code evaluates the radius on the ceiled box size and truncates it to int.
+    radius = cornernet_radius(heights.ceil(), widths.ceil(), min_overlap).floor().clamp(min=0)
+    return radius, radius
+
+
+def _cornernet_fixed_radii(heights: Tensor, widths: Tensor, min_overlap: float) -> tuple[Tensor, Tensor]:
+    radius = cornernet_fixed_radius(heights.ceil(), widths.ceil(), min_overlap).floor().clamp(min=0)
+    return radius, radius
+
+
+def _ttfnet_radii(heights: Tensor, widths: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    radius_y, radius_x = ttfnet_radius(heights, widths, alpha)
+    return radius_y.clamp(min=0), radius_x.clamp(min=0)
+
+
+# Each method maps (heights, widths, parameter) to integer (radius_y, radius_x). The parameter is
+# ``min_overlap`` for the CornerNet variants and ``alpha`` for TTFNet.
+RADIUS_METHODS: dict[str, Callable[[Tensor, Tensor, float], tuple[Tensor, Tensor]]] = {
+    "cornernet": _cornernet_radii,
+    "cornernet_fixed": _cornernet_fixed_radii,
+    "ttfnet": _ttfnet_radii,
+}
+DEFAULT_PARAMETER = {"cornernet": 0.7, "cornernet_fixed": 0.3, "ttfnet": 0.54}
+
+
+def gaussian_radii(
+    heights: Tensor, widths: Tensor, method: str = "cornernet", parameter: float | None = None
+) -> tuple[Tensor, Tensor]:
+    """Integer Gaussian radii ``(radius_y, radius_x)`` (float64 tensors) for boxes of the given size.
+
+    ``parameter`` is ``min_overlap`` (CornerNet variants, defaults 0.7 / 0.3) or ``alpha``
+    (TTFNet, default 0.54).
+    """
+    if method not in RADIUS_METHODS:
+        raise ValueError(f"Unknown heatmap method {method!r}; valid names: {sorted(RADIUS_METHODS)}")
+    if parameter is None:
+        parameter = DEFAULT_PARAMETER[method]
+    return RADIUS_METHODS[method](heights, widths, parameter)
+
+
+def render_heatmaps(
+    boxes: Tensor,
+    labels: Tensor,
+    mask: Tensor,
+    num_classes: int,
+    height: int,
+    width: int,
+    method: str = "cornernet",
+    parameter: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Render class heatmaps for a padded batch.
+
+    Args:
+        boxes: float [B, N, 4] XYXY in heatmap-grid pixels.
+        labels: int64 [B, N] class indices.
+        mask: bool [B, N], True for real objects.
+        method, parameter: see :func:`gaussian_radii`.
+
+    Returns:
+        ``(heatmaps, centers)``: heatmaps float32 [B, C, H, W] with a peak of 1 at each object's
+        centre, and centers int64 [B, N, 2] ``(x, y)`` grid cells of those peaks. Objects that are
+        masked out or degenerate after clipping have no peak and a False entry in the returned
+        validity (``centers`` is -1 there).
+
+    As in the original CenterNet ``ctdet`` target: boxes are clipped to ``[0, W-1] x [0, H-1]``,
+    the peak sits on the integer-truncated centre, the Gaussian has ``sigma = (2r + 1) / 6`` and
+    is cut to the ``(2r+1)``-wide window, and overlapping Gaussians of one class are max-merged.
+    """
+    batch_size, num_objects = labels.shape
+    device = boxes.device
+    x1 = boxes[..., 0].clamp(0, width - 1)
+    y1 = boxes[..., 1].clamp(0, height - 1)
+    x2 = boxes[..., 2].clamp(0, width - 1)
+    y2 = boxes[..., 3].clamp(0, height - 1)
+    box_w, box_h = x2 - x1, y2 - y1
+    valid = mask & (box_w > 0) & (box_h > 0) & (labels >= 0) & (labels < num_classes)
+
+    radius_y, radius_x = gaussian_radii(box_h, box_w, method, parameter)  # [B, N] float64
+    center_x = ((x1 + x2) / 2).floor().long()  # truncation == floor for non-negative coords
+    center_y = ((y1 + y2) / 2).floor().long()
+
+    # The 2-D Gaussian is separable: exp(-(dx^2/2sx^2 + dy^2/2sy^2)) = gx * gy. The 1-D factors
+    # are computed in float64 like the reference (numpy) code, so only an outer product of
+    # float32 vectors touches the large [B, N, H, W] tensor.
+    grid_x = torch.arange(width, device=device, dtype=torch.float64)
+    grid_y = torch.arange(height, device=device, dtype=torch.float64)
+    dx = grid_x.view(1, 1, -1) - center_x.unsqueeze(-1)  # [B, N, W]
+    dy = grid_y.view(1, 1, -1) - center_y.unsqueeze(-1)  # [B, N, H]
+    sigma_x = ((2 * radius_x + 1) / 6).unsqueeze(-1)
+    sigma_y = ((2 * radius_y + 1) / 6).unsqueeze(-1)
+    gaussian_x = torch.exp(-(dx**2) / (2 * sigma_x**2)) * (dx.abs() <= radius_x.unsqueeze(-1))
+    gaussian_y = torch.exp(-(dy**2) / (2 * sigma_y**2)) * (dy.abs() <= radius_y.unsqueeze(-1))
+    gaussian_y = gaussian_y * valid.unsqueeze(-1)
+    gaussians = gaussian_y.float().unsqueeze(-1) * gaussian_x.float().unsqueeze(-2)  # [B, N, H, W]
+
+    heatmaps = torch.zeros(batch_size, num_classes, height, width, device=device)
+    class_index = labels.clamp(0, num_classes - 1).view(batch_size, num_objects, 1, 1)
+    heatmaps.scatter_reduce_(1, class_index.expand_as(gaussians), gaussians, reduce="amax")
+
+    centers = torch.stack((center_x, center_y), dim=-1)
+    centers = centers.masked_fill(~valid.unsqueeze(-1), -1)
+    return heatmaps, centers
+
+
+def render_heatmap(
+    boxes: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    height: int,
+    width: int,
+    method: str = "cornernet",
+    min_overlap: float | None = None,
+) -> Tensor:
+    """Render one image's heatmap [C, H, W] from boxes [N, 4] XYXY in grid pixels and labels [N].
+
+    ``min_overlap`` is the method's parameter (``alpha`` for TTFNet). See :func:`render_heatmaps`.
+    """
+    mask = torch.ones(labels.shape, dtype=torch.bool, device=boxes.device)
+    heatmaps, _ = render_heatmaps(
+        boxes[None], labels[None], mask[None], num_classes, height, width, method, min_overlap
+    )
+    return heatmaps[0]
+
+
+def box_target_indices(
+    centers: Tensor, height: int, width: int, center_sampling: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Flat grid indices where each object's box is supervised.
+
+    Args:
+        centers: int64 [B, N, 2] ``(x, y)`` peak cells from :func:`render_heatmaps` (-1 = none).
+        center_sampling: also supervise the 8 neighbours of the centre (3x3 centre sampling).
+
+    Returns:
+        ``(indices, valid)``: int64 [B, N, S] flat indices ``y * W + x`` and bool [B, N, S],
+        with S = 1, or 9 with centre sampling (neighbours outside the grid are invalid).
+    """
+    offsets = [(0, 0)]
+    if center_sampling:
+        offsets += [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dx, dy) != (0, 0)]
+    offsets_t = torch.tensor(offsets, device=centers.device)  # [S, 2]
+    points = centers.unsqueeze(2) + offsets_t  # [B, N, S, 2]
+    valid = (centers[..., :1] >= 0).unsqueeze(2).squeeze(-1)  # [B, N, 1]
+    inside = (
+        (points[..., 0] >= 0) & (points[..., 0] < width) & (points[..., 1] >= 0) & (points[..., 1] < height)
+    )
+    valid = valid & inside
+    indices = points[..., 1].clamp(0, height - 1) * width + points[..., 0].clamp(0, width - 1)
+    return indices, valid
