@@ -87,9 +87,7 @@ def apply_nms(detections: Detections, iou_threshold: float) -> Detections:
     num_groups = int(labels.max().item()) + 2 if labels.numel() else 1
     # One group per (image, class) so boxes of different images or classes never suppress each other.
     groups = (labels + 1) + torch.arange(batch_size, device=labels.device).unsqueeze(1) * num_groups
-    keep = batched_nms(
-        bboxes.reshape(-1, 4).float(), scores.reshape(-1).float(), groups.reshape(-1), iou_threshold
-    )
+    keep = batched_nms(bboxes.reshape(-1, 4).float(), scores.reshape(-1).float(), groups.reshape(-1), iou_threshold)
     kept = torch.zeros(batch_size * k, dtype=torch.bool, device=scores.device)
     kept[keep] = True
     kept = kept.view(batch_size, k) & (scores > 0)

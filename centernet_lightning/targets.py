@@ -224,9 +224,7 @@ def box_target_indices(
     offsets_t = torch.tensor(offsets, device=centers.device)  # [S, 2]
     points = centers.unsqueeze(2) + offsets_t  # [B, N, S, 2]
     valid = (centers[..., :1] >= 0).unsqueeze(2).squeeze(-1)  # [B, N, 1]
-    inside = (
-        (points[..., 0] >= 0) & (points[..., 0] < width) & (points[..., 1] >= 0) & (points[..., 1] < height)
-    )
+    inside = (points[..., 0] >= 0) & (points[..., 0] < width) & (points[..., 1] >= 0) & (points[..., 1] < height)
     valid = valid & inside
     indices = points[..., 1].clamp(0, height - 1) * width + points[..., 0].clamp(0, width - 1)
     return indices, valid

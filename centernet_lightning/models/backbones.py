@@ -59,9 +59,7 @@ def _load_torchvision_model(name: str, pretrained: Pretrained) -> nn.Module:
     return model
 
 
-def _load_state_dict_file(
-    model: nn.Module, path: str | os.PathLike, ignore_prefixes: tuple[str, ...] = ()
-) -> None:
+def _load_state_dict_file(model: nn.Module, path: str | os.PathLike, ignore_prefixes: tuple[str, ...] = ()) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Pretrained weights file not found: {path}")
@@ -102,9 +100,7 @@ class _StagedBackbone(nn.Module):
         stage_ends, channels, strides = _probe_stage_ends(blocks)
         starts = [0] + [end + 1 for end in stage_ends[:-1]]
         # stages[0] holds the stem too, so freezing N stages freezes the stem and the first N.
-        self.stages = nn.ModuleList(
-            nn.Sequential(*blocks[start : end + 1]) for start, end in zip(starts, stage_ends)
-        )
+        self.stages = nn.ModuleList(nn.Sequential(*blocks[start : end + 1]) for start, end in zip(starts, stage_ends))
         self.return_features = return_features
         self.out_channels = channels if return_features else channels[-1:]
         self.strides = strides if return_features else strides[-1:]

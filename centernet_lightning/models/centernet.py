@@ -191,9 +191,7 @@ class CenterNet(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         losses = self.compute_loss(self.get_encoded_outputs(batch["images"]), batch)
         batch_size = batch["images"].shape[0]
-        self.log_dict(
-            {f"train/{k}_loss": v for k, v in losses.items()}, prog_bar=False, batch_size=batch_size
-        )
+        self.log_dict({f"train/{k}_loss": v for k, v in losses.items()}, prog_bar=False, batch_size=batch_size)
         self.log("loss", losses["total"], prog_bar=True, logger=False, batch_size=batch_size)
         return losses["total"]
 

@@ -26,9 +26,7 @@ class HeatmapHead(nn.Module):
     loss from being swamped by easy negatives early on.
     """
 
-    def __init__(
-        self, in_channels: int, num_classes: int, width: int = 256, depth: int = 1, init_bias: float = -2.19
-    ):
+    def __init__(self, in_channels: int, num_classes: int, width: int = 256, depth: int = 1, init_bias: float = -2.19):
         super().__init__()
         self.num_classes = num_classes
         self.layers = _head_layers(in_channels, num_classes, width, depth)

@@ -116,9 +116,7 @@ class FPNNeck(nn.Module):
             self.convs.append(make_conv_block(conv_type, channels, out_channels))
             self.upsamples.append(make_upsample(upsample_type, out_channels))
             self.laterals.append(
-                nn.Sequential(
-                    nn.Conv2d(skip_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)
-                )
+                nn.Sequential(nn.Conv2d(skip_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
             )
             self.fusions.append(_FastNormalizedFusion(2) if weighted_fusion else _Sum())
             channels = out_channels
@@ -188,8 +186,7 @@ class BiFPNNeck(nn.Module):
         super().__init__()
         self.num_levels = len(in_channels)
         self.inputs = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels))
-            for c in in_channels
+            nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels)) for c in in_channels
         )
         self.layers = nn.ModuleList(_BiFPNLayer(channels, self.num_levels) for _ in range(num_layers))
         self.out_channels = channels
@@ -212,9 +209,7 @@ class _IDAUp(nn.Module):
     passed through a node conv.
     """
 
-    def __init__(
-        self, channels: int, in_channels: Sequence[int], up_factors: Sequence[int], conv_type: str
-    ) -> None:
+    def __init__(self, channels: int, in_channels: Sequence[int], up_factors: Sequence[int], conv_type: str) -> None:
         super().__init__()
         self.projects, self.upsamples, self.nodes = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for level_channels, factor in zip(in_channels[1:], up_factors[1:]):
@@ -267,9 +262,7 @@ class IDANeck(nn.Module):
             scales[j + 1 :] = [scales[j]] * (self.num_levels - j - 1)
             channels[j + 1 :] = [in_channels[j]] * (self.num_levels - j - 1)
         self.out_channels = in_channels[0]
-        self.ida_up = _IDAUp(
-            self.out_channels, in_channels, [2**i for i in range(self.num_levels)], conv_type
-        )
+        self.ida_up = _IDAUp(self.out_channels, in_channels, [2**i for i in range(self.num_levels)], conv_type)
         self.stride = 4
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:

@@ -19,9 +19,7 @@ def _torch_class(module: Any, name: str, base: type, kind: str) -> type:
     cls = getattr(module, name, None)
     if not (isinstance(cls, type) and issubclass(cls, base)) or cls is base:
         valid = sorted(
-            n
-            for n, c in vars(module).items()
-            if isinstance(c, type) and issubclass(c, base) and c is not base
+            n for n, c in vars(module).items() if isinstance(c, type) and issubclass(c, base) and c is not base
         )
         raise ValueError(f"Unknown {kind} {name!r}; valid names: {valid}")
     return cls

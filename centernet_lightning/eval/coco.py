@@ -1,0 +1,473 @@
+"""COCO box mAP for the library's detections, computed by faster-coco-eval (or pycocotools).
+
+Detections enter in the library's one box format, XYXY absolute pixels, but of the *original*
+image (undo the letterbox first) and with *original* dataset category ids (map the contiguous
+labels back first). They are converted to COCO's ``[x, y, w, h]`` exactly once, here, in
+:meth:`COCOEvaluator.add`.
+
+Metric conventions are COCO's own: crowd ground truth (``iscrowd=1``) is never counted as a miss
+and a detection matched to it is never counted as a false positive; images with ground truth but
+no detections count; a stat whose area range holds no ground truth is ``-1``, exactly as
+pycocotools reports it. Both backends give the same numbers (pinned by the tests); faster-coco-eval
+is the default because it is several times faster (``benchmarks/eval_coco.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+__all__ = ["BACKENDS", "METRIC_NAMES", "COCOEvaluator", "build_coco_gt", "format_table"]
+
+logger = logging.getLogger(__name__)
+
+# The 12 numbers of COCOeval.stats, in its order.
+METRIC_NAMES: tuple[str, ...] = (
+    "AP",
+    "AP50",
+    "AP75",
+    "AP_small",
+    "AP_medium",
+    "AP_large",
+    "AR1",
+    "AR10",
+    "AR100",
+    "AR_small",
+    "AR_medium",
+    "AR_large",
+)
+
+# Results held before conversion to dicts: image ids int64 [N], boxes float64 [N, 4] COCO xywh,
+# scores float64 [N], category ids int64 [N].
+_Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# What a backend's evaluation returns: stats float64 [12], precision [T, R, K, A, M], category ids [K].
+_Evaluation = tuple[np.ndarray, np.ndarray, list[int]]
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """A print function that prints nothing."""
+
+
+def _faster_coco_gt(gt: dict) -> Any:
+    from faster_coco_eval import COCO
+
+    return COCO(gt, print_function=_silent)
+
+
+def _faster_evaluate(coco_gt: Any, results: list[dict]) -> _Evaluation:
+    from faster_coco_eval import COCOeval_faster
+
+    coco_dt = coco_gt.loadRes(results)
+    coco_eval = COCOeval_faster(coco_gt, coco_dt, iouType="bbox", print_function=_silent)
+    coco_eval.evaluate()
+    coco_eval.accumulate()
+    coco_eval.summarize()
+    return np.asarray(coco_eval.stats[:12], np.float64), coco_eval.eval["precision"], coco_eval.params.catIds
+
+
+def _import_pycocotools() -> tuple[type, type]:
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError as error:
+        raise ImportError(
+            "backend='pycocotools' needs pycocotools, which is only a dev extra: "
+            "pip install 'centernet-lightning[dev]' (or pip install pycocotools), "
+            "or use the default backend='faster_coco_eval'"
+        ) from error
+    return COCO, COCOeval
+
+
+def _pycocotools_coco_gt(gt: dict) -> Any:
+    coco_cls, _ = _import_pycocotools()
+    coco_gt = coco_cls()  # its constructor only reads files; a dict goes in through .dataset
+    coco_gt.dataset = gt
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt.createIndex()
+    return coco_gt
+
+
+def _pycocotools_evaluate(coco_gt: Any, results: list[dict]) -> _Evaluation:
+    _, cocoeval_cls = _import_pycocotools()
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools print()s every step
+        coco_dt = coco_gt.loadRes(results)
+        coco_eval = cocoeval_cls(coco_gt, coco_dt, iouType="bbox")
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    return np.asarray(coco_eval.stats, np.float64), coco_eval.eval["precision"], coco_eval.params.catIds
+
+
+# backend name -> (build the GT object from a COCO dict, evaluate a results list against it)
+_BACKENDS: dict[str, tuple[Callable[[dict], Any], Callable[[Any, list[dict]], _Evaluation]]] = {
+    "faster_coco_eval": (_faster_coco_gt, _faster_evaluate),
+    "pycocotools": (_pycocotools_coco_gt, _pycocotools_evaluate),
+}
+BACKENDS: tuple[str, ...] = tuple(_BACKENDS)
+
+
+def _as_numpy(values: Any, dtype: type) -> np.ndarray:
+    """A tensor (any device, any dtype) or array-like as a numpy array of ``dtype``."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu()
+        values = values.double() if dtype is np.float64 else values.long()
+        return values.numpy()
+    return np.asarray(values, dtype=dtype)
+
+
+def _empty_arrays() -> _Arrays:
+    return np.empty(0, np.int64), np.empty((0, 4), np.float64), np.empty(0, np.float64), np.empty(0, np.int64)
+
+
+def _concat(chunks: Sequence[_Arrays]) -> _Arrays:
+    if not chunks:
+        return _empty_arrays()
+    return tuple(np.concatenate(parts) for parts in zip(*chunks, strict=True))  # type: ignore[return-value]
+
+
+def _merge_ranks(per_rank: Sequence[tuple[np.ndarray, _Arrays]]) -> tuple[np.ndarray, _Arrays]:
+    """Merge ``(seen image ids, results)`` from every rank, each image's detections taken once.
+
+    A DistributedSampler pads the last batches by repeating samples, so an image can be seen by
+    two ranks; counting its detections twice would add false positives. Each image keeps the
+    detections of the first rank that saw it, which also makes a second merge a no-op.
+    """
+    claimed = np.empty(0, np.int64)
+    kept = []
+    for seen_ids, (image_ids, boxes, scores, category_ids) in per_rank:
+        keep = ~np.isin(image_ids, claimed)
+        kept.append((image_ids[keep], boxes[keep], scores[keep], category_ids[keep]))
+        claimed = np.union1d(claimed, seen_ids)
+    return claimed, _concat(kept)
+
+
+def _load_gt(coco_gt: dict | str | os.PathLike) -> dict:
+    if isinstance(coco_gt, Mapping):
+        gt = copy.deepcopy(dict(coco_gt))  # the COCO tools write into annotations; keep the caller's intact
+    else:
+        with open(coco_gt) as gt_file:
+            gt = json.load(gt_file)
+    missing = [key for key in ("images", "annotations", "categories") if key not in gt]
+    if missing:
+        raise ValueError(f"COCO ground truth lacks the keys {missing}")
+    return gt
+
+
+class COCOEvaluator:
+    """Accumulates detections batch by batch and scores them with the COCO box protocol.
+
+    Args:
+        coco_gt: the ground truth, a COCO-format dict (``images``; ``annotations`` with ``bbox``
+            xywh pixels, ``area``, ``iscrowd``, ``category_id``; ``categories`` with ``id`` and
+            ``name``) or the path of such a json file. A dict is copied, never modified.
+        backend: ``"faster_coco_eval"`` (default) or ``"pycocotools"`` (a dev extra, imported
+            only when chosen); both give the same numbers.
+
+    Under DDP every rank calls :meth:`add` for its own batches, then every rank calls
+    :meth:`evaluate`: it gathers all ranks' results (a collective, so no rank may skip it) and
+    computes the metrics on every rank. Computing on every rank costs a little CPU time but gives
+    every rank the same numbers with no broadcast, so they can be logged from any rank.
+    """
+
+    def __init__(self, coco_gt: dict | str | os.PathLike, backend: str = "faster_coco_eval") -> None:
+        if backend not in _BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+        self.backend = backend
+        gt = _load_gt(coco_gt)
+        build_gt, self._evaluate_results = _BACKENDS[backend]
+        self._coco_gt = build_gt(gt)
+        self._gt_image_ids = np.asarray(sorted({int(image["id"]) for image in gt["images"]}), np.int64)
+        self._category_names = _unique_category_names(gt["categories"])
+        # COCO skips categories with no non-crowd ground truth (precision -1): no AP exists for them.
+        self._categories_with_gt = {
+            int(ann["category_id"]) for ann in gt["annotations"] if not ann.get("iscrowd", 0)
+        }
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every detection added (and the last per-class AP)."""
+        self._chunks: list[_Arrays] = []
+        self._seen_image_ids: list[np.ndarray] = []
+        self._per_class_ap: dict[str, float] | None = None
+
+    def add(self, image_ids: Any, bboxes: Any, scores: Any, category_ids: Any) -> None:
+        """Add the detections of one batch of B images, padded to K detections each.
+
+        Args:
+            image_ids: int [B], the GT's image ids.
+            bboxes: float [B, K, 4] XYXY in pixels of the original image.
+            scores: float [B, K].
+            category_ids: int [B, K], original dataset category ids (not contiguous labels).
+
+        Tensors (any device) or numpy arrays. Entries with ``score <= 0`` or ``category_id < 0``
+        are padding and are dropped.
+        """
+        image_ids = _as_numpy(image_ids, np.int64).reshape(-1)
+        bboxes = _as_numpy(bboxes, np.float64)
+        scores = _as_numpy(scores, np.float64)
+        category_ids = _as_numpy(category_ids, np.int64)
+        batch = image_ids.shape[0]
+        if bboxes.ndim != 3 or bboxes.shape[0] != batch or bboxes.shape[2] != 4:
+            raise ValueError(f"bboxes must be [B={batch}, K, 4], got {list(bboxes.shape)}")
+        if scores.shape != bboxes.shape[:2] or category_ids.shape != bboxes.shape[:2]:
+            raise ValueError(
+                f"scores {list(scores.shape)} and category_ids {list(category_ids.shape)} "
+                f"must be [B, K] = {list(bboxes.shape[:2])}"
+            )
+        valid = (scores > 0) & (category_ids >= 0)  # [B, K]
+        boxes_xyxy = bboxes[valid]  # [N, 4]
+        boxes_xywh = np.concatenate((boxes_xyxy[:, :2], boxes_xyxy[:, 2:] - boxes_xyxy[:, :2]), axis=1)
+        self._chunks.append(
+            (
+                np.broadcast_to(image_ids[:, None], valid.shape)[valid],
+                boxes_xywh,
+                scores[valid],
+                category_ids[valid],
+            )
+        )
+        self._seen_image_ids.append(image_ids)
+
+    def gather(self) -> None:
+        """Collect every rank's results on every rank; a no-op outside torch.distributed.
+
+        A collective: under DDP all ranks must call it. An image seen by several ranks (sampler
+        padding) keeps one rank's detections.
+        """
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        seen_image_ids = np.unique(np.concatenate([np.empty(0, np.int64), *self._seen_image_ids]))
+        local = (seen_image_ids, _concat(self._chunks))
+        per_rank: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(per_rank, local)
+        seen_image_ids, merged = _merge_ranks(per_rank)
+        self._chunks = [merged]
+        self._seen_image_ids = [seen_image_ids]
+
+    def results(self) -> list[dict]:
+        """The detections added so far, in the COCO results format.
+
+        A list of ``{"image_id": int, "category_id": int, "bbox": [x, y, w, h], "score": float}``
+        with boxes in original-image pixels. Local to this rank unless :meth:`gather` ran.
+        """
+        image_ids, boxes, scores, category_ids = _concat(self._chunks)
+        return [
+            {"image_id": image_id, "category_id": category_id, "bbox": box, "score": score}
+            for image_id, category_id, box, score in zip(
+                image_ids.tolist(), category_ids.tolist(), boxes.tolist(), scores.tolist(), strict=True
+            )
+        ]
+
+    def save_results(self, path: str | os.PathLike) -> None:
+        """Write :meth:`results` as json to ``path`` atomically (temp file, then rename).
+
+        Not a collective: call :meth:`gather` (or :meth:`evaluate`) first under DDP and write from
+        one rank.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as tmp_file:
+                json.dump(self.results(), tmp_file)
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+
+    def evaluate(self) -> dict[str, float]:
+        """Gather all ranks' results and compute the 12 COCO box metrics.
+
+        Returns:
+            ``{name: value}`` for every name of :data:`METRIC_NAMES`, fractions in [0, 1]; ``-1``
+            where an area range holds no ground truth (COCO's convention). With no detections
+            at all, every value is 0 and a warning is logged. The per-class AP of the same
+            evaluation is then available from :meth:`per_class_ap`.
+        """
+        self.gather()
+        results = self.results()
+        if not results:
+            logger.warning("COCO evaluation got no detections at all; reporting every metric as 0")
+            self._per_class_ap = {
+                name: 0.0 if category_id in self._categories_with_gt else math.nan
+                for category_id, name in self._category_names.items()
+            }
+            return dict.fromkeys(METRIC_NAMES, 0.0)
+
+        self._check_ids()
+        stats, precision, category_ids = self._evaluate_results(self._coco_gt, results)
+        self._per_class_ap = {
+            self._category_names[int(category_id)]: _category_ap(precision, index)
+            for index, category_id in enumerate(category_ids)
+        }
+        return {name: float(value) for name, value in zip(METRIC_NAMES, stats, strict=True)}
+
+    def per_class_ap(self) -> dict[str, float]:
+        """AP@[.5:.95] per category of the last :meth:`evaluate`, keyed by category name.
+
+        In category-id order; ``nan`` for categories with no (non-crowd) ground truth.
+        """
+        if self._per_class_ap is None:
+            raise RuntimeError("per_class_ap() reads the last evaluation: call evaluate() first")
+        return dict(self._per_class_ap)
+
+    def _check_ids(self) -> None:
+        image_ids, _, _, category_ids = _concat(self._chunks)
+        unknown_images = np.setdiff1d(image_ids, self._gt_image_ids)
+        if unknown_images.size:
+            raise ValueError(
+                f"{unknown_images.size} image ids of the detections are not in the ground truth, "
+                f"e.g. {unknown_images[:5].tolist()}"
+            )
+        unknown_categories = np.setdiff1d(category_ids, np.fromiter(self._category_names, np.int64))
+        if unknown_categories.size:
+            logger.warning(
+                "detections with category ids %s, which the ground truth does not define, are ignored; "
+                "map contiguous labels back to dataset category ids before add()",
+                unknown_categories[:10].tolist(),
+            )
+
+
+def _category_ap(precision: np.ndarray, category_index: int) -> float:
+    """AP@[.5:.95] of one category from COCOeval's precision [T, R, K, A, M].
+
+    The mean over IoU thresholds and recall points, area "all" (A=0), 100 detections (M=-1),
+    as in COCOeval.summarize; ``nan`` where COCO marks the category -1 (no ground truth).
+    """
+    values = precision[:, :, category_index, 0, -1]
+    values = values[values > -1]
+    return float(values.mean()) if values.size else math.nan
+
+
+def _unique_category_names(categories: list[dict]) -> dict[int, str]:
+    """Category id -> name, ordered by id; a name used twice gets its id appended."""
+    categories = sorted(categories, key=lambda category: int(category["id"]))
+    names = [str(category.get("name", category["id"])) for category in categories]
+    return {
+        int(category["id"]): name if names.count(name) == 1 else f"{name} ({category['id']})"
+        for category, name in zip(categories, names, strict=True)
+    }
+
+
+def build_coco_gt(
+    image_ids: Sequence[int],
+    image_sizes: Sequence[tuple[int, int]],
+    bboxes_xyxy_per_image: Sequence[Any],
+    category_ids_per_image: Sequence[Any],
+    categories: Sequence[tuple[int, str]],
+    ignore_per_image: Sequence[Any] | None = None,
+) -> dict:
+    """A COCO ground-truth dict from per-image arrays, for datasets stored in other formats.
+
+    Args:
+        image_ids: one int id per image.
+        image_sizes: ``(height, width)`` in pixels per image.
+        bboxes_xyxy_per_image: per image float [N_i, 4] XYXY original-image pixels.
+        category_ids_per_image: per image int [N_i], ids from ``categories``.
+        categories: ``(id, name)`` pairs.
+        ignore_per_image: optional per image bool [N_i]; True marks a region to ignore (VOC
+            "difficult", CrowdHuman ignore boxes). Such boxes get ``iscrowd=1``, which is how
+            COCO evaluation ignores them: never a miss, and detections on them (IoU taken over
+            the detection's own area) are neither true nor false positives.
+
+    Returns:
+        ``{"images", "annotations", "categories"}`` with ``bbox`` [x, y, w, h] pixels,
+        ``area = w * h``, annotation ids from 1 (COCO tools treat id 0 as "unmatched").
+    """
+    num_images = len(image_ids)
+    lengths = {len(image_sizes), len(bboxes_xyxy_per_image), len(category_ids_per_image)}
+    if ignore_per_image is not None:
+        lengths.add(len(ignore_per_image))
+    if lengths != {num_images}:
+        raise ValueError("build_coco_gt needs one entry per image in every per-image argument")
+    known_category_ids = {int(category_id) for category_id, _ in categories}
+
+    images, annotations = [], []
+    for index in range(num_images):
+        image_id = int(image_ids[index])
+        height, width = (int(size) for size in image_sizes[index])
+        images.append({"id": image_id, "height": height, "width": width})
+
+        boxes = _as_numpy(bboxes_xyxy_per_image[index], np.float64).reshape(-1, 4)
+        category_ids = _as_numpy(category_ids_per_image[index], np.int64).reshape(-1)
+        if ignore_per_image is None:
+            crowd = np.zeros(len(boxes), np.int64)
+        else:
+            crowd = _as_numpy(ignore_per_image[index], np.int64).reshape(-1).astype(bool).astype(np.int64)
+        if not len(boxes) == len(category_ids) == len(crowd):
+            raise ValueError(f"image {image_id}: boxes, category ids and ignore flags differ in length")
+        unknown = set(category_ids.tolist()) - known_category_ids
+        if unknown:
+            raise ValueError(f"image {image_id}: category ids {sorted(unknown)} are not in categories")
+
+        boxes_xywh = np.concatenate((boxes[:, :2], boxes[:, 2:] - boxes[:, :2]), axis=1)
+        areas = boxes_xywh[:, 2] * boxes_xywh[:, 3]
+        first_id = len(annotations) + 1
+        annotations.extend(
+            {
+                "id": first_id + offset,
+                "image_id": image_id,
+                "category_id": category_id,
+                "bbox": box,
+                "area": area,
+                "iscrowd": iscrowd,
+            }
+            for offset, (box, category_id, area, iscrowd) in enumerate(
+                zip(boxes_xywh.tolist(), category_ids.tolist(), areas.tolist(), crowd.tolist(), strict=True)
+            )
+        )
+    return {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": int(category_id), "name": str(name)} for category_id, name in categories],
+    }
+
+
+def format_table(metrics: Mapping[str, float], per_class: Mapping[str, float] | None = None) -> str:
+    """The metrics (and per-class AP, three classes to a row) as a plain-text table for printing.
+
+    Values print as percentages; ``-1`` and ``nan`` (no ground truth) print as ``n/a``.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(value: float) -> str:
+        return "n/a" if math.isnan(value) or value < 0 else f"{100 * value:.1f}"
+
+    summary = Table(title="COCO box metrics (%)")
+    for name in metrics:
+        summary.add_column(name, justify="right")
+    summary.add_row(*(cell(value) for value in metrics.values()))
+    tables = [summary]
+
+    if per_class:
+        columns_per_row = 3
+        per_class_table = Table(title="AP@[.5:.95] per class (%)")
+        for _ in range(columns_per_row):
+            per_class_table.add_column("class")
+            per_class_table.add_column("AP", justify="right")
+        items = list(per_class.items())
+        for start in range(0, len(items), columns_per_row):
+            row_items = items[start : start + columns_per_row]
+            row = [text for name, value in row_items for text in (name, cell(value))]
+            per_class_table.add_row(*row, *[""] * (2 * columns_per_row - len(row)))
+        tables.append(per_class_table)
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=160, color_system=None, force_terminal=False, highlight=False)
+    for table in tables:
+        console.print(table)
+    return buffer.getvalue()
