@@ -5,6 +5,7 @@ Targets, losses and decoding live in their own modules; this file wires them tog
 
 from __future__ import annotations
 
+import logging
 from collections import namedtuple
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +16,9 @@ import torch
 import yaml
 from torch import Tensor
 
+from ..datasets.transforms import letterbox_inverse
 from ..decode import decode_boxes, decode_detections
+from ..eval import COCOEvaluator, format_table
 from ..losses import get_box_loss, get_heatmap_loss
 from ..structures import Batch, Detections, clip_boxes, valid_box_mask
 from ..targets import box_target_indices, gaussian_radii, render_heatmaps
@@ -24,7 +27,9 @@ from .heads import Box2DHead, HeatmapHead
 from .necks import build_neck
 from .optim import build_optimizer, build_scheduler
 
-__all__ = ["CenterNet", "CenterNetOutput", "build_centernet"]
+__all__ = ["CenterNet", "CenterNetOutput", "build_centernet", "load_weights"]
+
+log = logging.getLogger(__name__)
 
 CenterNetOutput = namedtuple("CenterNetOutput", ["heatmap", "box"])
 CenterNetOutput.__doc__ = """Export-friendly outputs: ``heatmap`` probabilities [B, C, H/4, W/4] (after sigmoid)
@@ -63,6 +68,9 @@ class CenterNet(L.LightningModule):
         lr_scheduler: None, ``{name: warmup_cosine, warmup_steps: int, min_lr_ratio: float}`` or
             ``{name: <torch.optim.lr_scheduler class>, interval: step|epoch, **params}``.
         class_names: optional names, kept in the checkpoint for prediction and reports.
+        init_weights: a checkpoint or state-dict file to start from (fine-tuning: weights only,
+            no optimizer state); tensors whose shape differs, such as a heatmap head with another
+            class count, keep their fresh initialisation with a warning.
     """
 
     def __init__(
@@ -85,6 +93,7 @@ class CenterNet(L.LightningModule):
         optimizer: dict[str, Any] | None = None,
         lr_scheduler: dict[str, Any] | None = None,
         class_names: list[str] | None = None,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -196,11 +205,82 @@ class CenterNet(L.LightningModule):
         return losses["total"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> Detections:
+        return self._evaluation_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> Detections:
+        return self._evaluation_step(batch, "test")
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        """Detections in ORIGINAL image pixels, with each image's id and path."""
+        detections = self.detect(batch["images"])
+        return {
+            **detections,
+            "bboxes": letterbox_inverse(detections["bboxes"], batch["letterbox"], batch["original_sizes"]),
+            "image_ids": batch["image_ids"],
+            "image_paths": batch["image_paths"],
+        }
+
+    # ----------------------------------------------------------------------------- evaluation
+    def on_validation_epoch_start(self) -> None:
+        self._start_evaluation("validate")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_evaluation("test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_evaluation("test")
+
+    def _start_evaluation(self, stage: str) -> None:
+        """Set up a COCO evaluator when the datamodule provides ground truth for this stage."""
+        self.evaluator = None
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.trainer.sanity_checking or not hasattr(datamodule, "ground_truth"):
+            return
+        ground_truth = datamodule.ground_truth(stage)
+        if ground_truth is None:
+            return
+        coco_gt, label_to_category_id = ground_truth
+        self.evaluator = COCOEvaluator(coco_gt)
+        self._category_ids = torch.tensor(label_to_category_id, dtype=torch.int64)
+
+    def _evaluation_step(self, batch: Batch, prefix: str) -> Detections:
         outputs = self.get_encoded_outputs(batch["images"])
         losses = self.compute_loss(outputs, batch)
         batch_size = batch["images"].shape[0]
-        self.log_dict({f"val/{k}_loss": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
-        return self.gather_detection2d(outputs)
+        self.log_dict({f"{prefix}/{k}_loss": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
+        detections = self.gather_detection2d(outputs)
+        if getattr(self, "evaluator", None) is not None:
+            # Evaluate in ORIGINAL image pixels and the dataset's own category ids.
+            bboxes = letterbox_inverse(detections["bboxes"], batch["letterbox"], batch["original_sizes"])
+            labels = detections["labels"].cpu()
+            category_ids = torch.where(labels >= 0, self._category_ids[labels.clamp(min=0)], -1)
+            self.evaluator.add(batch["image_ids"], bboxes, detections["scores"], category_ids)
+        return detections
+
+    def _finish_evaluation(self, prefix: str) -> None:
+        evaluator = getattr(self, "evaluator", None)
+        if evaluator is None:
+            return
+        metrics = evaluator.evaluate()
+        self.log_dict({f"{prefix}/{name}": value for name, value in metrics.items()}, sync_dist=False)
+        self.last_metrics = metrics
+        self.last_per_class_ap = evaluator.per_class_ap()
+        if self.trainer.state.fn in ("validate", "test") and self.trainer.is_global_zero:
+            print(format_table(metrics, self.last_per_class_ap))
+            if self.trainer.log_dir:
+                path = Path(self.trainer.log_dir) / f"detections_{prefix}.json"
+                evaluator.save_results(path)
+                print(f"Detections (COCO results format) written to {path}")
+        self.evaluator = None
+
+    # ----------------------------------------------------------------------------- fine-tuning
+    def setup(self, stage: str) -> None:
+        if self.hparams.init_weights and not getattr(self, "_weights_loaded", False):
+            load_weights(self, self.hparams.init_weights)
+            self._weights_loaded = True
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]
@@ -230,3 +310,27 @@ def build_centernet(config: str | Path | Mapping[str, Any]) -> CenterNet:
         config = dict(config["init_args"])
     config.pop("class_path", None)
     return CenterNet(**config)
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load matching weights from a Lightning checkpoint or a state-dict file (fine-tuning).
+
+    Tensors missing from the file or of another shape (a head with a different class count) keep
+    their current values; each group is reported with a warning.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Weights file not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    own = model.state_dict()
+    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    mismatched = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)
+    missing = sorted(k for k in own if k not in state)
+    if not matching:
+        raise ValueError(f"{path} has no weights that fit this model (keys like {list(state)[:3]})")
+    model.load_state_dict(matching, strict=False)
+    if mismatched:
+        log.warning("Re-initialised %d tensors whose shape differs in %s: %s", len(mismatched), path, mismatched)
+    if missing:
+        log.warning("%d tensors are not in %s and keep their initialisation: %s", len(missing), path, missing[:8])

@@ -1,0 +1,210 @@
+"""The LightningDataModule: builds train/val/test datasets, transforms and loaders from config."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .coco import COCODataset, load_coco_json
+from .collate import collate_detection
+from .common import DetectionDataset, read_image_size
+from .crowdhuman import CrowdHumanDataset
+from .inference import InferenceDataset
+from .synthetic import generate_synthetic_dataset
+from .transforms import build_transforms
+from .voc import VOCDataset
+from .yolo import YOLODataset
+
+__all__ = ["DetectionDataModule", "DATASETS", "coco_ground_truth"]
+
+log = logging.getLogger(__name__)
+
+DATASETS: dict[str, type[DetectionDataset]] = {
+    "coco": COCODataset,
+    "synthetic": COCODataset,  # generated on first use, then read as COCO
+    "voc": VOCDataset,
+    "yolo": YOLODataset,
+    "crowdhuman": CrowdHumanDataset,
+}
+
+
+def coco_ground_truth(dataset: DetectionDataset) -> tuple[dict[str, Any], list[int]]:
+    """COCO-format ground truth of a dataset in ORIGINAL image pixels, and label -> category id.
+
+    COCO datasets give their own json (original category ids, crowd flags, areas); other formats
+    are converted from their parsed records, with ignore regions (VOC difficult, CrowdHuman
+    ignore) as ``iscrowd`` boxes so that COCO evaluation neither rewards nor penalises them.
+    """
+    from ..eval import build_coco_gt
+
+    if isinstance(dataset, COCODataset):
+        gt = load_coco_json(dataset.coco_gt_path)
+        kept = {record.image_id for record in dataset.records}
+        if len(kept) < len(gt["images"]):  # skip_bad_images dropped some: do not count them as misses
+            gt["images"] = [image for image in gt["images"] if image["id"] in kept]
+            gt["annotations"] = [ann for ann in gt.get("annotations", []) if ann["image_id"] in kept]
+        return gt, list(dataset.label_to_category_id)
+
+    image_ids, sizes, boxes, labels, ignores = [], [], [], [], []
+    for record in dataset.records:
+        size = record.size or read_image_size(record.path)
+        bboxes, ignore = record.bboxes, record.ignore_bboxes
+        if record.normalized:
+            scale = np.array([size[1], size[0], size[1], size[0]], dtype=np.float32)
+            bboxes, ignore = bboxes * scale, ignore * scale
+        image_ids.append(record.image_id)
+        sizes.append(size)
+        boxes.append(np.concatenate([bboxes, ignore]))
+        labels.append(np.concatenate([record.labels, np.zeros(len(ignore), dtype=np.int64)]))
+        ignores.append(np.concatenate([np.zeros(len(bboxes), bool), np.ones(len(ignore), bool)]))
+    categories = list(enumerate(dataset.class_names))
+    return build_coco_gt(image_ids, sizes, boxes, labels, categories, ignores), list(range(dataset.num_classes))
+
+
+class DetectionDataModule(L.LightningDataModule):
+    """Datasets and loaders for detection.
+
+    Args:
+        dataset: ``coco``, ``voc``, ``yolo``, ``crowdhuman`` or ``synthetic`` (COCO-format shapes
+            generated into ``data_dir`` on first use, see ``synthetic``).
+        data_dir: dataset root (the layout each reader expects is in its docstring).
+        train_split, val_split, test_split: split names; None disables a split.
+        dataset_params: extra reader arguments, e.g. ``{names: [...]}`` for YOLO,
+            ``{box_type: visible}`` for CrowdHuman.
+        input_size: square training/evaluation input side in pixels (a multiple of 32).
+        train_transforms: preset (``centernet``, ``light``, ``val``) or a list of Albumentations
+            specs ``[{name: HorizontalFlip, p: 0.5}, ...]``.
+        val_transforms: the same for validation/test/predict (default: letterbox ``val``).
+        batch_size, val_batch_size: images per batch (val defaults to batch_size).
+        num_workers: DataLoader worker processes.
+        skip_bad_images: log and skip unreadable images instead of failing.
+        synthetic: arguments of ``generate_synthetic_dataset`` for ``dataset: synthetic``.
+        predict_dir: folder of images for ``centernet predict`` (default: the val split).
+    """
+
+    def __init__(
+        self,
+        dataset: str = "coco",
+        data_dir: str = "data/coco",
+        train_split: str | None = "train",
+        val_split: str | None = "val",
+        test_split: str | None = None,
+        dataset_params: dict[str, Any] | None = None,
+        input_size: int = 512,
+        train_transforms: str | list[dict[str, Any]] = "centernet",
+        val_transforms: str | list[dict[str, Any]] = "val",
+        batch_size: int = 16,
+        val_batch_size: int | None = None,
+        num_workers: int = 2,
+        skip_bad_images: bool = False,
+        synthetic: dict[str, Any] | None = None,
+        predict_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if dataset not in DATASETS:
+            raise ValueError(f"Unknown dataset {dataset!r}; valid names: {sorted(DATASETS)}")
+        if input_size % 32:
+            raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
+        self.save_hyperparameters()
+        self.datasets: dict[str, DetectionDataset] = {}
+
+    # ------------------------------------------------------------------------------ datasets
+    def prepare_data(self) -> None:
+        """Generate the synthetic dataset once (rank 0 only, as Lightning calls it)."""
+        if self.hparams.dataset != "synthetic":
+            return
+        data_dir = Path(self.hparams.data_dir)
+        if (data_dir / "annotations").is_dir():
+            return
+        log.info("Generating the synthetic dataset in %s", data_dir)
+        generate_synthetic_dataset(data_dir, **(self.hparams.synthetic or {}))
+
+    def make_dataset(self, split: str, train: bool) -> DetectionDataset:
+        """Build the reader for ``split`` with the training or evaluation transform."""
+        self.prepare_data()
+        spec = self.hparams.train_transforms if train else self.hparams.val_transforms
+        transforms = build_transforms(spec, self.hparams.input_size)
+        params = dict(self.hparams.dataset_params or {})
+        if self.hparams.skip_bad_images:
+            params["skip_bad_images"] = True
+        return DATASETS[self.hparams.dataset](self.hparams.data_dir, split, transforms=transforms, **params)
+
+    def _dataset(self, stage: str) -> DetectionDataset:
+        if stage not in self.datasets:
+            split = {"train": self.hparams.train_split, "val": self.hparams.val_split, "test": self.hparams.test_split}
+            if stage == "predict":
+                if self.hparams.predict_dir:
+                    transforms = build_transforms(self.hparams.val_transforms, self.hparams.input_size)
+                    self.datasets[stage] = InferenceDataset(self.hparams.predict_dir, transforms=transforms)
+                    return self.datasets[stage]
+                stage_split = split["val"]
+            else:
+                stage_split = split[stage]
+            if stage_split is None:
+                raise ValueError(f"No {stage} split configured (data.{stage}_split is null)")
+            self.datasets[stage] = self.make_dataset(stage_split, train=stage == "train")
+        return self.datasets[stage]
+
+    def setup(self, stage: str) -> None:
+        needed = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["predict"]}[stage]
+        for name in needed:
+            if name == "val" and self.hparams.val_split is None:
+                continue
+            self._dataset(name)
+
+    @cached_property
+    def _class_source(self) -> DetectionDataset:
+        split = self.hparams.train_split or self.hparams.val_split or self.hparams.test_split
+        return self.make_dataset(split, train=False)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Names of the contiguous labels, read from the annotations."""
+        return self._class_source.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def ground_truth(self, stage: str) -> tuple[dict[str, Any], list[int]] | None:
+        """COCO ground truth of the ``val``/``test`` split and label -> category id (None: no split)."""
+        stage = "val" if stage == "validate" else stage
+        if stage == "val" and self.hparams.val_split is None or stage == "test" and self.hparams.test_split is None:
+            return None
+        return coco_ground_truth(self._dataset(stage))
+
+    # ------------------------------------------------------------------------------ loaders
+    def _loader(self, stage: str, shuffle: bool, batch_size: int) -> DataLoader:
+        dataset = self._dataset(stage)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            collate_fn=collate_detection,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=shuffle and len(dataset) > batch_size,  # no 1-image BatchNorm batch
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True, self.hparams.batch_size)
+
+    def val_dataloader(self) -> DataLoader | Sequence:
+        if self.hparams.val_split is None:
+            return []
+        return self._loader("val", False, self.hparams.val_batch_size or self.hparams.batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False, self.hparams.val_batch_size or self.hparams.batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", False, self.hparams.val_batch_size or self.hparams.batch_size)
