@@ -77,8 +77,12 @@ HEATMAP_LOSSES: dict[str, Callable[..., Tensor]] = {
 def _ensure_ordered(boxes: Tensor) -> Tensor:
     # A predicted box of zero width or height makes CIoU's aspect term atan(w / h) = 0 / 0.
     # Giving it an epsilon extent keeps every IoU loss finite and is a no-op for proper boxes.
+    # The epsilon scales with the coordinate: a fixed 1e-7 vanishes in float32 once |x| >~ 1
+    # (x + 1e-7 == x), which left a zero-size box at e.g. x = 10 with a NaN CIoU.
     x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack((x1, y1, torch.maximum(x2, x1 + _EPS), torch.maximum(y2, y1 + _EPS)), -1)
+    min_x2 = x1 + _EPS * (1 + x1.abs())
+    min_y2 = y1 + _EPS * (1 + y1.abs())
+    return torch.stack((x1, y1, torch.maximum(x2, min_x2), torch.maximum(y2, min_y2)), -1)
 
 
 def l1_box_loss(pred: Tensor, target: Tensor) -> Tensor:

@@ -157,6 +157,11 @@ def render_heatmaps(
     y2 = boxes[..., 3].clamp(0, height - 1)
     box_w, box_h = x2 - x1, y2 - y1
     valid = mask & (box_w > 0) & (box_h > 0) & (labels >= 0) & (labels < num_classes)
+    # Objects that are not drawn (padding, inverted or non-finite boxes) become an empty box at the
+    # origin: a box with one negative side makes the CornerNet radius sqrt(negative) = NaN, and
+    # NaN * 0 would leak into the heatmap through the max-merge.
+    x1, y1, x2, y2 = (torch.where(valid, coord, torch.zeros_like(coord)) for coord in (x1, y1, x2, y2))
+    box_w, box_h = x2 - x1, y2 - y1
 
     radius_y, radius_x = gaussian_radii(box_h, box_w, method, parameter)  # [B, N] float64
     center_x = ((x1 + x2) / 2).floor().long()  # truncation == floor for non-negative coords

@@ -63,10 +63,18 @@ def _load_state_dict_file(model: nn.Module, path: str | os.PathLike, ignore_pref
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Pretrained weights file not found: {path}")
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors differ by torch version and file content
+        raise ValueError(f"{path} is not a PyTorch state-dict file that can be loaded safely ({error})") from error
     if isinstance(state_dict, dict) and "state_dict" in state_dict:
         state_dict = state_dict["state_dict"]
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"{path} holds a {type(state_dict).__name__}, not a state dict")
+    try:
+        missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as error:  # tensors of another shape: weights of a different architecture
+        raise ValueError(f"{path} does not fit this backbone: {error}") from error
     missing = [key for key in missing if not key.startswith(ignore_prefixes)]
     if missing:
         raise ValueError(f"{path} does not fit this backbone; missing keys: {missing[:8]}")

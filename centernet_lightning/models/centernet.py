@@ -292,11 +292,12 @@ class CenterNet(L.LightningModule):
         return config
 
 
-def build_centernet(config: str | Path | Mapping[str, Any]) -> CenterNet:
+def build_centernet(config: str | Path | Mapping[str, Any], num_classes: int | None = None) -> CenterNet:
     """Build a CenterNet from a YAML file or a dict.
 
     Accepts the model's arguments directly, or a full ``centernet fit`` config whose ``model``
-    section holds them (optionally under LightningCLI's ``init_args``).
+    section holds them (optionally under LightningCLI's ``init_args``). In fit configs the class
+    count comes from the data, so pass ``num_classes`` unless the model section sets it.
     """
     if isinstance(config, (str, Path)):
         path = Path(config)
@@ -305,10 +306,14 @@ def build_centernet(config: str | Path | Mapping[str, Any]) -> CenterNet:
         config = yaml.safe_load(path.read_text()) or {}
     config = dict(config)
     if "model" in config:
-        config = dict(config["model"])
+        config = dict(config["model"] or {})
     if "init_args" in config:
         config = dict(config["init_args"])
     config.pop("class_path", None)
+    if num_classes is not None:
+        config["num_classes"] = num_classes
+    if "num_classes" not in config:
+        raise ValueError("The config does not set model.num_classes; pass build_centernet(config, num_classes=...)")
     return CenterNet(**config)
 
 

@@ -1,0 +1,45 @@
+"""Dataset readers (COCO, VOC, YOLO, CrowdHuman, image folders), the synthetic shapes dataset,
+transforms and the collate function. Every reader returns the sample dict of
+:mod:`centernet_lightning.structures`; :func:`collate_detection` makes the one ``Batch``."""
+
+from centernet_lightning.datasets.coco import COCODataset
+from centernet_lightning.datasets.collate import collate_detection
+from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, read_image
+from centernet_lightning.datasets.crowdhuman import CrowdHumanDataset
+from centernet_lightning.datasets.inference import InferenceDataset
+from centernet_lightning.datasets.synthetic import SHAPE_NAMES, generate_synthetic_dataset
+from centernet_lightning.datasets.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PRESETS,
+    DetectionTransform,
+    build_albumentation,
+    build_transforms,
+    denormalize_image,
+    letterbox_inverse,
+)
+from centernet_lightning.datasets.voc import VOC_CLASSES, VOCDataset
+from centernet_lightning.datasets.yolo import YOLODataset
+
+__all__ = [
+    "COCODataset",
+    "CrowdHumanDataset",
+    "DetectionDataset",
+    "DetectionTransform",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ImageRecord",
+    "InferenceDataset",
+    "PRESETS",
+    "SHAPE_NAMES",
+    "VOCDataset",
+    "VOC_CLASSES",
+    "YOLODataset",
+    "build_albumentation",
+    "build_transforms",
+    "collate_detection",
+    "denormalize_image",
+    "generate_synthetic_dataset",
+    "letterbox_inverse",
+    "read_image",
+]

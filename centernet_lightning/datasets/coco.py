@@ -1,0 +1,146 @@
+"""COCO-format detection dataset (``annotations/instances_{split}.json``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, SampleTransform
+
+__all__ = ["COCODataset", "load_coco_json"]
+
+
+def load_coco_json(path: Path) -> dict[str, Any]:
+    """Parse a COCO json file; ValueError naming the file (and line) when it is malformed."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}") from error
+    if not isinstance(data, dict) or "images" not in data or "categories" not in data:
+        raise ValueError(f"{path}: not a COCO detection file (needs 'images' and 'categories' keys)")
+    return data
+
+
+class COCODataset(DetectionDataset):
+    """Images and boxes of one split of a COCO-format dataset.
+
+    Layout::
+
+        data_dir/annotations/instances_{split}.json
+        data_dir/images/{split}/<file_name>     (or data_dir/{split}/<file_name>)
+
+    ``file_name`` may contain sub-folders. Category ids are mapped to contiguous labels in
+    increasing id order, unused categories included, so ``num_classes == len(categories)``;
+    ``label_to_category_id[label]`` and ``category_id_to_label[category_id]`` convert back when
+    writing results. ``iscrowd`` boxes are not targets; they are returned as ``ignore_bboxes``.
+    Images without annotations are kept (negatives). ``image_id`` is the COCO image id and
+    ``coco_gt_path`` the json path for an evaluator.
+
+    Args:
+        data_dir: dataset root.
+        split: e.g. ``"train2017"``, ``"val"``.
+        transforms: callable ``sample -> sample`` or None.
+        skip_bad_images: drop/skip missing or unreadable images instead of raising (see common.py).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        split: str,
+        transforms: SampleTransform | None = None,
+        skip_bad_images: bool = False,
+    ) -> None:
+        data_dir = Path(data_dir)
+        self.coco_gt_path = data_dir / "annotations" / f"instances_{split}.json"
+        image_dirs = [data_dir / "images" / split, data_dir / split]
+        if not self.coco_gt_path.is_file():
+            raise FileNotFoundError(
+                f"COCO annotations not found: {self.coco_gt_path}. Expected the layout "
+                f"data_dir/annotations/instances_{split}.json with images in data_dir/images/{split}/ "
+                f"or data_dir/{split}/ (data_dir={data_dir})."
+            )
+        image_dir = next((d for d in image_dirs if d.is_dir()), None)
+        if image_dir is None:
+            raise FileNotFoundError(
+                f"COCO image folder not found: expected {image_dirs[0]} or {image_dirs[1]} next to {self.coco_gt_path}."
+            )
+        self.image_dir = image_dir
+        data = load_coco_json(self.coco_gt_path)
+
+        category_ids = sorted(int(c["id"]) for c in data["categories"])
+        names_by_id = {int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"]}
+        self.label_to_category_id: list[int] = category_ids
+        self.category_id_to_label: dict[int, int] = {cid: i for i, cid in enumerate(category_ids)}
+
+        records = [
+            ImageRecord(
+                path=image_dir / str(image["file_name"]),
+                image_id=int(image["id"]),
+                size=(int(image["height"]), int(image["width"])) if "height" in image else None,
+            )
+            for image in data["images"]
+        ]
+        self._attach_annotations(records, data.get("annotations") or [])
+        super().__init__(
+            records,
+            [names_by_id[cid] for cid in category_ids],
+            transforms=transforms,
+            skip_bad_images=skip_bad_images,
+            source=str(self.coco_gt_path),
+        )
+
+    def _attach_annotations(self, records: list[ImageRecord], annotations: list[dict[str, Any]]) -> None:
+        """Convert every annotation (xywh -> XYXY) and group them per image, vectorised."""
+        if not annotations:
+            return
+        path = self.coco_gt_path
+        try:
+            ann_image_ids = np.array([a["image_id"] for a in annotations], dtype=np.int64)
+            ann_category_ids = np.array([a["category_id"] for a in annotations], dtype=np.int64)
+            xywh = np.array([a["bbox"] for a in annotations], dtype=np.float32).reshape(len(annotations), 4)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(
+                f"{path}: every annotation needs 'image_id', 'category_id' and a 4-number 'bbox' ({error!r})"
+            ) from error
+        crowd = np.array([bool(a.get("iscrowd", 0)) for a in annotations])
+
+        known_categories = np.array(self.label_to_category_id, dtype=np.int64)
+        unknown = ~np.isin(ann_category_ids, known_categories)
+        if unknown.any():
+            first = int(np.argmax(unknown))
+            raise ValueError(
+                f"{path}: annotation {annotations[first].get('id', first)} has unknown category id "
+                f"{int(ann_category_ids[first])}; known ids: {self.label_to_category_id}"
+            )
+        if not records:
+            raise ValueError(f"{path}: has annotations but no images")
+        record_ids = np.array([r.image_id for r in records], dtype=np.int64)
+        order = np.argsort(record_ids, kind="stable")
+        position = np.searchsorted(record_ids[order], ann_image_ids).clip(max=len(records) - 1)
+        ann_record = order[position]
+        orphan = record_ids[ann_record] != ann_image_ids
+        if orphan.any():
+            first = int(np.argmax(orphan))
+            raise ValueError(
+                f"{path}: annotation {annotations[first].get('id', first)} refers to unknown image id "
+                f"{int(ann_image_ids[first])}"
+            )
+
+        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        labels = np.searchsorted(known_categories, ann_category_ids).astype(np.int64)
+        for is_crowd in (False, True):
+            selected = np.flatnonzero(crowd == is_crowd)
+            grouped = selected[np.argsort(ann_record[selected], kind="stable")]
+            counts = np.bincount(ann_record[grouped], minlength=len(records))
+            starts = np.concatenate(([0], np.cumsum(counts)))
+            for index in np.flatnonzero(counts):
+                chunk = grouped[starts[index] : starts[index + 1]]
+                if is_crowd:
+                    records[index].ignore_bboxes = xyxy[chunk]
+                else:
+                    records[index].bboxes = xyxy[chunk]
+                    records[index].labels = labels[chunk]

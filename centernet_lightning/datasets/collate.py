@@ -1,0 +1,68 @@
+"""Collating transformed samples into the one :class:`~centernet_lightning.structures.Batch`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from centernet_lightning.structures import Batch
+
+__all__ = ["collate_detection"]
+
+
+def collate_detection(samples: Sequence[dict[str, Any]]) -> Batch:
+    """Stack B transformed samples into a :class:`Batch`.
+
+    Images must already be float CHW tensors of one size (apply a DetectionTransform with an
+    ``input_size``). Objects are padded to the largest count N in the batch; padded rows have
+    zero boxes, label 0 and ``mask`` False, so ``mask`` is the only way to tell them apart.
+    With no objects anywhere the shapes are [B, 0, 4], [B, 0] and [B, 0].
+    Per-sample extras such as ``ignore_bboxes`` are not collated.
+
+    Returns:
+        ``images`` float32 [B, 3, H, W]; ``bboxes`` float32 [B, N, 4] XYXY input pixels;
+        ``labels`` int64 [B, N]; ``mask`` bool [B, N]; ``image_ids`` int64 [B];
+        ``original_sizes`` int64 [B, 2] (h, w); ``letterbox`` float32 [B, 3]; ``image_paths``.
+    """
+    if len(samples) == 0:
+        raise ValueError("collate_detection needs at least one sample")
+    images = [torch.as_tensor(s["image"]) for s in samples]
+    if any(image.ndim != 3 or not image.is_floating_point() or image.shape[0] != 3 for image in images):
+        raise ValueError(
+            "collate_detection expects float CHW image tensors with 3 channels, got "
+            f"{[(tuple(i.shape), str(i.dtype)) for i in images]}; apply a DetectionTransform first"
+        )
+    if len({tuple(image.shape) for image in images}) > 1:
+        sizes = ", ".join(f"{tuple(i.shape)} ({s.get('image_path', '?')})" for i, s in zip(images, samples))
+        raise ValueError(f"Images in a batch must share one size, got {sizes}; give the transform a fixed input_size")
+
+    batch_size = len(samples)
+    boxes_per_image = [torch.as_tensor(s["bboxes"], dtype=torch.float32).reshape(-1, 4) for s in samples]
+    labels_per_image = [torch.as_tensor(s["labels"], dtype=torch.int64).reshape(-1) for s in samples]
+    max_objects = max(len(boxes) for boxes in boxes_per_image)
+    bboxes = torch.zeros(batch_size, max_objects, 4, dtype=torch.float32)
+    labels = torch.zeros(batch_size, max_objects, dtype=torch.int64)
+    mask = torch.zeros(batch_size, max_objects, dtype=torch.bool)
+    for i, (boxes, image_labels) in enumerate(zip(boxes_per_image, labels_per_image, strict=True)):
+        if len(boxes) != len(image_labels):
+            raise ValueError(
+                f"Sample {samples[i].get('image_path', i)} has {len(boxes)} boxes but {len(image_labels)} labels"
+            )
+        bboxes[i, : len(boxes)] = boxes
+        labels[i, : len(boxes)] = image_labels
+        mask[i, : len(boxes)] = True
+
+    identity = torch.tensor([1.0, 0.0, 0.0])
+    letterbox = [torch.as_tensor(s.get("letterbox", identity), dtype=torch.float32).reshape(3) for s in samples]
+    return Batch(
+        images=torch.stack([image.float() for image in images]),
+        bboxes=bboxes,
+        labels=labels,
+        mask=mask,
+        image_ids=torch.tensor([int(s["image_id"]) for s in samples], dtype=torch.int64),
+        original_sizes=torch.tensor([tuple(s["original_size"]) for s in samples], dtype=torch.int64).reshape(-1, 2),
+        letterbox=torch.stack(letterbox),
+        image_paths=[str(s["image_path"]) for s in samples],
+    )

@@ -1,0 +1,250 @@
+"""Shared pieces of the dataset readers: image reading, box sanitising and the base dataset.
+
+Each reader (COCO, VOC, YOLO, CrowdHuman, a folder of images) parses its annotation format
+once, at construction, into a list of :class:`ImageRecord` holding XYXY pixel boxes, then hands
+the list to :class:`DetectionDataset`, which sanitises every box in one vectorised pass, loads
+images lazily and builds the sample dict described in :mod:`centernet_lightning.structures`.
+
+Bad images: with ``skip_bad_images=False`` (the default) a missing or undecodable image raises
+an error naming the file when its sample is loaded. With ``skip_bad_images=True`` files missing
+at construction are dropped there (one warning with the count), and an image that fails to
+decode later is skipped in ``__getitem__`` (a warning per skip with the running count in
+``num_skipped``) and the next readable sample is returned instead, so a DataLoader never stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DetectionDataset",
+    "ImageRecord",
+    "read_image",
+    "read_image_size",
+    "sanitize_boxes",
+    "empty_boxes",
+]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+Sample = dict[str, Any]
+SampleTransform = Callable[[Sample], Sample]
+
+
+def empty_boxes() -> np.ndarray:
+    """A float32 [0, 4] box array."""
+    return np.zeros((0, 4), dtype=np.float32)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as a uint8 HWC RGB array.
+
+    Raises FileNotFoundError when the file does not exist and OSError when it cannot be decoded,
+    both naming the file. Grey and RGBA images are converted to 3-channel RGB.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Image file not found: {path}")
+    # np.fromfile + imdecode instead of cv2.imread: imread silently returns None on non-ASCII
+    # paths on some platforms, and we want one error message for every decoding failure.
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise OSError(f"Cannot decode image file (corrupt or unsupported format): {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image from its header, as :func:`read_image` would return it.
+
+    Reads only the header (PIL), so it is cheap enough to call at construction. EXIF rotations
+    by 90 degrees swap the sides, matching OpenCV's default orientation handling in read_image.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(0x0112, 1)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Image file not found: {path}") from None
+    except OSError as error:
+        raise OSError(f"Cannot read image header of {path}: {error}") from error
+    if orientation in (5, 6, 7, 8):  # EXIF transpose / rotate 90 / transverse / rotate 270
+        width, height = height, width
+    return height, width
+
+
+def sanitize_boxes(boxes: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Clip XYXY boxes to their images and flag the degenerate ones.
+
+    Args:
+        boxes: float [N, 4] XYXY pixels.
+        heights, widths: [N] (or scalars) size of the image each box belongs to, in pixels;
+            ``inf`` where unknown (then only the lower bound 0 is applied).
+
+    Returns:
+        ``(clipped, keep)``: float32 [N, 4] clipped boxes and bool [N], False for boxes that are
+        not finite or have zero/negative width or height after clipping.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    upper = np.stack(np.broadcast_arrays(widths, heights, widths, heights), axis=-1).astype(np.float32)
+    clipped = np.clip(boxes, 0.0, upper)
+    finite = np.isfinite(boxes).all(axis=1)
+    keep = finite & (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    return clipped, keep
+
+
+@dataclass
+class ImageRecord:
+    """One image and its parsed annotation, as a reader produces it.
+
+    ``bboxes``/``ignore_bboxes`` are float32 [N, 4] XYXY pixels, or XYXY normalised to [0, 1]
+    when ``normalized`` (YOLO, whose image sizes are only known once the image is read).
+    ``size`` is ``(height, width)`` from the annotation, or None when the annotation lacks it.
+    """
+
+    path: Path
+    image_id: int
+    bboxes: np.ndarray = field(default_factory=empty_boxes)
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    ignore_bboxes: np.ndarray = field(default_factory=empty_boxes)
+    size: tuple[int, int] | None = None
+    normalized: bool = False
+
+
+def _sanitize_records(records: list[ImageRecord], source: str) -> None:
+    """Clip and filter every record's boxes in place with one vectorised pass; log once."""
+    counts = np.array([len(r.bboxes) for r in records], dtype=np.int64)
+    ignore_counts = np.array([len(r.ignore_bboxes) for r in records], dtype=np.int64)
+    if counts.sum() + ignore_counts.sum() == 0:
+        return
+    bounds = np.array(
+        [(1.0, 1.0) if r.normalized else (r.size if r.size else (np.inf, np.inf)) for r in records],
+        dtype=np.float32,
+    ).reshape(-1, 2)
+    num_clipped = num_dropped = 0
+    for attr, per_record in (("bboxes", counts), ("ignore_bboxes", ignore_counts)):
+        if per_record.sum() == 0:
+            continue
+        boxes = np.concatenate([getattr(r, attr) for r in records]).astype(np.float32)
+        owner = np.repeat(np.arange(len(records)), per_record)
+        clipped, keep = sanitize_boxes(boxes, bounds[owner, 0], bounds[owner, 1])
+        num_clipped += int((np.abs(clipped - np.nan_to_num(boxes)) > 1e-6).any(axis=1)[keep].sum())
+        num_dropped += int((~keep).sum())
+        offsets = np.concatenate(([0], np.cumsum(per_record)))
+        for i, record in enumerate(records):
+            lo, hi = offsets[i], offsets[i + 1]
+            if hi == lo:
+                continue
+            record_keep = keep[lo:hi]
+            setattr(record, attr, clipped[lo:hi][record_keep])
+            if attr == "bboxes":
+                record.labels = record.labels[record_keep]
+    if num_clipped or num_dropped:
+        logger.warning(
+            "%s: clipped %d boxes to the image and dropped %d degenerate boxes (zero/negative size or "
+            "non-finite after clipping).",
+            source,
+            num_clipped,
+            num_dropped,
+        )
+
+
+class DetectionDataset(Dataset):
+    """Base of the readers: a list of :class:`ImageRecord` served as sample dicts.
+
+    Args:
+        records: parsed annotations, one per image.
+        class_names: names of the contiguous labels ``0..num_classes-1``.
+        transforms: callable ``sample -> sample`` (e.g. a DetectionTransform), or None to get
+            the raw uint8 HWC image and numpy arrays.
+        skip_bad_images: see the module docstring.
+        source: a short description for log messages (usually the annotation path).
+
+    A sample holds the keys of :mod:`centernet_lightning.structures` plus ``ignore_bboxes``
+    float32 [M, 4] XYXY pixels: regions that are neither objects nor background (VOC difficult,
+    COCO crowd, CrowdHuman ignore), kept out of ``bboxes``.
+    """
+
+    def __init__(
+        self,
+        records: list[ImageRecord],
+        class_names: Sequence[str],
+        transforms: SampleTransform | None = None,
+        skip_bad_images: bool = False,
+        source: str = "",
+    ) -> None:
+        self.class_names = list(class_names)
+        self.transforms = transforms
+        self.skip_bad_images = skip_bad_images
+        self.num_skipped = 0
+        if skip_bad_images:
+            present = [r for r in records if r.path.is_file()]
+            if len(present) < len(records):
+                logger.warning(
+                    "%s: skipping %d of %d images whose files are missing (e.g. %s).",
+                    source,
+                    len(records) - len(present),
+                    len(records),
+                    next(r.path for r in records if not r.path.is_file()),
+                )
+            records = present
+        _sanitize_records(records, source)
+        self.records = records
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Sample:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} images")
+        for attempt in range(len(self)):
+            record = self.records[(index + attempt) % len(self)]
+            try:
+                image = read_image(record.path)
+            except OSError as error:  # FileNotFoundError is an OSError too
+                if not self.skip_bad_images:
+                    raise
+                self.num_skipped += 1
+                logger.warning("Skipping bad image (%d skipped so far): %s", self.num_skipped, error)
+                continue
+            sample = self.make_sample(record, image)
+            return self.transforms(sample) if self.transforms is not None else sample
+        raise OSError(f"No readable image left in a dataset of {len(self)} images")
+
+    def make_sample(self, record: ImageRecord, image: np.ndarray) -> Sample:
+        """The untransformed sample dict of ``record`` with its decoded ``image`` (HWC uint8)."""
+        height, width = image.shape[:2]
+        bboxes, labels, ignore = record.bboxes, record.labels, record.ignore_bboxes
+        if record.normalized:
+            scale = np.array([width, height, width, height], dtype=np.float32)
+            bboxes, ignore = bboxes * scale, ignore * scale
+        # Cheap safety net for annotations whose stated size differs from the file on disk.
+        bboxes, keep = sanitize_boxes(bboxes, height, width)
+        ignore, keep_ignore = sanitize_boxes(ignore, height, width)
+        return {
+            "image": image,
+            "bboxes": bboxes[keep],
+            "labels": labels[keep].astype(np.int64),
+            "ignore_bboxes": ignore[keep_ignore],
+            "image_id": int(record.image_id),
+            "image_path": str(record.path),
+            "original_size": (height, width),
+            "letterbox": np.array([1.0, 0.0, 0.0], dtype=np.float32),
+        }

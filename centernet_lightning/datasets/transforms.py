@@ -1,0 +1,339 @@
+"""Bounding-box-aware augmentation, letterboxing and normalisation of samples.
+
+A :class:`DetectionTransform` turns a raw sample (uint8 HWC RGB image, XYXY pixel boxes) into a
+model-ready one in three steps:
+
+1. optional Albumentations augmentations, bbox-aware (``pascal_voc`` = our XYXY pixels); ignore
+   regions travel with the boxes so they stay aligned;
+2. the letterbox: resize so the longer side equals ``input_size`` (aspect kept), then pad to a
+   square ``input_size`` canvas, the image centred (``pad_position="center"``, the default, as in
+   the original CenterNet's centred affine warp) or at the top-left; with ``input_size=None``
+   the image keeps its size and is padded to a multiple of ``size_divisor``. Its parameters go
+   to ``sample["letterbox"] = (scale, pad_x, pad_y)`` with ``out_px = in_px * scale + pad``,
+   composed with any letterbox the sample already had; :func:`letterbox_inverse` undoes it;
+3. boxes clipped to the output and degenerate ones dropped, then ImageNet normalisation to a
+   float32 CHW tensor.
+
+The letterbox maps the pixels of the image *after augmentation* to the output, so it is the
+exact mapping back to the file on disk only when no geometric augmentation ran (evaluation and
+prediction), which is the only time it is needed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from centernet_lightning.datasets.common import sanitize_boxes
+
+# Albumentations asks PyPI for a newer version at import; offline that costs a timeout per process.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A  # noqa: E402
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PRESETS",
+    "DetectionTransform",
+    "build_albumentation",
+    "build_transforms",
+    "denormalize_image",
+    "letterbox_inverse",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Padding in the mean colour normalises to ~0, so padded borders look like "no signal" to the model.
+PAD_FILL = tuple(round(255 * m) for m in IMAGENET_MEAN)
+PAD_POSITIONS = ("center", "top_left")
+
+
+def _centernet_preset(input_size: int) -> list[A.BasicTransform]:
+    """Original CenterNet training recipe (Zhou et al. 2019, Sec. 5): scale 0.6-1.4, crop, flip, colour."""
+    return [
+        A.LongestMaxSize(max_size=input_size),
+        A.RandomScale(scale_limit=(-0.4, 0.4), p=1.0),
+        A.RandomCrop(
+            height=input_size,
+            width=input_size,
+            pad_if_needed=True,
+            pad_position="random",
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=PAD_FILL,
+        ),
+        A.HorizontalFlip(p=0.5),
+        # No hue shift: colour is often what tells classes apart; CenterNet only jitters b/c/s.
+        A.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0, p=0.8),
+    ]
+
+
+def _light_preset(input_size: int) -> list[A.BasicTransform]:
+    """Flip and mild colour jitter; the letterbox step then fits the image to ``input_size``."""
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.0, p=0.5),
+    ]
+
+
+def _val_preset(input_size: int) -> list[A.BasicTransform]:
+    """No augmentation: only the letterbox."""
+    return []
+
+
+PRESETS: dict[str, Callable[[int], list[A.BasicTransform]]] = {
+    "centernet": _centernet_preset,
+    "light": _light_preset,
+    "val": _val_preset,
+}
+
+
+def _transform_names() -> list[str]:
+    return [
+        name
+        for name in dir(A)
+        if isinstance(getattr(A, name), type) and issubclass(getattr(A, name), A.BasicTransform | A.BaseCompose)
+    ]
+
+
+def build_albumentation(spec: Mapping[str, Any]) -> A.BasicTransform | A.BaseCompose:
+    """One Albumentations transform from ``{"name": "HorizontalFlip", "p": 0.5, ...}``.
+
+    Compositions (``OneOf``, ``SomeOf``, ``Sequential``) take a ``transforms`` list of such dicts.
+    Raises ValueError listing close names when ``name`` is not an Albumentations transform.
+    """
+    arguments = dict(spec)
+    name = arguments.pop("name", None)
+    transform_class = getattr(A, name, None) if isinstance(name, str) else None
+    if not (isinstance(transform_class, type) and issubclass(transform_class, A.BasicTransform | A.BaseCompose)):
+        close = difflib.get_close_matches(str(name), _transform_names(), n=5, cutoff=0.5)
+        hint = f"; did you mean one of {close}?" if close else " (see the albumentations documentation)"
+        raise ValueError(f"Unknown albumentations transform {name!r} in {dict(spec)}{hint}")
+    if issubclass(transform_class, A.BaseCompose):
+        arguments["transforms"] = [build_albumentation(child) for child in arguments.get("transforms", [])]
+    # Albumentations only warns about unknown arguments; a typo in a config should stop the run.
+    parameters = inspect.signature(transform_class.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        unknown = sorted(set(arguments) - set(parameters))
+        if unknown:
+            valid = sorted(set(parameters) - {"self"})
+            raise ValueError(f"albumentations.{name} got unknown arguments {unknown}; valid arguments: {valid}")
+    try:
+        return transform_class(**arguments)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"Cannot build albumentations.{name} from {dict(spec)}: {error}") from error
+
+
+def _letterbox(
+    image: np.ndarray, input_size: int | None, size_divisor: int | None, pad_position: str
+) -> tuple[np.ndarray, float, int, int]:
+    """Resize (longer side -> input_size) and pad; returns ``(image, scale, pad_x, pad_y)``."""
+    height, width = image.shape[:2]
+    if input_size is not None:
+        scale = input_size / max(height, width)
+        new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
+        canvas_height = canvas_width = input_size
+        if (new_height, new_width) != (height, width):
+            interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            image = cv2.resize(image, (new_width, new_height), interpolation=interpolation)
+    else:
+        scale, new_height, new_width = 1.0, height, width
+        divisor = size_divisor or 1
+        canvas_height, canvas_width = math.ceil(height / divisor) * divisor, math.ceil(width / divisor) * divisor
+    pad_x = (canvas_width - new_width) // 2 if pad_position == "center" else 0
+    pad_y = (canvas_height - new_height) // 2 if pad_position == "center" else 0
+    if (canvas_height, canvas_width) != (new_height, new_width):
+        image = cv2.copyMakeBorder(
+            image,
+            pad_y,
+            canvas_height - new_height - pad_y,
+            pad_x,
+            canvas_width - new_width - pad_x,
+            cv2.BORDER_CONSTANT,
+            value=PAD_FILL,
+        )
+    return image, scale, pad_x, pad_y
+
+
+def letterbox_inverse(bboxes: Tensor, letterbox: Tensor, original_sizes: Tensor | None = None) -> Tensor:
+    """Map XYXY boxes from transformed-image pixels back to original-image pixels.
+
+    Args:
+        bboxes: [B, K, 4] (or [K, 4]) XYXY in the transformed (input) image.
+        letterbox: [B, 3] (or [3]) ``(scale, pad_x, pad_y)`` from the sample/batch.
+        original_sizes: optional [B, 2] (or [2]) ``(h, w)``; when given, boxes are clipped to it.
+
+    Returns:
+        Boxes of the same shape in original pixels: ``(box - pad) / scale``.
+    """
+    letterbox = letterbox.to(bboxes.dtype)
+    if bboxes.ndim == letterbox.ndim + 1:  # one letterbox per image for its K boxes
+        letterbox = letterbox.unsqueeze(-2)
+    scale, pad_x, pad_y = letterbox.unbind(-1)
+    pad = torch.stack((pad_x, pad_y, pad_x, pad_y), dim=-1)
+    boxes = (bboxes - pad) / scale.unsqueeze(-1)
+    if original_sizes is not None:
+        sizes = original_sizes.to(bboxes.dtype)
+        if bboxes.ndim == sizes.ndim + 1:
+            sizes = sizes.unsqueeze(-2)
+        upper = torch.stack((sizes[..., 1], sizes[..., 0], sizes[..., 1], sizes[..., 0]), dim=-1)
+        boxes = torch.minimum(boxes.clamp(min=0), upper)
+    return boxes
+
+
+def denormalize_image(image: Tensor) -> np.ndarray:
+    """Undo the normalisation: float32 [3, H, W] tensor -> uint8 [H, W, 3] RGB array (for drawing)."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    pixels = ((image.detach().cpu().float() * std + mean) * 255).round().clamp(0, 255)
+    return pixels.to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+class DetectionTransform:
+    """``sample -> sample``: augment (optional), letterbox, sanitise boxes, normalise.
+
+    Args:
+        augmentations: Albumentations transforms applied first (bbox-aware).
+        input_size: side of the square output in pixels; None keeps the size (padded to
+            ``size_divisor``), so only batch size 1 or same-size images can be collated.
+        pad_position: ``"center"`` or ``"top_left"`` placement of the image on the canvas.
+        size_divisor: padding multiple when ``input_size`` is None.
+        min_visibility, min_area: boxes keeping less than this fraction / area (pixels^2) after
+            augmentation are dropped (Albumentations ``BboxParams``).
+        seed: seed of the augmentation RNG in the main process; DataLoader workers reseed from
+            their torch worker seed so they do not all draw the same augmentations.
+
+    Output sample: ``image`` float32 [3, H, W]; ``bboxes`` float32 [N, 4]; ``labels`` int64 [N];
+    ``ignore_bboxes`` float32 [M, 4]; ``letterbox`` float32 [3]; other keys unchanged.
+    """
+
+    def __init__(
+        self,
+        augmentations: Sequence[A.BasicTransform | A.BaseCompose] = (),
+        input_size: int | None = 512,
+        pad_position: str = "center",
+        size_divisor: int | None = 32,
+        min_visibility: float = 0.25,
+        min_area: float = 4.0,
+        seed: int | None = None,
+    ) -> None:
+        if pad_position not in PAD_POSITIONS:
+            raise ValueError(f"pad_position must be one of {PAD_POSITIONS}, got {pad_position!r}")
+        self.input_size = input_size
+        self.pad_position = pad_position
+        self.size_divisor = size_divisor
+        self.augment = None
+        if augmentations:
+            bbox_params = A.BboxParams(
+                format="pascal_voc",
+                label_fields=["labels"],
+                min_visibility=min_visibility,
+                min_area=min_area,
+                clip=True,
+                filter_invalid_bboxes=True,
+            )
+            self.augment = A.Compose(list(augmentations), bbox_params=bbox_params, seed=seed)
+        self._seeded_worker: tuple[int, int] | None = None
+
+    def _reseed_in_worker(self) -> None:
+        # Workers receive copies of this object with identical RNG states: reseed once per worker.
+        worker = torch.utils.data.get_worker_info()
+        if self.augment is None or worker is None:
+            return
+        key = (os.getpid(), worker.seed)
+        if key != self._seeded_worker:
+            self.augment.set_random_seed(worker.seed % 2**32)
+            self._seeded_worker = key
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        image = sample["image"]
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
+            raise TypeError("DetectionTransform expects a uint8 HWC numpy image (an untransformed sample)")
+        bboxes = np.asarray(sample["bboxes"], dtype=np.float32).reshape(-1, 4)
+        labels = np.asarray(sample["labels"], dtype=np.int64).reshape(-1)
+        ignore = np.asarray(sample.get("ignore_bboxes", np.zeros((0, 4))), dtype=np.float32).reshape(-1, 4)
+
+        if self.augment is not None:
+            self._reseed_in_worker()
+            # Ignore regions ride along as label -1 so every geometric op moves them too.
+            out = self.augment(
+                image=image,
+                bboxes=np.concatenate([bboxes, ignore]),
+                labels=np.concatenate([labels, np.full(len(ignore), -1, dtype=np.int64)]),
+            )
+            image = out["image"]
+            all_boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
+            all_labels = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
+            is_ignore = all_labels < 0
+            bboxes, labels, ignore = all_boxes[~is_ignore], all_labels[~is_ignore], all_boxes[is_ignore]
+
+        image, scale, pad_x, pad_y = _letterbox(image, self.input_size, self.size_divisor, self.pad_position)
+        offset = np.array([pad_x, pad_y, pad_x, pad_y], dtype=np.float32)
+        height, width = image.shape[:2]
+        bboxes, keep = sanitize_boxes(bboxes * scale + offset, height, width)
+        ignore, keep_ignore = sanitize_boxes(ignore * scale + offset, height, width)
+
+        # Compose with the sample's letterbox: out = (orig * s0 + p0) * s + p.
+        previous = np.asarray(sample.get("letterbox", (1.0, 0.0, 0.0)), dtype=np.float64)
+        letterbox = np.array(
+            [previous[0] * scale, previous[1] * scale + pad_x, previous[2] * scale + pad_y], dtype=np.float32
+        )
+        mean = np.array(IMAGENET_MEAN, dtype=np.float32) * 255
+        inv_std = 1.0 / (np.array(IMAGENET_STD, dtype=np.float32) * 255)
+        normalized = (image.astype(np.float32) - mean) * inv_std
+        return {
+            **sample,
+            "image": torch.from_numpy(np.ascontiguousarray(normalized.transpose(2, 0, 1))),
+            "bboxes": torch.from_numpy(bboxes[keep]),
+            "labels": torch.from_numpy(labels[keep]),
+            "ignore_bboxes": torch.from_numpy(ignore[keep_ignore]),
+            "letterbox": torch.from_numpy(letterbox),
+        }
+
+
+def build_transforms(
+    spec: str | Sequence[Mapping[str, Any]] | None,
+    input_size: int | None = 512,
+    *,
+    pad_position: str = "center",
+    size_divisor: int | None = 32,
+    min_visibility: float = 0.25,
+    min_area: float = 4.0,
+    seed: int | None = None,
+) -> DetectionTransform:
+    """A :class:`DetectionTransform` from a preset name or a list of Albumentations specs.
+
+    Args:
+        spec: ``"centernet"`` | ``"light"`` | ``"val"`` (see :data:`PRESETS`), a list of dicts such
+            as ``[{"name": "HorizontalFlip", "p": 0.5}]`` (any Albumentations transform), or None
+            for no augmentation. The letterbox to ``input_size`` always follows.
+        input_size: square output side in pixels (see DetectionTransform).
+        Other keyword arguments are passed to DetectionTransform.
+    """
+    if spec is None:
+        augmentations = []
+    elif isinstance(spec, str):
+        if spec not in PRESETS:
+            raise ValueError(f"Unknown transform preset {spec!r}; valid presets: {sorted(PRESETS)}")
+        if input_size is None and spec == "centernet":
+            raise ValueError("The 'centernet' preset crops to input_size, so input_size must be set")
+        augmentations = PRESETS[spec](input_size)  # type: ignore[arg-type]
+    else:
+        augmentations = [build_albumentation(item) for item in spec]
+    return DetectionTransform(
+        augmentations,
+        input_size=input_size,
+        pad_position=pad_position,
+        size_divisor=size_divisor,
+        min_visibility=min_visibility,
+        min_area=min_area,
+        seed=seed,
+    )

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+
+from centernet_lightning.datasets import collate_detection
+from centernet_lightning.structures import Batch
+
+
+def make_sample(num_objects: int, image_id: int, size=(3, 16, 16)) -> dict:
+    boxes = torch.arange(num_objects * 4, dtype=torch.float32).reshape(num_objects, 4)
+    return {
+        "image": torch.full(size, float(image_id)),
+        "bboxes": boxes,
+        "labels": torch.arange(num_objects) + 1,
+        "ignore_bboxes": torch.zeros(0, 4),
+        "image_id": image_id,
+        "image_path": f"/data/{image_id}.jpg",
+        "original_size": (20 + image_id, 30),
+        "letterbox": torch.tensor([0.5, 1.0, 2.0]),
+    }
+
+
+def test_pads_objects_and_builds_mask():
+    batch = collate_detection([make_sample(2, 7), make_sample(0, 8), make_sample(3, 9)])
+    assert set(batch) == set(Batch.__annotations__)
+    assert batch["images"].shape == (3, 3, 16, 16) and batch["images"].dtype == torch.float32
+    assert batch["images"][1].unique().tolist() == [8.0]
+    assert batch["bboxes"].shape == (3, 3, 4) and batch["labels"].shape == (3, 3)
+    assert batch["mask"].tolist() == [[True, True, False], [False, False, False], [True, True, True]]
+    torch.testing.assert_close(batch["bboxes"][0, :2], torch.arange(8.0).reshape(2, 4))
+    assert batch["bboxes"][0, 2].tolist() == [0, 0, 0, 0] and batch["labels"][1].tolist() == [0, 0, 0]
+    assert batch["labels"][2].tolist() == [1, 2, 3] and batch["labels"].dtype == torch.int64
+    assert batch["image_ids"].tolist() == [7, 8, 9] and batch["image_ids"].dtype == torch.int64
+    assert batch["original_sizes"].tolist() == [[27, 30], [28, 30], [29, 30]]
+    assert batch["original_sizes"].dtype == torch.int64
+    assert batch["letterbox"].shape == (3, 3) and batch["letterbox"].dtype == torch.float32
+    assert batch["image_paths"] == ["/data/7.jpg", "/data/8.jpg", "/data/9.jpg"]
+
+
+def test_no_objects_anywhere_gives_zero_width_shapes():
+    batch = collate_detection([make_sample(0, 1), make_sample(0, 2)])
+    assert batch["bboxes"].shape == (2, 0, 4)
+    assert batch["labels"].shape == (2, 0) and batch["mask"].shape == (2, 0)
+    assert batch["mask"].dtype == torch.bool
+
+
+def test_numpy_boxes_are_accepted():
+    sample = make_sample(1, 1)
+    sample["bboxes"] = np.array([[1, 2, 3, 4]], dtype=np.float32)
+    sample["labels"] = np.array([2])
+    batch = collate_detection([sample])
+    assert batch["bboxes"].tolist() == [[[1, 2, 3, 4]]] and batch["labels"].tolist() == [[2]]
+
+
+def test_errors_are_clear():
+    with pytest.raises(ValueError, match="share one size"):
+        collate_detection([make_sample(1, 1), make_sample(1, 2, size=(3, 16, 32))])
+    untransformed = make_sample(1, 1)
+    untransformed["image"] = np.zeros((16, 16, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="apply a DetectionTransform"):
+        collate_detection([untransformed])
+    with pytest.raises(ValueError, match="at least one"):
+        collate_detection([])
+    broken = make_sample(2, 1)
+    broken["labels"] = torch.tensor([1])
+    with pytest.raises(ValueError, match="2 boxes but 1 labels"):
+        collate_detection([broken])

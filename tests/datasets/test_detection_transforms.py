@@ -1,0 +1,145 @@
+import numpy as np
+import pytest
+import torch
+
+from centernet_lightning.datasets import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DetectionTransform,
+    build_transforms,
+    collate_detection,
+    denormalize_image,
+    letterbox_inverse,
+)
+
+
+def raw_sample(height=40, width=60, seed=0) -> dict:
+    image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return {
+        "image": image,
+        "bboxes": np.array([[5, 4, 25, 30], [30, 10, 60, 40]], dtype=np.float32),
+        "labels": np.array([2, 0], dtype=np.int64),
+        "ignore_bboxes": np.array([[0, 0, 10, 8]], dtype=np.float32),
+        "image_id": 3,
+        "image_path": "x.jpg",
+        "original_size": (height, width),
+        "letterbox": np.array([1.0, 0.0, 0.0], dtype=np.float32),
+    }
+
+
+def normalised(image: np.ndarray) -> torch.Tensor:
+    mean, std = np.array(IMAGENET_MEAN) * 255, np.array(IMAGENET_STD) * 255
+    return torch.from_numpy(((image - mean) / std).astype(np.float32).transpose(2, 0, 1))
+
+
+def test_no_augmentation_no_letterbox_is_normalisation_only():
+    sample = raw_sample()
+    out = build_transforms(None, input_size=None, size_divisor=None)(sample)
+    torch.testing.assert_close(out["image"], normalised(sample["image"]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out["bboxes"], torch.from_numpy(sample["bboxes"]))
+    assert out["letterbox"].tolist() == [1.0, 0.0, 0.0] and out["image_id"] == 3
+    np.testing.assert_array_equal(denormalize_image(out["image"]), sample["image"])
+
+
+def test_horizontal_flip_once_mirrors_and_twice_is_identity():
+    sample = raw_sample()
+    once = build_transforms([{"name": "HorizontalFlip", "p": 1.0}], input_size=None, size_divisor=None)(sample)
+    torch.testing.assert_close(once["image"], normalised(sample["image"][:, ::-1]), atol=1e-5, rtol=0)
+    expected = np.array([[35, 4, 55, 30], [0, 10, 30, 40]], dtype=np.float32)  # x -> 60 - x
+    torch.testing.assert_close(once["bboxes"], torch.from_numpy(expected), atol=1e-4, rtol=0)
+    torch.testing.assert_close(once["ignore_bboxes"], torch.tensor([[50.0, 0, 60, 8]]), atol=1e-4, rtol=0)
+    assert once["labels"].tolist() == [2, 0]
+
+    spec = [{"name": "HorizontalFlip", "p": 1.0}, {"name": "HorizontalFlip", "p": 1.0}]
+    twice = build_transforms(spec, input_size=None, size_divisor=None)(sample)
+    torch.testing.assert_close(twice["image"], normalised(sample["image"]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(twice["bboxes"], torch.from_numpy(sample["bboxes"]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(twice["ignore_bboxes"], torch.from_numpy(sample["ignore_bboxes"]))
+
+
+@pytest.mark.parametrize("pad_position", ["center", "top_left"])
+@pytest.mark.parametrize(("height", "width"), [(40, 60), (75, 30), (64, 64)])
+def test_val_letterbox_and_its_inverse(pad_position, height, width):
+    sample = raw_sample(height, width)
+    sample["bboxes"] = np.array([[1, 2, 20, 30], [3.5, 7.25, width, height]], dtype=np.float32)
+    out = build_transforms("val", 128, pad_position=pad_position)(sample)
+    assert out["image"].shape == (3, 128, 128)
+    scale, pad_x, pad_y = out["letterbox"].tolist()
+    assert scale == pytest.approx(128 / max(height, width))
+    if pad_position == "center":
+        assert pad_x == (128 - round(width * scale)) // 2 and pad_y == (128 - round(height * scale)) // 2
+    else:
+        assert pad_x == pad_y == 0
+    restored = letterbox_inverse(out["bboxes"], out["letterbox"])
+    torch.testing.assert_close(restored, torch.from_numpy(sample["bboxes"]), atol=1e-3, rtol=0)
+    # padding is the mean colour, which normalises to ~0
+    if pad_y >= 1:
+        assert out["image"][:, 0, :].abs().max() < 0.02
+
+
+def test_letterbox_inverse_batched_and_clipped():
+    samples = [raw_sample(40, 60, seed=0), raw_sample(90, 30, seed=1)]
+    transform = build_transforms("val", 96)
+    batch = collate_detection([transform(s) for s in samples])
+    restored = letterbox_inverse(batch["bboxes"], batch["letterbox"])
+    for i, sample in enumerate(samples):
+        torch.testing.assert_close(restored[i][batch["mask"][i]], torch.from_numpy(sample["bboxes"]), atol=1e-3, rtol=0)
+    outside = torch.tensor([[[-50.0, -50.0, 500.0, 500.0]], [[-50.0, -50.0, 500.0, 500.0]]])
+    clipped = letterbox_inverse(outside, batch["letterbox"], batch["original_sizes"])
+    assert clipped.tolist() == [[[0, 0, 60, 40]], [[0, 0, 30, 90]]]
+
+
+def test_letterbox_composes_with_an_existing_one():
+    sample = raw_sample(40, 60)
+    sample["letterbox"] = np.array([2.0, 1.0, 3.0], dtype=np.float32)
+    out = build_transforms("val", 120)(sample)  # scale 2, pad_y 20
+    assert out["letterbox"].tolist() == pytest.approx([4.0, 2.0, 26.0])
+
+
+def test_centernet_preset_outputs_input_size_with_valid_boxes():
+    transform = build_transforms("centernet", 64, seed=0)
+    for seed in range(10):
+        out = transform(raw_sample(40, 90, seed=seed))
+        assert out["image"].shape == (3, 64, 64)
+        boxes = out["bboxes"]
+        assert len(boxes) == len(out["labels"]) and set(out["labels"].tolist()) <= {0, 2}
+        assert (boxes >= 0).all() and (boxes <= 64).all()
+        assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+    first = build_transforms("centernet", 64, seed=5)(raw_sample())
+    second = build_transforms("centernet", 64, seed=5)(raw_sample())
+    assert torch.equal(first["image"], second["image"]) and torch.equal(first["bboxes"], second["bboxes"])
+
+
+def test_light_preset_and_compositions_from_config():
+    out = build_transforms("light", 64)(raw_sample())
+    assert out["image"].shape == (3, 64, 64) and len(out["bboxes"]) == 2
+    spec = [{"name": "OneOf", "p": 1.0, "transforms": [{"name": "VerticalFlip", "p": 1.0}]}]
+    flipped = build_transforms(spec, input_size=None, size_divisor=None)(raw_sample())
+    torch.testing.assert_close(flipped["bboxes"][0], torch.tensor([5.0, 10, 25, 36]), atol=1e-4, rtol=0)
+
+
+def test_boxes_leaving_the_image_are_removed():
+    spec = [{"name": "Crop", "x_min": 0, "y_min": 0, "x_max": 28, "y_max": 40}]
+    out = build_transforms(spec, input_size=None, size_divisor=None)(raw_sample())
+    assert out["image"].shape == (3, 40, 28)
+    assert out["labels"].tolist() == [2]  # the box at x >= 30 is gone
+    torch.testing.assert_close(out["bboxes"], torch.tensor([[5.0, 4, 25, 30]]))
+
+
+def test_size_divisor_pads_without_resizing():
+    out = build_transforms(None, input_size=None, size_divisor=32)(raw_sample(40, 60))
+    assert out["image"].shape == (3, 64, 64)
+    assert out["letterbox"].tolist() == [1.0, 2.0, 12.0]  # width 60 -> 64, height 40 -> 64
+
+
+def test_config_errors_list_valid_names():
+    with pytest.raises(ValueError, match="HorizontalFlip"):
+        build_transforms([{"name": "HorizontalFlp", "p": 0.5}])
+    with pytest.raises(ValueError, match=r"valid presets: \['centernet', 'light', 'val'\]"):
+        build_transforms("heavy")
+    with pytest.raises(ValueError, match=r"HorizontalFlip got unknown arguments \['probability'\]"):
+        build_transforms([{"name": "HorizontalFlip", "probability": 0.5}])
+    with pytest.raises(ValueError, match="pad_position"):
+        DetectionTransform(pad_position="bottom")
+    with pytest.raises(TypeError, match="uint8 HWC"):
+        build_transforms("val", 32)(build_transforms("val", 32)(raw_sample()))

@@ -1,0 +1,149 @@
+"""The `centernet` command in subprocesses: configs, synthetic data, fit, resume, DDP, predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from centernet_lightning.cli import make_cli
+from centernet_lightning.models import build_centernet
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+CENTERNET = [sys.executable, "-m", "centernet_lightning.cli"]
+
+TINY = [
+    "--model.backbone=resnet18",
+    "--model.neck={name: fpn, upsample_channels: [32, 32, 32]}",
+    "--model.head_width=16",
+    "--data.dataset=synthetic",
+    "--data.input_size=64",
+    "--data.train_transforms=light",
+    "--data.batch_size=4",
+    "--data.num_workers=0",
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.log_every_n_steps=1",
+    "--trainer.enable_model_summary=false",
+    "--progress_bar.refresh_rate=0",
+]
+
+
+def run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, f"exit {result.returncode}\nSTDOUT:\n{result.stdout[-3000:]}\nSTDERR:\n{result.stderr[-5000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "data"
+    run([*CENTERNET, "data", "synth", "--out", str(out), "--num-train", "8", "--num-val", "4", "--image-size", "64"], ROOT)
+    return out
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
+def test_every_config_parses(config: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        make_cli(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "model:" in printed and "data:" in printed and "trainer:" in printed
+
+
+def test_build_centernet_from_every_config() -> None:
+    for config in CONFIGS:
+        with pytest.raises(ValueError, match="num_classes"):
+            build_centernet(config)  # the data section decides the class count
+    model = build_centernet(ROOT / "configs" / "demo.yaml", num_classes=3)
+    assert model.heatmap_head.num_classes == 3 and model.hparams.neck["upsample_channels"] == [128, 64, 64]
+
+
+def test_synth_refuses_to_overwrite(tiny_data: Path) -> None:
+    result = subprocess.run(
+        [*CENTERNET, "data", "synth", "--out", str(tiny_data), "--num-train", "2", "--num-val", "1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode != 0
+    assert "empty" in (result.stderr + result.stdout).lower()
+    annotations = json.loads((tiny_data / "annotations" / "instances_train.json").read_text())
+    assert len(annotations["images"]) == 8  # the first dataset is untouched
+
+
+def _checkpoints(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.ckpt"))
+
+
+def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
+    common = [*TINY, f"--data.data_dir={tiny_data}", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"]
+    first = run([*CENTERNET, "fit", *common, "--trainer.max_steps=4", "--trainer.check_val_every_n_epoch=1"], ROOT)
+    last = next(p for p in _checkpoints(tmp_path / "runs") if p.name == "last.ckpt")
+    assert any(p.name.startswith("best-epoch") for p in _checkpoints(tmp_path / "runs"))
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    assert state["global_step"] == 4
+    assert "val/AP" in state["callbacks"][next(k for k in state["callbacks"] if "ModelCheckpoint" in k)]["monitor"]
+    assert "Traceback" not in first.stderr
+
+    resumed = run([*CENTERNET, "fit", *common, "--trainer.max_steps=6", f"--ckpt_path={last}"], ROOT)
+    assert "Restored all states from the checkpoint" in resumed.stderr + resumed.stdout
+    new_last = max((p for p in _checkpoints(tmp_path / "runs") if p.name == "last.ckpt"), key=os.path.getmtime)
+    assert torch.load(new_last, map_location="cpu", weights_only=False)["global_step"] == 6
+
+    validated = run([*CENTERNET, "validate", *common, f"--ckpt_path={new_last}"], ROOT)
+    assert "AP50" in validated.stdout and "per class" in validated.stdout
+    detections_json = next((tmp_path / "runs").rglob("detections_val.json"))
+    detections = json.loads(detections_json.read_text())
+    assert detections and {"image_id", "category_id", "bbox", "score"} <= set(detections[0])
+
+    predicted = run(
+        [*CENTERNET, "predict", *common, f"--ckpt_path={new_last}", f"--prediction_writer.output_dir={tmp_path / 'pred'}"],
+        ROOT,
+    )
+    assert "predictions" in predicted.stdout
+    predictions = json.loads((tmp_path / "pred" / "predict_0" / "predictions.json").read_text())
+    assert len(predictions) == 4
+    assert len(list((tmp_path / "pred" / "predict_0").glob("*.jpg"))) == 4
+
+
+def test_fine_tune_with_another_class_count(tiny_data: Path, tmp_path: Path, caplog) -> None:
+    from centernet_lightning.models import CenterNet
+    from centernet_lightning.models.centernet import load_weights
+
+    source = CenterNet(5, backbone="resnet18", neck={"name": "fpn", "upsample_channels": [32, 32, 32]}, head_width=16)
+    path = tmp_path / "source.ckpt"
+    torch.save({"state_dict": source.state_dict()}, path)
+    target = CenterNet(3, backbone="resnet18", neck={"name": "fpn", "upsample_channels": [32, 32, 32]}, head_width=16)
+    fresh_head = target.heatmap_head.layers[-1].weight.clone()
+    load_weights(target, path)
+    assert torch.equal(next(target.backbone.parameters()), next(source.backbone.parameters()))
+    assert torch.equal(target.heatmap_head.layers[-1].weight, fresh_head)  # 5 -> 3 classes: re-initialised
+    assert "Re-initialised" in caplog.text and "heatmap_head" in caplog.text
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
+    args = [
+        *CENTERNET,
+        "fit",
+        *TINY,
+        f"--data.data_dir={tiny_data}",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        "--trainer.max_steps=2",
+        "--trainer.check_val_every_n_epoch=1",
+        "--data.batch_size=2",
+    ]
+    result = run(args, ROOT, timeout=400)
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    last = next(p for p in _checkpoints(tmp_path / "runs") if p.name == "last.ckpt")
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 2
