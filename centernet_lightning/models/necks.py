@@ -140,14 +140,22 @@ class _Sum(nn.Module):
 
 
 class _BiFPNLayer(nn.Module):
-    """One BiFPN layer (EfficientDet, Tan et al. 2020, fig. 2d) over L levels of equal width."""
+    """One BiFPN layer (EfficientDet, Tan et al. 2020, fig. 2d) over L levels of equal width.
 
-    def __init__(self, channels: int, num_levels: int) -> None:
+    With ``top_down_only`` the layer stops after the top-down path. The neck's last layer is built
+    that way: only its finest level is used, so a bottom-up path there would hold parameters that
+    never get a gradient, which DistributedDataParallel rejects.
+    """
+
+    def __init__(self, channels: int, num_levels: int, top_down_only: bool = False) -> None:
         super().__init__()
+        self.top_down_only = top_down_only
         self.top_down_fusions = nn.ModuleList(_FastNormalizedFusion(2) for _ in range(num_levels - 1))
         self.top_down_convs = nn.ModuleList(
             make_conv_block("separable", channels, channels) for _ in range(num_levels - 1)
         )
+        if top_down_only:
+            return
         # Intermediate levels fuse three inputs on the way up; the top level fuses two.
         self.bottom_up_fusions = nn.ModuleList(
             _FastNormalizedFusion(3 if level < num_levels - 1 else 2) for level in range(1, num_levels)
@@ -163,6 +171,8 @@ class _BiFPNLayer(nn.Module):
             upsampled = F.interpolate(top_down[-1], scale_factor=2.0, mode="nearest")
             top_down.append(self.top_down_convs[i](self.top_down_fusions[i]([levels[level], upsampled])))
         top_down = top_down[::-1]  # index by level again, finest first
+        if self.top_down_only:
+            return top_down
         outputs = [top_down[0]]
         for level in range(1, num_levels):
             downsampled = F.max_pool2d(outputs[-1], 3, stride=2, padding=1)
@@ -188,7 +198,9 @@ class BiFPNNeck(nn.Module):
         self.inputs = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels)) for c in in_channels
         )
-        self.layers = nn.ModuleList(_BiFPNLayer(channels, self.num_levels) for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            _BiFPNLayer(channels, self.num_levels, top_down_only=index == num_layers - 1) for index in range(num_layers)
+        )
         self.out_channels = channels
         self.stride = 4
 

@@ -80,7 +80,9 @@ def test_pretrained_state_dict_file_is_loaded(tmp_path):
     backbone = ResNetBackbone("resnet18", pretrained=path)
     ours = [t for k, t in backbone.state_dict().items() if not k.endswith("num_batches_tracked")]
     theirs = [
-        t for k, t in reference.state_dict().items() if not k.startswith("fc.") and not k.endswith("num_batches_tracked")
+        t
+        for k, t in reference.state_dict().items()
+        if not k.startswith("fc.") and not k.endswith("num_batches_tracked")
     ]
     assert len(ours) == len(theirs) == 100
     for got, expected in zip(ours, theirs):
