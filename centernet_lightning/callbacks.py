@@ -113,10 +113,10 @@ class PredictionWriter(BasePredictionWriter):
                 {
                     "image_path": str(path),
                     "image_id": int(prediction["image_ids"][i]),
-                    "bboxes": np.round(bboxes, 2).tolist(),
+                    "bboxes": np.round(bboxes.astype(np.float64), 2).tolist(),
                     "labels": labels.tolist(),
                     "class_names": [class_names[label] for label in labels] if class_names else None,
-                    "scores": np.round(scores, 4).tolist(),
+                    "scores": np.round(scores.astype(np.float64), 4).tolist(),
                 }
             )
             if self.draw:

@@ -92,6 +92,11 @@ def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
     assert state["global_step"] == 4
     assert "val/AP" in state["callbacks"][next(k for k in state["callbacks"] if "ModelCheckpoint" in k)]["monitor"]
     assert "Traceback" not in first.stderr
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((tmp_path / "runs").rglob("events.out.tfevents*")))).Reload()
+    assert "val/image_0" in events.Tags()["images"]  # ValidationImageLogger drew the first batch
+    assert {"val/AP", "val/AP50", "train/total_loss", "lr-AdamW"} <= set(events.Tags()["scalars"])
 
     resumed = run([*CENTERNET, "fit", *common, "--trainer.max_steps=6", f"--ckpt_path={last}"], ROOT)
     assert "Restored all states from the checkpoint" in resumed.stderr + resumed.stdout
