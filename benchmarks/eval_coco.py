@@ -57,9 +57,7 @@ def make_synthetic_set(num_images: int, seed: int) -> tuple[dict, np.ndarray, np
         )
         num_random = DETECTIONS_PER_IMAGE - len(copies)
         det_boxes[index] = np.concatenate((copies, random_boxes(num_random, 300.0)))
-        det_scores[index] = np.concatenate(
-            (rng.uniform(0.3, 1.0, len(copies)), rng.uniform(0.01, 0.5, num_random))
-        )
+        det_scores[index] = np.concatenate((rng.uniform(0.3, 1.0, len(copies)), rng.uniform(0.01, 0.5, num_random)))
         det_categories[index] = np.concatenate((copy_labels, rng.integers(1, NUM_CATEGORIES + 1, num_random)))
 
     image_ids = list(range(1, num_images + 1))
@@ -74,9 +72,7 @@ def make_synthetic_set(num_images: int, seed: int) -> tuple[dict, np.ndarray, np
     return gt, det_boxes, det_scores, det_categories
 
 
-def time_backend(
-    backend: str, gt: dict, boxes: np.ndarray, scores: np.ndarray, categories: np.ndarray
-) -> dict:
+def time_backend(backend: str, gt: dict, boxes: np.ndarray, scores: np.ndarray, categories: np.ndarray) -> dict:
     """Seconds to index the GT and to evaluate, and the metrics."""
     start = time.perf_counter()
     evaluator = COCOEvaluator(gt, backend=backend)
@@ -103,8 +99,7 @@ def main() -> None:
         f"{boxes.shape[0] * boxes.shape[1]} detections"
     )
     runs = {
-        backend: time_backend(backend, gt, boxes, scores, categories)
-        for backend in ("faster_coco_eval", "pycocotools")
+        backend: time_backend(backend, gt, boxes, scores, categories) for backend in ("faster_coco_eval", "pycocotools")
     }
 
     print(f"{'backend':<18} {'GT index (s)':>12} {'evaluate (s)':>12}")
@@ -114,11 +109,7 @@ def main() -> None:
     print(f"evaluate speed-up: {reference['eval_seconds'] / fast['eval_seconds']:.1f}x")
 
     differences = {name: abs(fast["metrics"][name] - reference["metrics"][name]) for name in METRIC_NAMES}
-    print(
-        "AP {:.4f} AP50 {:.4f} AP75 {:.4f}".format(
-            *(fast["metrics"][name] for name in ("AP", "AP50", "AP75"))
-        )
-    )
+    print("AP {:.4f} AP50 {:.4f} AP75 {:.4f}".format(*(fast["metrics"][name] for name in ("AP", "AP50", "AP75"))))
     worst = max(differences, key=differences.get)
     agree = differences[worst] <= 1e-9
     print(f"metrics agree: {agree} (largest difference {differences[worst]:.2e} in {worst})")

@@ -74,9 +74,7 @@ class Detections(TypedDict):
 def clip_boxes(boxes: Tensor, height: float, width: float) -> Tensor:
     """Clamp XYXY boxes [..., 4] to the image ``[0, width] x [0, height]``."""
     x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack(
-        (x1.clamp(0, width), y1.clamp(0, height), x2.clamp(0, width), y2.clamp(0, height)), dim=-1
-    )
+    return torch.stack((x1.clamp(0, width), y1.clamp(0, height), x2.clamp(0, width), y2.clamp(0, height)), dim=-1)
 
 
 def valid_box_mask(boxes: Tensor, min_size: float = 0.0) -> Tensor:

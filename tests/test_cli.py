@@ -38,14 +38,19 @@ TINY = [
 def run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-    assert result.returncode == 0, f"exit {result.returncode}\nSTDOUT:\n{result.stdout[-3000:]}\nSTDERR:\n{result.stderr[-5000:]}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nSTDOUT:\n{result.stdout[-3000:]}\nSTDERR:\n{result.stderr[-5000:]}"
+    )
     return result
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "data"
-    run([*CENTERNET, "data", "synth", "--out", str(out), "--num-train", "8", "--num-val", "4", "--image-size", "64"], ROOT)
+    run(
+        [*CENTERNET, "data", "synth", "--out", str(out), "--num-train", "8", "--num-val", "4", "--image-size", "64"],
+        ROOT,
+    )
     return out
 
 
@@ -110,7 +115,13 @@ def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
     assert detections and {"image_id", "category_id", "bbox", "score"} <= set(detections[0])
 
     predicted = run(
-        [*CENTERNET, "predict", *common, f"--ckpt_path={new_last}", f"--prediction_writer.output_dir={tmp_path / 'pred'}"],
+        [
+            *CENTERNET,
+            "predict",
+            *common,
+            f"--ckpt_path={new_last}",
+            f"--prediction_writer.output_dir={tmp_path / 'pred'}",
+        ],
         ROOT,
     )
     assert "predictions" in predicted.stdout

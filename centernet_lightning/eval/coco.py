@@ -192,9 +192,7 @@ class COCOEvaluator:
         self._gt_image_ids = np.asarray(sorted({int(image["id"]) for image in gt["images"]}), np.int64)
         self._category_names = _unique_category_names(gt["categories"])
         # COCO skips categories with no non-crowd ground truth (precision -1): no AP exists for them.
-        self._categories_with_gt = {
-            int(ann["category_id"]) for ann in gt["annotations"] if not ann.get("iscrowd", 0)
-        }
+        self._categories_with_gt = {int(ann["category_id"]) for ann in gt["annotations"] if not ann.get("iscrowd", 0)}
         self.reset()
 
     def reset(self) -> None:

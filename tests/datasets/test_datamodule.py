@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CLASSES, SCENE
 
 from centernet_lightning.datasets import COCODataset, VOCDataset, YOLODataset
 from centernet_lightning.datasets.datamodule import DetectionDataModule, coco_ground_truth
-
-from conftest import CLASSES, SCENE
 
 
 def _gt_boxes(ground_truth: dict) -> dict[int, list[tuple[list[float], int, int]]]:

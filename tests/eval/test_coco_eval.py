@@ -40,9 +40,7 @@ def make_scene(seed: int = 0, num_images: int = 12) -> tuple[dict, list[np.ndarr
     det_boxes, det_table = [], []
     for index in range(num_images):
         count = 0 if index >= num_images - 2 else int(rng.integers(1, 9))
-        sizes = rng.choice([10.0, 20.0, 45.0, 80.0, 150.0, 300.0], size=(count, 1)) * rng.uniform(
-            0.7, 1.3, (count, 2)
-        )
+        sizes = rng.choice([10.0, 20.0, 45.0, 80.0, 150.0, 300.0], size=(count, 1)) * rng.uniform(0.7, 1.3, (count, 2))
         top_left = rng.uniform(0, 1, (count, 2)) * (np.array([IMAGE_WIDTH, IMAGE_HEIGHT]) - sizes)
         boxes = np.concatenate((top_left, top_left + sizes), axis=1)
         categories = rng.choice(GT_CATEGORY_IDS, size=count)
@@ -60,9 +58,7 @@ def make_scene(seed: int = 0, num_images: int = 12) -> tuple[dict, list[np.ndarr
         )
         num_false = 150 if index == 4 else int(rng.integers(0, 6))
         false_sizes = rng.uniform(8, 200, (num_false, 2))
-        false_top_left = rng.uniform(0, 1, (num_false, 2)) * (
-            np.array([IMAGE_WIDTH, IMAGE_HEIGHT]) - false_sizes
-        )
+        false_top_left = rng.uniform(0, 1, (num_false, 2)) * (np.array([IMAGE_WIDTH, IMAGE_HEIGHT]) - false_sizes)
         boxes_det = np.concatenate(
             (boxes[copies] + jitter, np.concatenate((false_top_left, false_top_left + false_sizes), axis=1))
         )
@@ -242,9 +238,7 @@ def test_no_predictions_gives_zeros(scene, backend: str, caplog) -> None:
     assert "no detections" in caplog.text
     per_class = evaluator.per_class_ap()
     assert per_class["person"] == 0.0 and math.isnan(per_class["unused"])
-    assert COCOEvaluator(gt, backend=backend).evaluate() == dict.fromkeys(
-        METRIC_NAMES, 0.0
-    )  # add() never called
+    assert COCOEvaluator(gt, backend=backend).evaluate() == dict.fromkeys(METRIC_NAMES, 0.0)  # add() never called
 
 
 def test_save_results_round_trip(scene, tmp_path) -> None:
@@ -378,9 +372,7 @@ def test_format_table(scene) -> None:
 
 def test_gather_merges_ranks_and_drops_repeated_images(monkeypatch) -> None:
     """Two ranks (faked): image 2 was seen by both because the sampler padded rank 1."""
-    gt = build_coco_gt(
-        [1, 2, 3], [(100, 100)] * 3, [np.zeros((0, 4))] * 3, [np.zeros(0, np.int64)] * 3, [(1, "a")]
-    )
+    gt = build_coco_gt([1, 2, 3], [(100, 100)] * 3, [np.zeros((0, 4))] * 3, [np.zeros(0, np.int64)] * 3, [(1, "a")])
     rank0, rank1 = COCOEvaluator(gt), COCOEvaluator(gt)
     rank0.add([1, 2], [[[0, 0, 10, 10]], [[0, 0, 20, 20]]], [[0.5], [0.6]], [[1], [1]])
     rank1.add([3, 2], [[[0, 0, 30, 30]], [[0, 0, 20, 20]]], [[0.7], [0.6]], [[1], [1]])
@@ -424,9 +416,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, gt: dict, boxes, table, o
         image_ids = image_ids_of(gt)
         # Interleaved shards as a DistributedSampler makes them; rank 1 repeats image 0 as padding.
         mine = list(range(rank, len(image_ids), world_size)) + ([0] if rank == 1 else [])
-        add_padded(
-            evaluator, [image_ids[i] for i in mine], [boxes[i] for i in mine], [table[i] for i in mine]
-        )
+        add_padded(evaluator, [image_ids[i] for i in mine], [boxes[i] for i in mine], [table[i] for i in mine])
         metrics = evaluator.evaluate()
         with open(f"{output_path}.{rank}", "w") as output_file:
             json.dump(metrics, output_file)
