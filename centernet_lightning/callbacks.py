@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import lightning as L
 import numpy as np
+import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 
 from .datasets.common import read_image
@@ -71,6 +72,8 @@ class PredictionWriter(BasePredictionWriter):
 
     Files go to a new numbered folder ``output_dir/predict_<n>`` so earlier results are never
     overwritten. The JSON lists, per image, its path and detections (XYXY original pixels).
+    Under DDP every process draws its own images into the same folder and rank 0 writes the
+    gathered JSON.
 
     Args:
         output_dir: parent folder of the results.
@@ -88,21 +91,20 @@ class PredictionWriter(BasePredictionWriter):
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.results = []
-        self.run_dir = None
+        run_dir = None
         if trainer.is_global_zero:
             parent = Path(self.output_dir)
             parent.mkdir(parents=True, exist_ok=True)
             index = 0
             while (parent / f"predict_{index}").exists():
                 index += 1
-            self.run_dir = parent / f"predict_{index}"
-            self.run_dir.mkdir()
+            run_dir = parent / f"predict_{index}"
+            run_dir.mkdir()
+        self.run_dir = Path(trainer.strategy.broadcast(str(run_dir) if run_dir else None))
 
     def write_on_batch_end(
         self, trainer, pl_module, prediction: dict[str, Any], batch_indices, batch, batch_idx, dataloader_idx
     ) -> None:
-        if self.run_dir is None:
-            return
         class_names = pl_module.hparams.get("class_names")
         for i, path in enumerate(prediction["image_paths"]):
             keep = (prediction["scores"][i] >= self.score_threshold).cpu().numpy()
@@ -121,14 +123,19 @@ class PredictionWriter(BasePredictionWriter):
             )
             if self.draw:
                 drawn = draw_boxes(read_image(path), bboxes, labels, scores, class_names)
-                name = f"{len(self.results) - 1:06d}_{Path(path).stem}.jpg"
+                name = f"{int(prediction['image_ids'][i]):06d}_{Path(path).stem}.jpg"
                 cv2.imwrite(str(self.run_dir / name), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.run_dir is None:
+        results = self.results
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            per_rank: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(per_rank, results)
+            results = sorted((r for rank in per_rank for r in rank), key=lambda r: r["image_id"])
+        if not trainer.is_global_zero:
             return
         target = self.run_dir / "predictions.json"
         temporary = target.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(self.results))
+        temporary.write_text(json.dumps(results))
         os.replace(temporary, target)
-        print(f"Wrote {len(self.results)} images' predictions to {self.run_dir}")
+        print(f"Wrote {len(results)} images' predictions to {self.run_dir}")

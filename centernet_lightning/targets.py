@@ -103,6 +103,8 @@ RADIUS_METHODS: dict[str, Callable[[Tensor, Tensor, float], tuple[Tensor, Tensor
     "cornernet_fixed": _cornernet_fixed_radii,
     "ttfnet": _ttfnet_radii,
 }
+_CHUNK_ELEMENTS = 1 << 25  # at most 32M elements (256 MB of float64) in the per-object Gaussian tensor
+
 DEFAULT_PARAMETER = {"cornernet": 0.7, "cornernet_fixed": 0.3, "ttfnet": 0.54}
 
 
@@ -167,9 +169,9 @@ def render_heatmaps(
     center_x = ((x1 + x2) / 2).floor().long()  # truncation == floor for non-negative coords
     center_y = ((y1 + y2) / 2).floor().long()
 
-    # The 2-D Gaussian is separable: exp(-(dx^2/2sx^2 + dy^2/2sy^2)) = gx * gy. The 1-D factors
-    # are computed in float64 like the reference (numpy) code, so only an outer product of
-    # float32 vectors touches the large [B, N, H, W] tensor.
+    # The 2-D Gaussian is separable: exp(-(dx^2/2sx^2 + dy^2/2sy^2)) = gx * gy. The 1-D factors and
+    # their product are float64 like the reference (numpy) code, then rounded once to float32, so
+    # the heatmap equals the original's float32 target.
     grid_x = torch.arange(width, device=device, dtype=torch.float64)
     grid_y = torch.arange(height, device=device, dtype=torch.float64)
     dx = grid_x.view(1, 1, -1) - center_x.unsqueeze(-1)  # [B, N, W]
@@ -179,11 +181,16 @@ def render_heatmaps(
     gaussian_x = torch.exp(-(dx**2) / (2 * sigma_x**2)) * (dx.abs() <= radius_x.unsqueeze(-1))
     gaussian_y = torch.exp(-(dy**2) / (2 * sigma_y**2)) * (dy.abs() <= radius_y.unsqueeze(-1))
     gaussian_y = gaussian_y * valid.unsqueeze(-1)
-    gaussians = gaussian_y.float().unsqueeze(-1) * gaussian_x.float().unsqueeze(-2)  # [B, N, H, W]
 
     heatmaps = torch.zeros(batch_size, num_classes, height, width, device=device)
     class_index = labels.clamp(0, num_classes - 1).view(batch_size, num_objects, 1, 1)
-    heatmaps.scatter_reduce_(1, class_index.expand_as(gaussians), gaussians, reduce="amax")
+    # Objects are rendered in chunks so the [B, chunk, H, W] float64 intermediate stays bounded
+    # (one chunk for typical batches); each chunk is max-merged into the class maps.
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, batch_size * height * width))
+    for start in range(0, num_objects, chunk):
+        part = slice(start, start + chunk)
+        gaussians = (gaussian_y[:, part].unsqueeze(-1) * gaussian_x[:, part].unsqueeze(-2)).float()  # [B, n, H, W]
+        heatmaps.scatter_reduce_(1, class_index[:, part].expand_as(gaussians), gaussians, reduce="amax")
 
     centers = torch.stack((center_x, center_y), dim=-1)
     centers = centers.masked_fill(~valid.unsqueeze(-1), -1)

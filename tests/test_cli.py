@@ -129,6 +129,26 @@ def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
     assert len(predictions) == 4
     assert len(list((tmp_path / "pred" / "predict_0").glob("*.jpg"))) == 4
 
+    # A folder of images with only a checkpoint: no annotations are read.
+    folder = run(
+        [
+            *CENTERNET,
+            "predict",
+            *TINY,
+            "--data.data_dir=/nonexistent",
+            "--data.train_split=null",
+            "--data.val_split=null",
+            "--data.class_names=[circle, rectangle, triangle]",
+            f"--data.predict_dir={tiny_data / 'images' / 'val'}",
+            f"--ckpt_path={new_last}",
+            f"--prediction_writer.output_dir={tmp_path / 'pred'}",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        ],
+        ROOT,
+    )
+    assert "predictions" in folder.stdout
+    assert len(json.loads((tmp_path / "pred" / "predict_1" / "predictions.json").read_text())) == 4
+
 
 def test_fine_tune_with_another_class_count(tiny_data: Path, tmp_path: Path, caplog) -> None:
     from centernet_lightning.models import CenterNet

@@ -179,7 +179,7 @@ def test_render_heatmaps_equals_original_ctdet(min_overlap):
         min_overlap,
     )
     assert heatmaps.dtype == torch.float32 and heatmaps.shape == (4, num_classes, height, width)
-    np.testing.assert_allclose(heatmaps.numpy(), expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(heatmaps.numpy(), expected)  # bit-exact float32
 
     # Centres: the truncated centre of the clipped box for drawn objects, -1 for the rest.
     clipped = boxes.copy()
@@ -200,7 +200,7 @@ def test_render_heatmap_single_image_equals_original():
     keep = mask[0]
     expected = ctdet_heatmap(boxes[0][keep], labels[0][keep], 3, 32, 32)
     got = render_heatmap(torch.from_numpy(boxes[0][keep]), torch.from_numpy(labels[0][keep]), 3, 32, 32)
-    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(got.numpy(), expected)
 
 
 @pytest.mark.parametrize("method", sorted(RADIUS_METHODS))
@@ -244,3 +244,14 @@ def test_box_target_indices_centre_sampling():
     assert valid_cells(2) == [13, 14, 18, 19]  # bottom-right corner
     assert not valid[0, 3].any()
     assert ((indices >= 0) & (indices < 20)).all()  # invalid entries still index inside the grid
+
+
+def test_chunked_rendering_equals_one_pass(monkeypatch):
+    import centernet_lightning.targets as targets
+
+    boxes, labels, mask = random_batch(3, 2, 12, 4, 32, 32)
+    tensors = (torch.from_numpy(boxes), torch.from_numpy(labels), torch.from_numpy(mask))
+    whole, _ = render_heatmaps(*tensors, 4, 32, 32)
+    monkeypatch.setattr(targets, "_CHUNK_ELEMENTS", 2 * 32 * 32 * 5)  # 5 objects per chunk
+    chunked, _ = render_heatmaps(*tensors, 4, 32, 32)
+    assert torch.equal(whole, chunked)

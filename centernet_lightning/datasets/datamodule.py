@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -15,10 +17,10 @@ from torch.utils.data import DataLoader
 
 from .coco import COCODataset, load_coco_json
 from .collate import collate_detection
-from .common import DetectionDataset, read_image_size
+from .common import DetectionDataset, read_image_size, sanitize_boxes
 from .crowdhuman import CrowdHumanDataset
 from .inference import InferenceDataset
-from .synthetic import generate_synthetic_dataset
+from .synthetic import SHAPE_NAMES, generate_synthetic_dataset
 from .transforms import build_transforms
 from .voc import VOCDataset
 from .yolo import YOLODataset
@@ -60,11 +62,14 @@ def coco_ground_truth(dataset: DetectionDataset) -> tuple[dict[str, Any], list[i
         if record.normalized:
             scale = np.array([size[1], size[0], size[1], size[0]], dtype=np.float32)
             bboxes, ignore = bboxes * scale, ignore * scale
+        # Readers without image sizes (CrowdHuman) clip at load time; clip here the same way.
+        bboxes, keep = sanitize_boxes(bboxes, *size)
+        ignore, keep_ignore = sanitize_boxes(ignore, *size)
         image_ids.append(record.image_id)
         sizes.append(size)
-        boxes.append(np.concatenate([bboxes, ignore]))
-        labels.append(np.concatenate([record.labels, np.zeros(len(ignore), dtype=np.int64)]))
-        ignores.append(np.concatenate([np.zeros(len(bboxes), bool), np.ones(len(ignore), bool)]))
+        boxes.append(np.concatenate([bboxes[keep], ignore[keep_ignore]]))
+        labels.append(np.concatenate([record.labels[keep], np.zeros(int(keep_ignore.sum()), dtype=np.int64)]))
+        ignores.append(np.concatenate([np.zeros(int(keep.sum()), bool), np.ones(int(keep_ignore.sum()), bool)]))
     categories = list(enumerate(dataset.class_names))
     return build_coco_gt(image_ids, sizes, boxes, labels, categories, ignores), list(range(dataset.num_classes))
 
@@ -88,6 +93,8 @@ class DetectionDataModule(L.LightningDataModule):
         skip_bad_images: log and skip unreadable images instead of failing.
         synthetic: arguments of ``generate_synthetic_dataset`` for ``dataset: synthetic``.
         predict_dir: folder of images for ``centernet predict`` (default: the val split).
+        class_names: the class names, when no annotations should be read for them (e.g.
+            ``centernet predict`` on a folder of images with only a checkpoint).
     """
 
     def __init__(
@@ -107,25 +114,46 @@ class DetectionDataModule(L.LightningDataModule):
         skip_bad_images: bool = False,
         synthetic: dict[str, Any] | None = None,
         predict_dir: str | None = None,
+        class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
             raise ValueError(f"Unknown dataset {dataset!r}; valid names: {sorted(DATASETS)}")
         if input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
-        self.save_hyperparameters()
+        # class_names is the model's hyperparameter (linked from here); logging both would clash.
+        self.save_hyperparameters(ignore=["class_names"])
+        self._given_class_names = list(class_names) if class_names else None
         self.datasets: dict[str, DetectionDataset] = {}
+        self._ground_truth: dict[str, tuple[dict[str, Any], list[int]]] = {}
 
     # ------------------------------------------------------------------------------ datasets
     def prepare_data(self) -> None:
-        """Generate the synthetic dataset once (rank 0 only, as Lightning calls it)."""
+        """Generate the synthetic dataset once (rank 0 only, as Lightning calls it).
+
+        It is written to a temporary sibling folder and renamed into place, so an interrupted or
+        concurrent generation never leaves a half-written dataset behind.
+        """
         if self.hparams.dataset != "synthetic":
             return
         data_dir = Path(self.hparams.data_dir)
         if (data_dir / "annotations").is_dir():
             return
+        if data_dir.exists() and any(data_dir.iterdir()):
+            raise FileExistsError(f"{data_dir} is not empty and holds no synthetic dataset; choose another data_dir")
         log.info("Generating the synthetic dataset in %s", data_dir)
-        generate_synthetic_dataset(data_dir, **(self.hparams.synthetic or {}))
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}-", dir=data_dir.parent))
+        try:
+            generate_synthetic_dataset(temporary, overwrite=True, **(self.hparams.synthetic or {}))
+            if data_dir.exists():
+                data_dir.rmdir()  # empty, checked above
+            temporary.rename(data_dir)
+        except OSError:
+            if not (data_dir / "annotations").is_dir():  # another process finished first otherwise
+                raise
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
 
     def make_dataset(self, split: str, train: bool) -> DetectionDataset:
         """Build the reader for ``split`` with the training or evaluation transform."""
@@ -149,7 +177,8 @@ class DetectionDataModule(L.LightningDataModule):
             else:
                 stage_split = split[stage]
             if stage_split is None:
-                raise ValueError(f"No {stage} split configured (data.{stage}_split is null)")
+                key = "val_split is null; set data.predict_dir" if stage == "predict" else f"{stage}_split is null"
+                raise ValueError(f"No {stage} split configured (data.{key})")
             self.datasets[stage] = self.make_dataset(stage_split, train=stage == "train")
         return self.datasets[stage]
 
@@ -161,25 +190,33 @@ class DetectionDataModule(L.LightningDataModule):
             self._dataset(name)
 
     @cached_property
-    def _class_source(self) -> DetectionDataset:
-        split = self.hparams.train_split or self.hparams.val_split or self.hparams.test_split
-        return self.make_dataset(split, train=False)
-
-    @property
     def class_names(self) -> list[str]:
-        """Names of the contiguous labels, read from the annotations."""
-        return self._class_source.class_names
+        """Names of the contiguous labels: given, known (synthetic), or read from the annotations."""
+        if self._given_class_names:
+            return list(self._given_class_names)
+        if self.hparams.dataset == "synthetic":
+            num_classes = (self.hparams.synthetic or {}).get("num_classes", 3)
+            return list(SHAPE_NAMES[:num_classes])
+        for stage, split in (("train", "train_split"), ("val", "val_split"), ("test", "test_split")):
+            if self.hparams[split] is not None:
+                return self._dataset(stage).class_names
+        raise ValueError("No split is configured to read class names from: set data.class_names or a split")
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def ground_truth(self, stage: str) -> tuple[dict[str, Any], list[int]] | None:
-        """COCO ground truth of the ``val``/``test`` split and label -> category id (None: no split)."""
+        """COCO ground truth of the ``val``/``test`` split and label -> category id (None: no split).
+
+        Built once per stage and cached.
+        """
         stage = "val" if stage == "validate" else stage
         if stage == "val" and self.hparams.val_split is None or stage == "test" and self.hparams.test_split is None:
             return None
-        return coco_ground_truth(self._dataset(stage))
+        if stage not in self._ground_truth:
+            self._ground_truth[stage] = coco_ground_truth(self._dataset(stage))
+        return self._ground_truth[stage]
 
     # ------------------------------------------------------------------------------ loaders
     def _loader(self, stage: str, shuffle: bool, batch_size: int) -> DataLoader:

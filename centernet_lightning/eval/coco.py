@@ -67,11 +67,12 @@ def _faster_coco_gt(gt: dict) -> Any:
     return COCO(gt, print_function=_silent)
 
 
-def _faster_evaluate(coco_gt: Any, results: list[dict]) -> _Evaluation:
+def _faster_evaluate(coco_gt: Any, results: list[dict], image_ids: list[int]) -> _Evaluation:
     from faster_coco_eval import COCOeval_faster
 
     coco_dt = coco_gt.loadRes(results)
     coco_eval = COCOeval_faster(coco_gt, coco_dt, iouType="bbox", print_function=_silent)
+    coco_eval.params.imgIds = image_ids
     coco_eval.evaluate()
     coco_eval.accumulate()
     coco_eval.summarize()
@@ -100,11 +101,12 @@ def _pycocotools_coco_gt(gt: dict) -> Any:
     return coco_gt
 
 
-def _pycocotools_evaluate(coco_gt: Any, results: list[dict]) -> _Evaluation:
+def _pycocotools_evaluate(coco_gt: Any, results: list[dict], image_ids: list[int]) -> _Evaluation:
     _, cocoeval_cls = _import_pycocotools()
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools print()s every step
         coco_dt = coco_gt.loadRes(results)
         coco_eval = cocoeval_cls(coco_gt, coco_dt, iouType="bbox")
+        coco_eval.params.imgIds = image_ids
         coco_eval.evaluate()
         coco_eval.accumulate()
         coco_eval.summarize()
@@ -112,7 +114,7 @@ def _pycocotools_evaluate(coco_gt: Any, results: list[dict]) -> _Evaluation:
 
 
 # backend name -> (build the GT object from a COCO dict, evaluate a results list against it)
-_BACKENDS: dict[str, tuple[Callable[[dict], Any], Callable[[Any, list[dict]], _Evaluation]]] = {
+_BACKENDS: dict[str, tuple[Callable[[dict], Any], Callable[[Any, list[dict], list[int]], _Evaluation]]] = {
     "faster_coco_eval": (_faster_coco_gt, _faster_evaluate),
     "pycocotools": (_pycocotools_coco_gt, _pycocotools_evaluate),
 }
@@ -211,7 +213,8 @@ class COCOEvaluator:
             category_ids: int [B, K], original dataset category ids (not contiguous labels).
 
         Tensors (any device) or numpy arrays. Entries with ``score <= 0`` or ``category_id < 0``
-        are padding and are dropped.
+        are padding and are dropped. Only the images added are evaluated, so a partial pass
+        (``limit_val_batches``) does not count the images it never saw as misses.
         """
         image_ids = _as_numpy(image_ids, np.int64).reshape(-1)
         bboxes = _as_numpy(bboxes, np.float64)
@@ -306,7 +309,9 @@ class COCOEvaluator:
             return dict.fromkeys(METRIC_NAMES, 0.0)
 
         self._check_ids()
-        stats, precision, category_ids = self._evaluate_results(self._coco_gt, results)
+        seen = np.unique(np.concatenate([np.empty(0, np.int64), *self._seen_image_ids]))
+        image_ids = np.intersect1d(seen, self._gt_image_ids).tolist()
+        stats, precision, category_ids = self._evaluate_results(self._coco_gt, results, image_ids)
         self._per_class_ap = {
             self._category_names[int(category_id)]: _category_ap(precision, index)
             for index, category_id in enumerate(category_ids)

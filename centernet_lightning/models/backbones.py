@@ -229,20 +229,30 @@ class TimmBackbone(nn.Module):
         self._frozen = self._freeze(frozen_stages)
 
     def _freeze(self, frozen_stages: int) -> list[nn.Module]:
-        """Freeze every module up to the one that emits the N-th selected feature map."""
+        """Freeze every parameter up to the last one of the module that emits the N-th selected
+        feature map (the stem included); return the normalisation layers that must stay in eval."""
         if not 0 <= frozen_stages <= len(self.selected):
             raise ValueError(f"frozen_stages must be in [0, {len(self.selected)}], got {frozen_stages}")
         if frozen_stages == 0:
             return []
-        last = self.body.feature_info.module_name()[self.selected[frozen_stages - 1]]
-        frozen = []
-        for name, module in self.body.named_children():
-            frozen.append(module)
-            if name == last.replace(".", "_") or name == last:
-                break
-        for module in frozen:
-            module.requires_grad_(False)
-        return frozen
+        feature_module = self.body.feature_info.module_name()[self.selected[frozen_stages - 1]]
+        # timm's feature wrappers either keep nested names ("blocks.1") or flatten them ("layer1_0").
+        module_names = {name for name, _ in self.body.named_modules()}
+        prefix = feature_module if feature_module in module_names else feature_module.replace(".", "_")
+        parameter_names = [name for name, _ in self.body.named_parameters()]
+        inside = [i for i, name in enumerate(parameter_names) if name.startswith(prefix + ".")]
+        if prefix not in module_names or not inside:
+            raise ValueError(f"Cannot find stage module {feature_module!r} in timm model; frozen_stages unsupported")
+        frozen = set(parameter_names[: inside[-1] + 1])
+        for name, parameter in self.body.named_parameters():
+            if name in frozen:
+                parameter.requires_grad_(False)
+        return [
+            module
+            for name, module in self.body.named_modules()
+            if isinstance(module, nn.modules.batchnorm._NormBase)
+            and any(f"{name}.{key}" in frozen for key, _ in module.named_parameters(recurse=False))
+        ]
 
     def train(self, mode: bool = True) -> TimmBackbone:
         super().train(mode)

@@ -110,6 +110,12 @@ class CenterNet(L.LightningModule):
         # Fusion necks need every stage; the simple neck only the last.
         backbone_params.setdefault("return_features", neck_name != "simple")
         self.backbone = build_backbone(backbone_name, **backbone_params)
+        expected_strides = [4, 8, 16, 32] if backbone_params["return_features"] else [32]
+        if list(self.backbone.strides)[-len(expected_strides) :] != expected_strides:
+            raise ValueError(
+                f"Backbone {backbone_name!r} gives strides {self.backbone.strides}; the necks need "
+                f"{expected_strides} (a dilated or stride-16 model does not fit)"
+            )
         self.neck = build_neck(neck_name, self.backbone.out_channels, **neck_params)
         self.heatmap_head = HeatmapHead(self.neck.out_channels, num_classes, head_width, head_depth)
         self.box_head = Box2DHead(self.neck.out_channels, head_width, head_depth)
@@ -121,6 +127,11 @@ class CenterNet(L.LightningModule):
         """Raw outputs for images [B, 3, H, W]: ``heatmap`` logits [B, C, H/4, W/4] and ``box``
         distances [B, 4, H/4, W/4] (grid cells)."""
         features = self.neck(self.backbone(images))
+        if features.shape[-2] * self.stride != images.shape[-2] or features.shape[-1] * self.stride != images.shape[-1]:
+            raise ValueError(
+                f"Input size {tuple(images.shape[-2:])} gives a {tuple(features.shape[-2:])} output grid, not 1/"
+                f"{self.stride} of it: image sides must be divisible by 32 (the 'val' transform pads to that)"
+            )
         return {"heatmap": self.heatmap_head(features), "box": self.box_head(features)}
 
     def forward(self, images: Tensor) -> CenterNetOutput:
@@ -326,7 +337,10 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Weights file not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # weights_only: never unpickle arbitrary objects from a user-supplied file
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path} is not a checkpoint or state-dict file PyTorch can load safely: {error}") from error
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     own = model.state_dict()
     matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

@@ -58,6 +58,16 @@ def build_scheduler(optimizer: Optimizer, spec: Mapping[str, Any], total_steps: 
             optimizer, lambda step: warmup_cosine_factor(step, warmup_steps, total_steps, min_lr_ratio)
         )
         return {"scheduler": scheduler, "interval": "step"}
-    interval = spec.pop("interval", "epoch")
-    cls = _torch_class(torch.optim.lr_scheduler, name, torch.optim.lr_scheduler.LRScheduler, "lr_scheduler")
-    return {"scheduler": cls(optimizer, **spec), "interval": interval}
+    # Keys of Lightning's scheduler config, not of the scheduler (monitor: e.g. ReduceLROnPlateau).
+    lightning_keys = {key: spec.pop(key) for key in ("interval", "frequency", "monitor") if key in spec}
+    lightning_keys.setdefault("interval", "epoch")
+    if name == "ReduceLROnPlateau":
+        lightning_keys.setdefault("monitor", "val/AP")
+        spec.setdefault("mode", "max")
+    cls = getattr(torch.optim.lr_scheduler, name, None)
+    if not isinstance(cls, type) or not hasattr(cls, "step"):
+        valid = sorted(
+            n for n, c in vars(torch.optim.lr_scheduler).items() if isinstance(c, type) and hasattr(c, "step")
+        )
+        raise ValueError(f"Unknown lr_scheduler {name!r}; valid names: {valid}")
+    return {"scheduler": cls(optimizer, **spec), **lightning_keys}

@@ -89,7 +89,10 @@ def test_datamodule_generates_synthetic_data_once(tmp_path: Path) -> None:
         num_workers=0,
         synthetic={"num_train": 3, "num_val": 2, "image_size": 64, "num_classes": 2},
     )
-    assert datamodule.num_classes == 2
+    assert datamodule.num_classes == 2 and datamodule.class_names == ["circle", "rectangle"]
+    assert not data_dir.exists()  # class names are known without generating anything
+    datamodule.prepare_data()
+    assert not list(tmp_path.glob(".shapes-*"))  # the temporary folder was renamed into place
     stamp = (data_dir / "annotations" / "instances_train.json").stat().st_mtime_ns
     datamodule.prepare_data()  # already there: left alone
     assert (data_dir / "annotations" / "instances_train.json").stat().st_mtime_ns == stamp
@@ -105,3 +108,20 @@ def test_datamodule_rejects_bad_settings(tmp_path: Path) -> None:
     datamodule = DetectionDataModule(dataset="coco", data_dir=str(tmp_path / "missing"), input_size=64)
     with pytest.raises(FileNotFoundError, match="instances_train.json"):
         datamodule.setup("fit")
+
+
+def test_synthetic_refuses_a_foreign_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("user data")
+    datamodule = DetectionDataModule(dataset="synthetic", data_dir=str(tmp_path), input_size=64)
+    with pytest.raises(FileExistsError, match="not empty"):
+        datamodule.prepare_data()
+    assert (tmp_path / "mine.txt").read_text() == "user data"
+
+
+def test_class_names_can_be_given_for_prediction(tmp_path: Path) -> None:
+    datamodule = DetectionDataModule(
+        dataset="coco", data_dir=str(tmp_path / "none"), train_split=None, val_split=None, class_names=["a", "b"]
+    )
+    assert datamodule.num_classes == 2
+    with pytest.raises(ValueError, match="predict_dir"):
+        datamodule.setup("predict")

@@ -435,3 +435,22 @@ def test_ddp_two_processes_match_single_process(scene, tmp_path) -> None:
     for rank in range(2):
         with open(f"{output_path}.{rank}") as metrics_file:
             assert json.load(metrics_file) == pytest.approx(expected, abs=1e-12)
+
+
+def test_only_the_images_seen_are_evaluated(scene) -> None:
+    gt, _, _ = scene
+    annotations = [a for a in gt["annotations"] if not a["iscrowd"]]
+    first_image = annotations[0]["image_id"]
+    evaluator = COCOEvaluator(gt)
+    for annotation in annotations:
+        if annotation["image_id"] != first_image:
+            continue
+        x, y, w, h = annotation["bbox"]
+        evaluator.add(
+            np.array([first_image]),
+            np.array([[[x, y, x + w, y + h]]]),
+            np.array([[0.9]]),
+            np.array([[annotation["category_id"]]]),
+        )
+    metrics = evaluator.evaluate()  # the other images were never added: not counted as misses
+    assert metrics["AR100"] == pytest.approx(1.0)

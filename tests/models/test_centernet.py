@@ -247,3 +247,10 @@ def test_bad_arguments_raise_value_error(kwargs, message):
         tiny_model(**kwargs)
     with pytest.raises(ValueError, match="num_classes"):
         CenterNet(0, **TINY)
+
+
+def test_input_not_divisible_by_32_is_a_clear_error():
+    model = CenterNet(2, backbone="resnet18", neck="simple", head_width=8)
+    with pytest.raises(ValueError, match="divisible by 32"):
+        model.get_encoded_outputs(torch.zeros(1, 3, 100, 100))
+    assert model.get_encoded_outputs(torch.zeros(1, 3, 96, 128))["heatmap"].shape == (1, 2, 24, 32)
