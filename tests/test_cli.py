@@ -90,11 +90,12 @@ def _checkpoints(root: Path) -> list[Path]:
 
 def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
     common = [*TINY, f"--data.data_dir={tiny_data}", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"]
-    first = run([*CENTERNET, "fit", *common, "--trainer.max_steps=4", "--trainer.check_val_every_n_epoch=1"], ROOT)
+    # 8 training images in batches of 4: two steps per epoch.
+    first = run([*CENTERNET, "fit", *common, "--trainer.max_epochs=2", "--trainer.check_val_every_n_epoch=1"], ROOT)
     last = next(p for p in _checkpoints(tmp_path / "runs") if p.name == "last.ckpt")
     assert any(p.name.startswith("best-epoch") for p in _checkpoints(tmp_path / "runs"))
     state = torch.load(last, map_location="cpu", weights_only=False)
-    assert state["global_step"] == 4
+    assert state["global_step"] == 4, first.stderr[-3000:]
     assert "val/AP" in state["callbacks"][next(k for k in state["callbacks"] if "ModelCheckpoint" in k)]["monitor"]
     assert "Traceback" not in first.stderr
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -103,7 +104,7 @@ def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
     assert "val/image_0" in events.Tags()["images"]  # ValidationImageLogger drew the first batch
     assert {"val/AP", "val/AP50", "train/total_loss", "lr-AdamW"} <= set(events.Tags()["scalars"])
 
-    resumed = run([*CENTERNET, "fit", *common, "--trainer.max_steps=6", f"--ckpt_path={last}"], ROOT)
+    resumed = run([*CENTERNET, "fit", *common, "--trainer.max_epochs=3", f"--ckpt_path={last}"], ROOT)
     assert "Restored all states from the checkpoint" in resumed.stderr + resumed.stdout
     new_last = max((p for p in _checkpoints(tmp_path / "runs") if p.name == "last.ckpt"), key=os.path.getmtime)
     assert torch.load(new_last, map_location="cpu", weights_only=False)["global_step"] == 6
@@ -175,7 +176,7 @@ def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
         f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
         "--trainer.devices=2",
         "--trainer.strategy=ddp",
-        "--trainer.max_steps=2",
+        "--trainer.max_epochs=1",  # 8 images, 2 processes, batches of 2: two steps
         "--trainer.check_val_every_n_epoch=1",
         "--data.batch_size=2",
     ]
