@@ -252,6 +252,6 @@ def test_chunked_rendering_equals_one_pass(monkeypatch):
     boxes, labels, mask = random_batch(3, 2, 12, 4, 32, 32)
     tensors = (torch.from_numpy(boxes), torch.from_numpy(labels), torch.from_numpy(mask))
     whole, _ = render_heatmaps(*tensors, 4, 32, 32)
-    monkeypatch.setattr(targets, "_CHUNK_ELEMENTS", 2 * 32 * 32 * 5)  # 5 objects per chunk
+    monkeypatch.setattr(targets, "_CHUNK_ELEMENTS", 1)  # one object per chunk
     chunked, _ = render_heatmaps(*tensors, 4, 32, 32)
     assert torch.equal(whole, chunked)
