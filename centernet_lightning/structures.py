@@ -23,8 +23,9 @@ batch; ``mask`` marks the real ones.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -84,19 +85,26 @@ def valid_box_mask(boxes: Tensor, min_size: float = 0.0) -> Tensor:
     return torch.isfinite(boxes).all(-1) & (widths > min_size) & (heights > min_size)
 
 
-def box_xywh_to_xyxy(boxes: Tensor) -> Tensor:
-    """COCO ``[x, y, w, h]`` to ``[x1, y1, x2, y2]``."""
-    x, y, w, h = boxes.unbind(-1)
-    return torch.stack((x, y, x + w, y + h), dim=-1)
+BoxArray = TypeVar("BoxArray", Tensor, np.ndarray)
 
 
-def box_xyxy_to_xywh(boxes: Tensor) -> Tensor:
-    """``[x1, y1, x2, y2]`` to COCO ``[x, y, w, h]``."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack((x1, y1, x2 - x1, y2 - y1), dim=-1)
+def _concat(first: BoxArray, second: BoxArray) -> BoxArray:
+    if isinstance(first, Tensor):
+        return torch.cat((first, second), dim=-1)
+    return np.concatenate((first, second), axis=-1)
 
 
-def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
-    """``[cx, cy, w, h]`` to ``[x1, y1, x2, y2]``."""
-    cx, cy, w, h = boxes.unbind(-1)
-    return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), dim=-1)
+def box_xywh_to_xyxy(boxes: BoxArray) -> BoxArray:
+    """COCO ``[x, y, w, h]`` to ``[x1, y1, x2, y2]``; torch tensors or numpy arrays [..., 4]."""
+    return _concat(boxes[..., :2], boxes[..., :2] + boxes[..., 2:])
+
+
+def box_xyxy_to_xywh(boxes: BoxArray) -> BoxArray:
+    """``[x1, y1, x2, y2]`` to COCO ``[x, y, w, h]``; torch tensors or numpy arrays [..., 4]."""
+    return _concat(boxes[..., :2], boxes[..., 2:] - boxes[..., :2])
+
+
+def box_cxcywh_to_xyxy(boxes: BoxArray) -> BoxArray:
+    """``[cx, cy, w, h]`` (YOLO, once scaled) to ``[x1, y1, x2, y2]``; tensors or numpy arrays."""
+    half = boxes[..., 2:] / 2
+    return _concat(boxes[..., :2] - half, boxes[..., :2] + half)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, SampleTransform
+from centernet_lightning.structures import box_xywh_to_xyxy
 
 __all__ = ["COCODataset", "load_coco_json"]
 
@@ -130,7 +131,7 @@ class COCODataset(DetectionDataset):
                 f"{int(ann_image_ids[first])}"
             )
 
-        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        xyxy = box_xywh_to_xyxy(xywh)
         labels = np.searchsorted(known_categories, ann_category_ids).astype(np.int64)
         for is_crowd in (False, True):
             selected = np.flatnonzero(crowd == is_crowd)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, SampleTransform, empty_boxes
+from centernet_lightning.structures import box_xywh_to_xyxy
 
 __all__ = ["CrowdHumanDataset"]
 
@@ -20,7 +21,7 @@ def _to_xyxy(boxes: list[list[float]]) -> np.ndarray:
     if not boxes:
         return empty_boxes()
     xywh = np.array(boxes, dtype=np.float32).reshape(-1, 4)
-    return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    return box_xywh_to_xyxy(xywh)
 
 
 class CrowdHumanDataset(DetectionDataset):

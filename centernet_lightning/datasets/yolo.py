@@ -14,6 +14,7 @@ from centernet_lightning.datasets.common import (
     SampleTransform,
     empty_boxes,
 )
+from centernet_lightning.structures import box_cxcywh_to_xyxy
 
 __all__ = ["YOLODataset", "parse_yolo_labels"]
 
@@ -61,8 +62,7 @@ def parse_yolo_labels(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndar
     if not rows:
         return empty_boxes(), np.zeros(0, dtype=np.int64)
     cxcywh = np.array(rows, dtype=np.float64)
-    half = cxcywh[:, 2:] / 2
-    xyxy = np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
+    xyxy = box_cxcywh_to_xyxy(cxcywh)
     return xyxy.astype(np.float32), np.array(labels, dtype=np.int64)
 
 

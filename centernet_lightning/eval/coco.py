@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..structures import box_xyxy_to_xywh
+
 __all__ = ["BACKENDS", "METRIC_NAMES", "COCOEvaluator", "build_coco_gt", "format_table"]
 
 logger = logging.getLogger(__name__)
@@ -230,7 +232,7 @@ class COCOEvaluator:
             )
         valid = (scores > 0) & (category_ids >= 0)  # [B, K]
         boxes_xyxy = bboxes[valid]  # [N, 4]
-        boxes_xywh = np.concatenate((boxes_xyxy[:, :2], boxes_xyxy[:, 2:] - boxes_xyxy[:, :2]), axis=1)
+        boxes_xywh = box_xyxy_to_xywh(boxes_xyxy)
         self._chunks.append(
             (
                 np.broadcast_to(image_ids[:, None], valid.shape)[valid],
@@ -416,7 +418,7 @@ def build_coco_gt(
         if unknown:
             raise ValueError(f"image {image_id}: category ids {sorted(unknown)} are not in categories")
 
-        boxes_xywh = np.concatenate((boxes[:, :2], boxes[:, 2:] - boxes[:, :2]), axis=1)
+        boxes_xywh = box_xyxy_to_xywh(boxes)
         areas = boxes_xywh[:, 2] * boxes_xywh[:, 3]
         first_id = len(annotations) + 1
         annotations.extend(
