@@ -58,8 +58,8 @@ class CenterNetCLI(LightningCLI):
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
 
 
-def make_cli(args: list[str], run: bool = True) -> CenterNetCLI:
-    """Build (and by default run) the Lightning CLI on ``args``."""
+def make_cli(args: list[str] | None, run: bool = True) -> CenterNetCLI:
+    """Build (and by default run) the Lightning CLI on ``args`` (None: the command line)."""
     return CenterNetCLI(
         CenterNet,
         DetectionDataModule,
@@ -137,6 +137,7 @@ def demo_main(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``centernet`` console script."""
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_float32_matmul_precision("high")
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     elif argv[:1] == ["demo"]:
         demo_main(argv[1:])
     else:
-        make_cli(argv)
+        make_cli(None if from_command_line else argv)
 
 
 if __name__ == "__main__":

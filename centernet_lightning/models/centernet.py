@@ -279,6 +279,8 @@ class CenterNet(L.LightningModule):
         self.log_dict({f"{prefix}/{name}": value for name, value in metrics.items()}, sync_dist=False)
         self.last_metrics = metrics
         self.last_per_class_ap = evaluator.per_class_ap()
+        per_class = {f"{prefix}/AP_class/{name}": ap for name, ap in self.last_per_class_ap.items() if ap == ap}
+        self.log_dict(per_class, sync_dist=False)  # classes without ground truth (nan) are left out
         if self.trainer.state.fn in ("validate", "test") and self.trainer.is_global_zero:
             print(format_table(metrics, self.last_per_class_ap))
             if self.trainer.log_dir:
