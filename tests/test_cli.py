@@ -184,3 +184,29 @@ def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
     assert "distributed_backend=gloo" in result.stderr + result.stdout
     last = next(p for p in _checkpoints(tmp_path / "runs") if p.name == "last.ckpt")
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 2
+
+
+def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = run(
+        [
+            *CENTERNET,
+            "demo",
+            "--out",
+            str(out),
+            "--trainer.max_epochs=1",
+            "--trainer.check_val_every_n_epoch=1",
+            "--data.synthetic={num_train: 8, num_val: 4, image_size: 64, num_classes: 3}",
+            "--data.input_size=64",
+            "--data.batch_size=4",
+            "--data.num_workers=0",
+            "--model.neck={name: fpn, upsample_channels: [32, 32, 32]}",
+            "--model.head_width=16",
+            "--trainer.enable_model_summary=false",
+            "--progress_bar.refresh_rate=0",
+        ],
+        ROOT,
+    )
+    assert "Demo AP50 =" in result.stdout and "AP50" in result.stdout
+    assert len(list((out / "predict_0").glob("*.jpg"))) == 4
+    assert (out / "data" / "annotations" / "instances_val.json").is_file()
