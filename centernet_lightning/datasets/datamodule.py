@@ -21,7 +21,7 @@ from .common import DetectionDataset, read_image_size, sanitize_boxes
 from .crowdhuman import CrowdHumanDataset
 from .inference import InferenceDataset
 from .synthetic import SHAPE_NAMES, generate_synthetic_dataset
-from .transforms import build_transforms
+from .transforms import DetectionTransform, build_transforms
 from .voc import VOCDataset
 from .yolo import YOLODataset
 
@@ -155,11 +155,15 @@ class DetectionDataModule(L.LightningDataModule):
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
 
+    def _transforms(self, train: bool) -> DetectionTransform:
+        """The training or evaluation transform of the config."""
+        spec = self.hparams.train_transforms if train else self.hparams.val_transforms
+        return build_transforms(spec, self.hparams.input_size)
+
     def make_dataset(self, split: str, train: bool) -> DetectionDataset:
         """Build the reader for ``split`` with the training or evaluation transform."""
         self.prepare_data()
-        spec = self.hparams.train_transforms if train else self.hparams.val_transforms
-        transforms = build_transforms(spec, self.hparams.input_size)
+        transforms = self._transforms(train)
         params = dict(self.hparams.dataset_params or {})
         if self.hparams.skip_bad_images:
             params["skip_bad_images"] = True
@@ -170,8 +174,9 @@ class DetectionDataModule(L.LightningDataModule):
             split = {"train": self.hparams.train_split, "val": self.hparams.val_split, "test": self.hparams.test_split}
             if stage == "predict":
                 if self.hparams.predict_dir:
-                    transforms = build_transforms(self.hparams.val_transforms, self.hparams.input_size)
-                    self.datasets[stage] = InferenceDataset(self.hparams.predict_dir, transforms=transforms)
+                    self.datasets[stage] = InferenceDataset(
+                        self.hparams.predict_dir, transforms=self._transforms(False)
+                    )
                     return self.datasets[stage]
                 stage_split = split["val"]
             else:

@@ -121,6 +121,8 @@ class CenterNet(L.LightningModule):
         self.box_head = Box2DHead(self.neck.out_channels, head_width, head_depth)
         self.num_classes = num_classes
         self.stride = self.neck.stride
+        self.evaluator: COCOEvaluator | None = None
+        self._evaluator_cache: dict[str, tuple[dict[str, Any], COCOEvaluator]] = {}
 
     # ----------------------------------------------------------------------------- inference
     def get_encoded_outputs(self, images: Tensor) -> dict[str, Tensor]:
@@ -254,7 +256,13 @@ class CenterNet(L.LightningModule):
         if ground_truth is None:
             return
         coco_gt, label_to_category_id = ground_truth
-        self.evaluator = COCOEvaluator(coco_gt)
+        # The evaluator indexes the ground truth once; later epochs on the same ground truth reuse it.
+        cached_gt, evaluator = self._evaluator_cache.get(stage, (None, None))
+        if cached_gt is not coco_gt:
+            evaluator = COCOEvaluator(coco_gt)
+            self._evaluator_cache[stage] = (coco_gt, evaluator)
+        evaluator.reset()
+        self.evaluator = evaluator
         self._category_ids = torch.tensor(label_to_category_id, dtype=torch.int64)
 
     def _evaluation_step(self, batch: Batch, prefix: str) -> Detections:
@@ -263,7 +271,7 @@ class CenterNet(L.LightningModule):
         batch_size = batch["images"].shape[0]
         self.log_dict({f"{prefix}/{k}_loss": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
         detections = self.gather_detection2d(outputs)
-        if getattr(self, "evaluator", None) is not None:
+        if self.evaluator is not None:
             # Evaluate in ORIGINAL image pixels and the dataset's own category ids.
             bboxes = letterbox_inverse(detections["bboxes"], batch["letterbox"], batch["original_sizes"])
             labels = detections["labels"].cpu()
@@ -272,7 +280,7 @@ class CenterNet(L.LightningModule):
         return detections
 
     def _finish_evaluation(self, prefix: str) -> None:
-        evaluator = getattr(self, "evaluator", None)
+        evaluator = self.evaluator
         if evaluator is None:
             return
         metrics = evaluator.evaluate()
