@@ -33,7 +33,8 @@ Subcommands: fit, validate, test, predict (Lightning; see `centernet fit --help`
 class CenterNetCLI(LightningCLI):
     """LightningCLI for CenterNet + DetectionDataModule with the library's default callbacks.
 
-    Extra config groups: ``checkpoint`` (ModelCheckpoint: best ``val/AP`` and last),
+    Extra config groups: ``checkpoint`` (ModelCheckpoint: best ``val/AP``), ``last_checkpoint``
+    (ModelCheckpoint: ``last.ckpt``, refreshed at every validation or epoch end),
     ``val_images`` (ValidationImageLogger), ``prediction_writer`` (PredictionWriter),
     ``progress_bar`` (RichProgressBar) and ``lr_monitor`` (LearningRateMonitor).
     """
@@ -46,9 +47,21 @@ class CenterNetCLI(LightningCLI):
             {
                 "checkpoint.monitor": "val/AP",
                 "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
+                "checkpoint.save_last": False,
                 "checkpoint.filename": "best-epoch{epoch:03d}",
                 "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        # last.ckpt comes from a second, unmonitored ModelCheckpoint: since Lightning 2.6 the
+        # monitored one refreshes its save_last file only in epochs whose metric improved, so
+        # resuming from it could silently go back several epochs.
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.set_defaults(
+            {
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.monitor": None,
+                "last_checkpoint.save_top_k": 1,
+                "last_checkpoint.enable_version_counter": False,
             }
         )
         parser.add_lightning_class_args(ValidationImageLogger, "val_images")
