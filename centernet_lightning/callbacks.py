@@ -45,7 +45,14 @@ class ValidationImageLogger(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if batch_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero or self.num_images <= 0:
+        if (
+            batch is None
+            or outputs is None
+            or batch_idx != 0
+            or trainer.sanity_checking
+            or not trainer.is_global_zero
+            or self.num_images <= 0
+        ):
             return
         experiment = getattr(trainer.logger, "experiment", None)
         if not hasattr(experiment, "add_image"):
@@ -105,6 +112,8 @@ class PredictionWriter(BasePredictionWriter):
     def write_on_batch_end(
         self, trainer, pl_module, prediction: dict[str, Any], batch_indices, batch, batch_idx, dataloader_idx
     ) -> None:
+        if prediction is None:  # a batch of skipped images
+            return
         class_names = pl_module.hparams.get("class_names")
         for i, path in enumerate(prediction["image_paths"]):
             keep = (prediction["scores"][i] >= self.score_threshold).cpu().numpy()

@@ -26,26 +26,40 @@ def load_coco_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_unique_ids(records: list[ImageRecord], path: Path) -> None:
+    """ValueError naming the repeated image ids: annotations could not tell those images apart."""
+    ids = np.array([record.image_id for record in records], dtype=np.int64)
+    unique, counts = np.unique(ids, return_counts=True)
+    repeated = unique[counts > 1]
+    if len(repeated):
+        files = [str(r.path.name) for r in records if r.image_id == repeated[0]]
+        raise ValueError(
+            f"{path}: image ids must be unique, but {len(repeated)} ids are repeated: {repeated[:10].tolist()} "
+            f"(id {int(repeated[0])} is used by {files[:4]})"
+        )
+
+
 class COCODataset(DetectionDataset):
     """Images and boxes of one split of a COCO-format dataset.
 
-    Layout::
+        Layout::
 
-        data_dir/annotations/instances_{split}.json
-        data_dir/images/{split}/<file_name>     (or data_dir/{split}/<file_name>)
+            data_dir/annotations/instances_{split}.json
+            data_dir/images/{split}/<file_name>     (or data_dir/{split}/<file_name>)
 
-    ``file_name`` may contain sub-folders. Category ids are mapped to contiguous labels in
-    increasing id order, unused categories included, so ``num_classes == len(categories)``;
-    ``label_to_category_id[label]`` and ``category_id_to_label[category_id]`` convert back when
-    writing results. ``iscrowd`` boxes are not targets; they are returned as ``ignore_bboxes``.
-    Images without annotations are kept (negatives). ``image_id`` is the COCO image id and
-    ``coco_gt_path`` the json path for an evaluator.
+        ``file_name`` may contain sub-folders. Category ids are mapped to contiguous labels in
+        increasing id order, unused categories included, so ``num_classes == len(categories)``;
+        ``label_to_category_id[label]`` and ``category_id_to_label[category_id]`` convert back when
+        writing results. ``iscrowd`` boxes are not targets; they are returned as ``ignore_bboxes``.
+        Images without annotations are kept (negatives). ``image_id`` is the COCO image id and
+        ``coco_gt_path`` the json path for an evaluator. Image ids must be unique. An image whose file
+    has another size than its ``width``/``height`` is resized to the stated size (see common.py).
 
-    Args:
-        data_dir: dataset root.
-        split: e.g. ``"train2017"``, ``"val"``.
-        transforms: callable ``sample -> sample`` or None.
-        skip_bad_images: drop/skip missing or unreadable images instead of raising (see common.py).
+        Args:
+            data_dir: dataset root.
+            split: e.g. ``"train2017"``, ``"val"``.
+            transforms: callable ``sample -> sample`` or None.
+            skip_bad_images: drop/skip missing or unreadable images instead of raising (see common.py).
     """
 
     def __init__(
@@ -77,14 +91,10 @@ class COCODataset(DetectionDataset):
         self.label_to_category_id: list[int] = category_ids
         self.category_id_to_label: dict[int, int] = {cid: i for i, cid in enumerate(category_ids)}
 
-        records = [
-            ImageRecord(
-                path=image_dir / str(image["file_name"]),
-                image_id=int(image["id"]),
-                size=(int(image["height"]), int(image["width"])) if "height" in image else None,
-            )
-            for image in data["images"]
-        ]
+        records = [self._image_record(index, image, image_dir) for index, image in enumerate(data["images"])]
+        _check_unique_ids(records, self.coco_gt_path)
+        if not records:
+            raise ValueError(f"{self.coco_gt_path}: the 'images' list is empty")
         self._attach_annotations(records, data.get("annotations") or [])
         super().__init__(
             records,
@@ -93,6 +103,26 @@ class COCODataset(DetectionDataset):
             skip_bad_images=skip_bad_images,
             source=str(self.coco_gt_path),
         )
+
+    def _image_record(self, index: int, image: Any, image_dir: Path) -> ImageRecord:
+        """The record of ``images[index]``; ValueError naming the entry when a key is missing or bad."""
+        where = f"{self.coco_gt_path}: images[{index}]"
+        if not isinstance(image, dict):
+            raise ValueError(f"{where} must be an object with 'id' and 'file_name', got {image!r:.80}")
+        missing = [key for key in ("id", "file_name") if key not in image]
+        if missing:
+            raise ValueError(f"{where} (id {image.get('id', '?')}) has no {' or '.join(map(repr, missing))} key")
+        try:
+            size = (int(image["height"]), int(image["width"])) if "height" in image and "width" in image else None
+            image_id = int(image["id"])
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{where}: 'id', 'height' and 'width' must be integers, got id={image.get('id')!r}, "
+                f"height={image.get('height')!r}, width={image.get('width')!r}"
+            ) from None
+        if size is not None and min(size) <= 0:
+            size = None  # unknown: the decoded image decides
+        return ImageRecord(path=image_dir / str(image["file_name"]), image_id=image_id, size=size)
 
     def _attach_annotations(self, records: list[ImageRecord], annotations: list[dict[str, Any]]) -> None:
         """Convert every annotation (xywh -> XYXY) and group them per image, vectorised."""

@@ -12,8 +12,11 @@ from centernet_lightning.structures import Batch
 __all__ = ["collate_detection"]
 
 
-def collate_detection(samples: Sequence[dict[str, Any]]) -> Batch:
+def collate_detection(samples: Sequence[dict[str, Any] | None]) -> Batch | None:
     """Stack B transformed samples into a :class:`Batch`.
+
+    None entries (images a dataset skipped with ``skip_bad_images``) are left out; a batch of
+    nothing but skipped images gives None, which the LightningModules' steps pass over.
 
     Images must already be float CHW tensors of one size (apply a DetectionTransform with an
     ``input_size``). Objects are padded to the largest count N in the batch; padded rows have
@@ -28,6 +31,9 @@ def collate_detection(samples: Sequence[dict[str, Any]]) -> Batch:
     """
     if len(samples) == 0:
         raise ValueError("collate_detection needs at least one sample")
+    samples = [sample for sample in samples if sample is not None]
+    if not samples:
+        return None
     images = [torch.as_tensor(s["image"]) for s in samples]
     if any(image.ndim != 3 or not image.is_floating_point() or image.shape[0] != 3 for image in images):
         raise ValueError(

@@ -8,8 +8,15 @@ images lazily and builds the sample dict described in :mod:`centernet_lightning.
 Bad images: with ``skip_bad_images=False`` (the default) a missing or undecodable image raises
 an error naming the file when its sample is loaded. With ``skip_bad_images=True`` files missing
 at construction are dropped there (one warning with the count), and an image that fails to
-decode later is skipped in ``__getitem__`` (a warning per skip with the running count in
-``num_skipped``) and the next readable sample is returned instead, so a DataLoader never stops.
+decode later makes ``__getitem__`` return None (a warning per skip with the running count in
+``num_skipped``); :func:`~centernet_lightning.datasets.collate.collate_detection` leaves such
+samples out, so a DataLoader never stops and no other image is seen twice (which would count
+its detections twice in evaluation).
+
+Image sizes: when an annotation states an image size (COCO ``width``/``height``, VOC ``<size>``)
+and the decoded file has another one (a dataset resized without rewriting its annotations), the
+image is resized back to the annotated size, so the boxes, the evaluation ground truth and the
+predictions all stay in the annotation's pixels. A warning names the file and both sizes.
 """
 
 from __future__ import annotations
@@ -37,7 +44,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Every still-image format OpenCV's imdecode reads (lower case; readers match any case).
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".jp2",
+    ".pbm", ".pgm", ".ppm", ".pnm", ".pxm", ".sr", ".ras", ".exr", ".hdr", ".pic",
+)  # fmt: skip
+_SIZE_WARNINGS = 3  # mismatched image sizes reported one by one, then only counted
 
 Sample = dict[str, Any]
 SampleTransform = Callable[[Sample], Sample]
@@ -201,8 +213,11 @@ class DetectionDataset(Dataset):
                     next(r.path for r in records if not r.path.is_file()),
                 )
             records = present
+        if not records:
+            raise ValueError(f"{source}: no images to read{' (all were missing)' if skip_bad_images else ''}")
         _sanitize_records(records, source)
         self.records = records
+        self.num_resized = 0
 
     @property
     def num_classes(self) -> int:
@@ -211,22 +226,42 @@ class DetectionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, index: int) -> Sample | None:
+        """The sample of image ``index``; None when it cannot be read and ``skip_bad_images``."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} images")
-        for attempt in range(len(self)):
-            record = self.records[(index + attempt) % len(self)]
-            try:
-                image = read_image(record.path)
-            except OSError as error:  # FileNotFoundError is an OSError too
-                if not self.skip_bad_images:
-                    raise
-                self.num_skipped += 1
-                logger.warning("Skipping bad image (%d skipped so far): %s", self.num_skipped, error)
-                continue
-            sample = self.make_sample(record, image)
-            return self.transforms(sample) if self.transforms is not None else sample
-        raise OSError(f"No readable image left in a dataset of {len(self)} images")
+        record = self.records[index]
+        try:
+            image = read_image(record.path)
+        except OSError as error:  # FileNotFoundError is an OSError too
+            if not self.skip_bad_images:
+                raise
+            self.num_skipped += 1
+            logger.warning("Skipping bad image (%d skipped so far): %s", self.num_skipped, error)
+            return None
+        sample = self.make_sample(record, self._match_annotated_size(record, image))
+        return self.transforms(sample) if self.transforms is not None else sample
+
+    def _match_annotated_size(self, record: ImageRecord, image: np.ndarray) -> np.ndarray:
+        """Resize ``image`` to the size its annotation states, if it has another one (see module doc)."""
+        if record.size is None or record.normalized or tuple(image.shape[:2]) == tuple(record.size):
+            return image
+        self.num_resized += 1
+        if self.num_resized <= _SIZE_WARNINGS:
+            (file_h, file_w), (ann_h, ann_w) = image.shape[:2], record.size
+            swapped = " (sides swapped: an EXIF rotation?)" if (file_h, file_w) == (ann_w, ann_h) else ""
+            logger.warning(
+                "%s is %dx%d (WxH) on disk but %dx%d in its annotation%s; resized to the annotated size so "
+                "its boxes still fit%s.",
+                record.path,
+                file_w,
+                file_h,
+                ann_w,
+                ann_h,
+                swapped,
+                "; further mismatches are resized without a warning" if self.num_resized == _SIZE_WARNINGS else "",
+            )
+        return cv2.resize(image, (record.size[1], record.size[0]), interpolation=cv2.INTER_LINEAR)
 
     def make_sample(self, record: ImageRecord, image: np.ndarray) -> Sample:
         """The untransformed sample dict of ``record`` with its decoded ``image`` (HWC uint8)."""
@@ -235,7 +270,7 @@ class DetectionDataset(Dataset):
         if record.normalized:
             scale = np.array([width, height, width, height], dtype=np.float32)
             bboxes, ignore = bboxes * scale, ignore * scale
-        # Cheap safety net for annotations whose stated size differs from the file on disk.
+        # Cheap safety net for readers that know no size (CrowdHuman): clip to the decoded image.
         bboxes, keep = sanitize_boxes(bboxes, height, width)
         ignore, keep_ignore = sanitize_boxes(ignore, height, width)
         return {

@@ -175,7 +175,9 @@ class DetectionDataModule(L.LightningDataModule):
             if stage == "predict":
                 if self.hparams.predict_dir:
                     self.datasets[stage] = InferenceDataset(
-                        self.hparams.predict_dir, transforms=self._transforms(False)
+                        self.hparams.predict_dir,
+                        transforms=self._transforms(False),
+                        skip_bad_images=self.hparams.skip_bad_images,
                     )
                     return self.datasets[stage]
                 stage_split = split["val"]

@@ -16,7 +16,7 @@ __all__ = ["InferenceDataset", "list_images"]
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder`` (jpg, jpeg, png, bmp, webp in any letter case), sorted."""
+    """Image files directly inside ``folder`` (any format OpenCV reads, in any letter case), sorted."""
     folder = Path(folder)
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 

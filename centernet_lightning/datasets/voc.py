@@ -98,6 +98,8 @@ class VOCDataset(DetectionDataset):
             raise FileNotFoundError(f"VOC folders not found under {data_dir}; expected the layout {_LAYOUT}")
         if split is None:
             ids = sorted(p.stem for p in annotation_dir.glob("*.xml"))
+            if not ids:
+                raise ValueError(f"VOC annotation folder {annotation_dir} holds no .xml files")
         else:
             split_file = data_dir / "ImageSets" / "Main" / f"{split}.txt"
             if not split_file.is_file():
@@ -107,6 +109,8 @@ class VOCDataset(DetectionDataset):
                 )
             lines = split_file.read_text(encoding="utf-8").split("\n")
             ids = [line.split()[0] for line in lines if line.strip()]
+            if not ids:
+                raise ValueError(f"VOC split file {split_file} lists no image ids (it is empty)")
         records = [self._parse(annotation_dir / f"{image_id}.xml", image_id, i) for i, image_id in enumerate(ids)]
         super().__init__(
             records,

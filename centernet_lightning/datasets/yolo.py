@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from centernet_lightning.datasets.common import (
 from centernet_lightning.structures import box_cxcywh_to_xyxy
 
 __all__ = ["YOLODataset", "parse_yolo_labels"]
+
+logger = logging.getLogger(__name__)
 
 
 def _class_names(names: Sequence[str] | Mapping[int, str]) -> list[str]:
@@ -66,20 +69,37 @@ def parse_yolo_labels(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndar
     return xyxy.astype(np.float32), np.array(labels, dtype=np.int64)
 
 
+def _warn_orphan_labels(label_dir: Path, image_dir: Path, image_paths: list[Path]) -> None:
+    """One warning for label files that have no image beside them (their boxes are not used)."""
+    if not label_dir.is_dir():
+        return
+    expected = {path.relative_to(image_dir).with_suffix(".txt") for path in image_paths}
+    orphans = sorted(p for p in label_dir.rglob("*.txt") if p.relative_to(label_dir) not in expected)
+    if orphans:
+        logger.warning(
+            "%d label files in %s have no image in %s and are ignored (e.g. %s).",
+            len(orphans),
+            label_dir,
+            image_dir,
+            orphans[0],
+        )
+
+
 class YOLODataset(DetectionDataset):
     """Images and boxes in the Ultralytics YOLO layout.
 
-    Layout: ``data_dir/images/{split}/**/<name>.<ext>`` and ``data_dir/labels/{split}/**/<name>.txt``
-    (same relative path). A missing label file means the image has no objects. Boxes are
-    normalised ``cx cy w h``; they become XYXY pixels with the size of the decoded image.
-    ``image_id`` is the index in the sorted image list.
+        Layout: ``data_dir/images/{split}/**/<name>.<ext>`` and ``data_dir/labels/{split}/**/<name>.txt``
+        (same relative path). A missing label file means the image has no objects; a label file with
+    no image is reported in one warning. Images of any format OpenCV reads are listed. Boxes are
+        normalised ``cx cy w h``; they become XYXY pixels with the size of the decoded image.
+        ``image_id`` is the index in the sorted image list.
 
-    Args:
-        data_dir: dataset root.
-        split: e.g. ``"train"``, ``"val"``.
-        names: class names, as a list or a dict ``{index: name}`` (the ``names`` of a data.yaml).
-        transforms: callable ``sample -> sample`` or None.
-        skip_bad_images: drop/skip missing or unreadable images instead of raising (see common.py).
+        Args:
+            data_dir: dataset root.
+            split: e.g. ``"train"``, ``"val"``.
+            names: class names, as a list or a dict ``{index: name}`` (the ``names`` of a data.yaml).
+            transforms: callable ``sample -> sample`` or None.
+            skip_bad_images: drop/skip missing or unreadable images instead of raising (see common.py).
     """
 
     def __init__(
@@ -98,7 +118,16 @@ class YOLODataset(DetectionDataset):
                 f"YOLO image folder not found: {image_dir}. Expected the Ultralytics layout "
                 f"data_dir/images/{split}/*.jpg with labels in data_dir/labels/{split}/*.txt (data_dir={data_dir})."
             )
-        image_paths = sorted(p for p in image_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        files = [p for p in image_dir.rglob("*") if p.is_file()]
+        image_paths = sorted(p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not image_paths:
+            found = sorted({p.suffix.lower() or "(none)" for p in files})
+            raise ValueError(
+                f"YOLO image folder {image_dir} holds no images: "
+                + (f"it has only files with the extensions {found}" if files else "it is empty")
+                + f"; readable extensions are {', '.join(IMAGE_EXTENSIONS)}"
+            )
+        _warn_orphan_labels(label_dir, image_dir, image_paths)
         records = []
         for index, image_path in enumerate(image_paths):
             label_path = (label_dir / image_path.relative_to(image_dir)).with_suffix(".txt")

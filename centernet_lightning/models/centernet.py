@@ -16,6 +16,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from ..checkpoint import read_checkpoint
 from ..datasets.transforms import letterbox_inverse
 from ..decode import decode_boxes, decode_detections
 from ..eval import COCOEvaluator, format_table
@@ -25,7 +26,7 @@ from ..targets import box_target_indices, gaussian_radii, render_heatmaps
 from .backbones import build_backbone
 from .heads import Box2DHead, HeatmapHead
 from .necks import build_neck
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, check_optimization_config
 
 __all__ = ["CenterNet", "CenterNetOutput", "build_centernet", "load_weights"]
 
@@ -104,6 +105,7 @@ class CenterNet(L.LightningModule):
         self.heatmap_loss_fn = get_heatmap_loss(heatmap_loss)
         self.box_loss_fn = get_box_loss(box_loss)
         gaussian_radii(torch.ones(1), torch.ones(1), heatmap_method)  # fail early on a bad name
+        check_optimization_config(optimizer, lr_scheduler)
 
         neck_name, neck_params = _as_spec(neck, "neck")
         backbone_name, backbone_params = _as_spec(backbone, "backbone")
@@ -210,21 +212,25 @@ class CenterNet(L.LightningModule):
         total = self.hparams.heatmap_loss_weight * heatmap_loss + self.hparams.box_loss_weight * box_loss
         return {"heatmap": heatmap_loss, "box": box_loss, "total": total}
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch | None, batch_idx: int) -> Tensor | None:
+        if batch is None:  # every image of the batch was skipped (skip_bad_images)
+            return None
         losses = self.compute_loss(self.get_encoded_outputs(batch["images"]), batch)
         batch_size = batch["images"].shape[0]
         self.log_dict({f"train/{k}_loss": v for k, v in losses.items()}, prog_bar=False, batch_size=batch_size)
         self.log("loss", losses["total"], prog_bar=True, logger=False, batch_size=batch_size)
         return losses["total"]
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> Detections:
+    def validation_step(self, batch: Batch | None, batch_idx: int) -> Detections | None:
         return self._evaluation_step(batch, "val")
 
-    def test_step(self, batch: Batch, batch_idx: int) -> Detections:
+    def test_step(self, batch: Batch | None, batch_idx: int) -> Detections | None:
         return self._evaluation_step(batch, "test")
 
-    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
-        """Detections in ORIGINAL image pixels, with each image's id and path."""
+    def predict_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:
+        """Detections in ORIGINAL image pixels, with each image's id and path (None: all skipped)."""
+        if batch is None:
+            return None
         detections = self.detect(batch["images"])
         return {
             **detections,
@@ -265,7 +271,9 @@ class CenterNet(L.LightningModule):
         self.evaluator = evaluator
         self._category_ids = torch.tensor(label_to_category_id, dtype=torch.int64)
 
-    def _evaluation_step(self, batch: Batch, prefix: str) -> Detections:
+    def _evaluation_step(self, batch: Batch | None, prefix: str) -> Detections | None:
+        if batch is None:
+            return None
         outputs = self.get_encoded_outputs(batch["images"])
         losses = self.compute_loss(outputs, batch)
         batch_size = batch["images"].shape[0]
@@ -299,6 +307,9 @@ class CenterNet(L.LightningModule):
 
     # ----------------------------------------------------------------------------- fine-tuning
     def setup(self, stage: str) -> None:
+        input_size = getattr(getattr(self._trainer, "datamodule", None), "hparams", {}).get("input_size")
+        if input_size:  # lets the model summary report real FLOPs and output shapes
+            self.example_input_array = torch.zeros(1, 3, input_size, input_size)
         if self.hparams.init_weights and not getattr(self, "_weights_loaded", False):
             load_weights(self, self.hparams.init_weights)
             self._weights_loaded = True
@@ -344,14 +355,8 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     Tensors missing from the file or of another shape (a head with a different class count) keep
     their current values; each group is reported with a warning.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Weights file not found: {path}")
-    try:  # weights_only: never unpickle arbitrary objects from a user-supplied file
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path} is not a checkpoint or state-dict file PyTorch can load safely: {error}") from error
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = read_checkpoint(path)
+    state = state.get("state_dict", state)
     own = model.state_dict()
     matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     mismatched = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)

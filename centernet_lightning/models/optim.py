@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -10,7 +11,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["build_optimizer", "build_scheduler", "warmup_cosine_factor"]
+__all__ = ["build_optimizer", "build_scheduler", "check_optimization_config", "warmup_cosine_factor"]
 
 DEFAULT_OPTIMIZER = {"name": "AdamW", "lr": 1e-3, "weight_decay": 1e-4}
 
@@ -25,11 +26,68 @@ def _torch_class(module: Any, name: str, base: type, kind: str) -> type:
     return cls
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], spec: Mapping[str, Any] | None) -> Optimizer:
-    """``{name: "AdamW", lr: 1e-3, ...}`` -> ``torch.optim.AdamW(params, lr=1e-3, ...)``."""
+def _checked_arguments(cls: type, spec: dict[str, Any], config_key: str) -> dict[str, Any]:
+    """``spec`` checked against the signature of ``cls``: ValueError naming the config key and value.
+
+    torch.optim reports a wrong type from deep inside (``'<=' not supported between 'float' and
+    'str'``), so keys and types are checked here. Numbers written as strings (PyYAML reads
+    ``1e-3`` without a dot as a string) are converted.
+    """
+    parameters = inspect.signature(cls).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    valid = sorted(
+        k for k, p in parameters.items() if k not in ("self", "params", "optimizer") and p.kind.name != "VAR_KEYWORD"
+    )
+    checked = {}
+    for key, value in spec.items():
+        if key not in parameters and not accepts_any:
+            raise ValueError(f"{config_key}.{key}: {cls.__name__} has no parameter {key!r}; valid keys: {valid}")
+        default = parameters[key].default if key in parameters else None
+        annotation = parameters[key].annotation if key in parameters else None
+        wants_number = isinstance(default, (int, float)) and not isinstance(default, bool)
+        wants_number |= default is inspect.Parameter.empty and annotation in (int, float, "int", "float")
+        if wants_number and not isinstance(value, bool):
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise ValueError(f"{config_key}.{key} must be a number, got {value!r}") from None
+            elif not isinstance(value, (int, float)):
+                raise ValueError(f"{config_key}.{key} must be a number, got {value!r}")
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            raise ValueError(f"{config_key}.{key} must be true or false, got {value!r}")
+        elif isinstance(default, tuple) and not isinstance(value, (list, tuple)):
+            raise ValueError(f"{config_key}.{key} must be a list like {list(default)}, got {value!r}")
+        checked[key] = value
+    return checked
+
+
+def _construct(cls: type, first: Any, arguments: dict[str, Any], config_key: str) -> Any:
+    try:
+        return cls(first, **arguments)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{config_key}: {cls.__name__} rejects the settings {arguments}: {error}") from error
+
+
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], spec: Mapping[str, Any] | None, config_key: str = "model.optimizer"
+) -> Optimizer:
+    """``{name: "AdamW", lr: 1e-3, ...}`` -> ``torch.optim.AdamW(params, lr=1e-3, ...)``.
+
+    Bad keys or values raise a ValueError naming ``config_key.<key>`` and the value.
+    """
     spec = dict(spec or DEFAULT_OPTIMIZER)
     name = spec.pop("name", "AdamW")
-    return _torch_class(torch.optim, name, Optimizer, "optimizer")(params, **spec)
+    cls = _torch_class(torch.optim, name, Optimizer, "optimizer")
+    return _construct(cls, params, _checked_arguments(cls, spec, config_key), config_key)
+
+
+def check_optimization_config(optimizer: Mapping[str, Any] | None, lr_scheduler: Mapping[str, Any] | None) -> None:
+    """Build the optimizer and scheduler of a config on a dummy parameter, so a bad setting fails
+    when the model is created (naming the key), not after the data is loaded."""
+    dummy = build_optimizer([torch.nn.Parameter(torch.zeros(1))], optimizer)
+    if lr_scheduler:
+        build_scheduler(dummy, lr_scheduler, total_steps=1)
 
 
 def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0) -> float:
@@ -47,13 +105,23 @@ def build_scheduler(optimizer: Optimizer, spec: Mapping[str, Any], total_steps: 
     (default 0). Any other name is a ``torch.optim.lr_scheduler`` class with its own parameters,
     stepped per ``interval`` (default ``epoch``).
     """
+    config_key = "model.lr_scheduler"
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise ValueError(f"{config_key} must be a dict with a 'name' key, got {spec!r}")
     spec = dict(spec)
     name = spec.pop("name")
     if name == "warmup_cosine":
-        warmup_steps = int(spec.pop("warmup_steps", 0))
-        min_lr_ratio = float(spec.pop("min_lr_ratio", 0.0))
+        try:
+            warmup_steps = int(spec.pop("warmup_steps", 0))
+            min_lr_ratio = float(spec.pop("min_lr_ratio", 0.0))
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{config_key}: warmup_steps must be an integer and min_lr_ratio a number ({error})"
+            ) from None
         if spec:
-            raise ValueError(f"Unknown warmup_cosine parameters: {sorted(spec)}")
+            raise ValueError(
+                f"{config_key}: unknown warmup_cosine parameters {sorted(spec)}; valid: min_lr_ratio, warmup_steps"
+            )
         scheduler = LambdaLR(
             optimizer, lambda step: warmup_cosine_factor(step, warmup_steps, total_steps, min_lr_ratio)
         )
@@ -70,4 +138,5 @@ def build_scheduler(optimizer: Optimizer, spec: Mapping[str, Any], total_steps: 
             n for n, c in vars(torch.optim.lr_scheduler).items() if isinstance(c, type) and hasattr(c, "step")
         )
         raise ValueError(f"Unknown lr_scheduler {name!r}; valid names: {valid}")
-    return {"scheduler": cls(optimizer, **spec), **lightning_keys}
+    scheduler = _construct(cls, optimizer, _checked_arguments(cls, spec, config_key), config_key)
+    return {"scheduler": scheduler, **lightning_keys}

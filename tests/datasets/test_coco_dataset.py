@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from centernet_lightning.datasets import COCODataset
+from centernet_lightning.datasets import COCODataset, build_transforms, collate_detection
 
 
 def edit_json(root, edit):
@@ -111,19 +111,19 @@ def test_missing_image_raises_naming_file_or_is_skipped(coco_root, caplog):
     assert any("skipping 1 of 3 images" in r.getMessage() for r in caplog.records)
 
 
-def test_corrupt_image_is_skipped_to_the_next_sample(coco_root, caplog):
+def test_corrupt_image_is_skipped_and_left_out_of_the_batch(coco_root, caplog):
     (coco_root / "images" / "train" / "img1.png").write_bytes(b"garbage")
     with pytest.raises(OSError, match="img1.png"):
         COCODataset(coco_root, "train")[1]
-    dataset = COCODataset(coco_root, "train", skip_bad_images=True)
+    dataset = COCODataset(coco_root, "train", skip_bad_images=True, transforms=build_transforms("val", 64))
     with caplog.at_level(logging.WARNING):
-        sample = dataset[1]
-    assert sample["image_id"] == 102 and dataset.num_skipped == 1
+        assert dataset[1] is None
+    assert dataset.num_skipped == 1
     assert any("img1.png" in r.getMessage() and "1 skipped" in r.getMessage() for r in caplog.records)
-    for name in ("img0.png", "img2.png"):
-        (coco_root / "images" / "train" / name).write_bytes(b"garbage")
-    with pytest.raises(OSError, match="No readable image"):
-        dataset[0]
+    # The batch holds the readable images once each: no image stands in for the skipped one.
+    batch = collate_detection([dataset[i] for i in range(3)])
+    assert batch["image_ids"].tolist() == [100, 102]
+    assert collate_detection([dataset[1]]) is None
 
 
 def test_empty_annotation_list_is_fine(coco_root):

@@ -1,0 +1,96 @@
+"""Reading checkpoint files safely, and checking that one fits the model and data it is used with.
+
+Every checkpoint the library opens (``--ckpt_path``, ``--model.init_weights``) goes through
+:func:`read_checkpoint`: ``torch.load`` with ``weights_only=True`` (never unpickling arbitrary
+objects from a user's file) and one error that names the file when it is truncated, corrupt or
+not a PyTorch file at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["read_checkpoint", "check_checkpoint_classes", "describe_hparam_changes"]
+
+log = logging.getLogger(__name__)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The dict saved in ``path`` (a Lightning checkpoint or a state dict), loaded on the CPU.
+
+    Raises FileNotFoundError, or ValueError naming the file when it is not a readable checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint file not found: {path}")
+    is_zip = zipfile.is_zipfile(path)  # torch.save has written zip archives since PyTorch 1.6
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except Exception as error:  # torch raises many types here; all mean "cannot use this file"
+        if not is_zip:
+            reason = "it is not a zip archive as torch.save writes, so it is truncated, corrupt or not a checkpoint"
+        else:
+            # torch's first line says what failed; the rest advises weights_only=False, which
+            # would unpickle arbitrary code from the file: not advice to pass on.
+            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+        raise ValueError(f"{path} is not a readable checkpoint ({reason})") from None
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint or state dict")
+    return dict(checkpoint)
+
+
+def check_checkpoint_classes(
+    path: str | Path, checkpoint: Mapping[str, Any], num_classes: int, class_names: Sequence[str] | None
+) -> None:
+    """ValueError when a checkpoint was trained on another number of classes than the data has;
+    a warning when the counts agree but the names differ."""
+    hparams = checkpoint.get("hyper_parameters") or {}
+    trained_classes = hparams.get("num_classes")
+    trained_names = hparams.get("class_names")
+    if trained_classes is None:
+        return
+    if int(trained_classes) != int(num_classes):
+        raise ValueError(
+            f"Checkpoint {path} was trained on {trained_classes} classes ({_names(trained_names)}) but the data "
+            f"has {num_classes} ({_names(class_names)}). Use a checkpoint of this dataset, or fine-tune from it "
+            "with --model.init_weights (the heatmap head is then re-initialised)."
+        )
+    if trained_names and class_names and list(trained_names) != list(class_names):
+        log.warning(
+            "Checkpoint %s names its %d classes %s, the data %s: labels are matched by position.",
+            path,
+            num_classes,
+            list(trained_names),
+            list(class_names),
+        )
+
+
+def describe_hparam_changes(configured: Mapping[str, Any], from_checkpoint: Mapping[str, Any]) -> list[str]:
+    """``key: configured -> checkpoint`` for every model setting a checkpoint changes."""
+    ignored = {"num_classes", "class_names", "init_weights"}  # linked from the data / fine-tuning only
+    changes = []
+    for key in sorted(set(configured) & set(from_checkpoint) - ignored):
+        if _comparable(configured[key]) != _comparable(from_checkpoint[key]):
+            changes.append(f"{key}: {configured[key]!r} -> {from_checkpoint[key]!r}")
+    return changes
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _comparable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    return value
+
+
+def _names(names: Sequence[str] | None) -> str:
+    if not names:
+        return "names unknown"
+    shown = ", ".join(map(str, list(names)[:10]))
+    return shown + (", ..." if len(names) > 10 else "")

@@ -1,0 +1,156 @@
+"""Bad configs and checkpoints given to the `centernet` command: each error names the culprit."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from centernet_lightning.cli import make_cli
+from centernet_lightning.models import CenterNet
+from centernet_lightning.models.centernet import load_weights
+
+TINY = [
+    "--model.backbone=resnet18",
+    "--model.neck={name: fpn, upsample_channels: [16, 16, 16]}",
+    "--model.head_width=16",
+    "--data.dataset=synthetic",
+    "--data.input_size=64",
+    "--data.batch_size=2",
+    "--data.num_workers=0",
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.enable_model_summary=false",
+    "--progress_bar.refresh_rate=0",
+    "--trainer.limit_val_batches=1",
+]
+
+
+def synthetic(data_dir: Path, num_classes: int) -> list[str]:
+    spec = f"{{num_train: 2, num_val: 2, image_size: 64, num_classes: {num_classes}}}"
+    return [f"--data.data_dir={data_dir}", f"--data.synthetic={spec}"]
+
+
+@pytest.fixture(scope="module")
+def two_class_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A checkpoint trained one step on 2 synthetic classes, and that data's folder."""
+    root = tmp_path_factory.mktemp("two_classes")
+    data = root / "data"
+    make_cli(
+        [
+            "fit",
+            *TINY,
+            *synthetic(data, 2),
+            "--trainer.max_steps=1",
+            f"--trainer.default_root_dir={root}",
+            f"--trainer.logger.init_args.save_dir={root / 'runs'}",
+        ]
+    )
+    return next((root / "runs").rglob("last.ckpt")), data
+
+
+def validate(ckpt: Path, data_args: list[str], tmp_path: Path, *extra: str) -> None:
+    make_cli(
+        [
+            "validate",
+            *TINY,
+            *data_args,
+            f"--ckpt_path={ckpt}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            *extra,
+        ]
+    )
+
+
+def test_checkpoint_of_another_class_count_names_both(two_class_run, tmp_path: Path) -> None:
+    ckpt, _ = two_class_run
+    with pytest.raises(ValueError) as error:
+        validate(ckpt, synthetic(tmp_path / "three", 3), tmp_path)
+    message = str(error.value)
+    assert str(ckpt) in message
+    assert "trained on 2 classes (circle, rectangle) but the data has 3 (circle, rectangle, triangle)" in message
+
+
+def test_checkpoint_architecture_overriding_the_config_is_warned(two_class_run, tmp_path: Path, caplog) -> None:
+    ckpt, data = two_class_run
+    with caplog.at_level(logging.WARNING):
+        validate(ckpt, synthetic(data, 2), tmp_path, "--model.head_width=32", "--model.box_loss=l1")
+    warning = next(r.getMessage() for r in caplog.records if "replace the configured ones" in r.getMessage())
+    assert str(ckpt) in warning and "head_width: 32 -> 16" in warning and "box_loss: 'l1' -> 'giou'" in warning
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "empty", "text"])
+def test_unreadable_checkpoint_is_named(two_class_run, tmp_path: Path, damage: str) -> None:
+    ckpt, data = two_class_run
+    content = ckpt.read_bytes()
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(
+        {
+            "truncated": content[: len(content) // 2],
+            "random bytes": np.random.default_rng(0).bytes(4096),
+            "empty": b"",
+            "text": b"epoch: 3\n",
+        }[damage]
+    )
+    for attempt in (
+        lambda: validate(bad, synthetic(data, 2), tmp_path),
+        lambda: load_weights(CenterNet(2, neck="simple", head_width=8), bad),
+    ):
+        with pytest.raises(ValueError, match="is not a readable checkpoint") as error:
+            attempt()
+        assert str(bad) in str(error.value) and "weights_only=False" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--model.optimizer={name: AdamW, lr: fast}", "model.optimizer.lr must be a number, got 'fast'"),
+        ("--model.optimizer={name: AdamW, lrr: 0.1}", "model.optimizer.lrr: AdamW has no parameter 'lrr'"),
+        ("--model.optimizer={name: SGD, lr: 0.1, nesterov: maybe}", "model.optimizer.nesterov must be true or false"),
+        ("--model.optimizer={name: Adam, betas: 0.9}", "model.optimizer.betas must be a list like"),
+        ("--model.optimizer={name: AdamW, lr: -1.0}", "model.optimizer: AdamW rejects the settings .*Invalid learning"),
+        ("--model.lr_scheduler={name: StepLR, step_size: ten}", "model.lr_scheduler.step_size must be a number"),
+        ("--model.lr_scheduler={name: warmup_cosine, warmup: 5}", "model.lr_scheduler: unknown warmup_cosine"),
+        ("--model.lr_scheduler={name: warmup_cosine, warmup_steps: soon}", "model.lr_scheduler: warmup_steps must be"),
+    ],
+)
+def test_bad_optimization_settings_name_key_and_value(option: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_cli([*TINY, *synthetic(tmp_path, 2), option], run=False)
+
+
+def test_numbers_written_as_strings_are_accepted(tmp_path: Path) -> None:
+    cli = make_cli([*TINY, *synthetic(tmp_path, 2), "--model.optimizer={name: AdamW, lr: '1e-3'}"], run=False)
+    assert cli.model.configure_optimizers()["optimizer"].param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_predict_skips_a_corrupt_image_when_asked(two_class_run, tmp_path: Path, caplog) -> None:
+    ckpt, _ = two_class_run
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.png", "c.png"):
+        cv2.imwrite(str(folder / name), np.full((40, 50, 3), 128, np.uint8))
+    (folder / "b.png").write_bytes(b"not a png")
+    args = [
+        "predict",
+        *TINY,
+        "--data.data_dir=/nonexistent",
+        "--data.train_split=null",
+        "--data.val_split=null",
+        "--data.class_names=[circle, rectangle]",
+        f"--data.predict_dir={folder}",
+        f"--ckpt_path={ckpt}",
+        f"--prediction_writer.output_dir={tmp_path / 'out'}",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+    ]
+    with pytest.raises(OSError, match="b.png"):
+        make_cli(args)
+    with caplog.at_level(logging.WARNING):
+        make_cli([*args, "--data.skip_bad_images=true"])
+    written = sorted((tmp_path / "out").glob("predict_*/predictions.json"))[-1]
+    assert [Path(r["image_path"]).name for r in json.loads(written.read_text())] == ["a.png", "c.png"]
+    assert any("b.png" in r.getMessage() and "Skipping bad image" in r.getMessage() for r in caplog.records)
