@@ -14,27 +14,30 @@ from .datasets import (
     build_transforms,
     collate_detection,
     generate_synthetic_dataset,
-    letterbox_inverse,
 )
 from .datasets.datamodule import DetectionDataModule
-from .decode import decode_detections, topk_peaks
-from .eval import COCOEvaluator
+from .decode import Peaks, topk_peaks
+from .eval import COCOEvaluation, COCOEvaluator
 from .losses import cornernet_focal_loss, quality_focal_loss
 from .models import (
     BiFPNNeck,
     Box2DHead,
     CenterNet,
-    CenterNetOutput,
+    CenterNetDetector,
     FPNNeck,
     HeatmapHead,
     IDANeck,
     MobileNetBackbone,
+    OffsetHead,
     ResNetBackbone,
     SimpleNeck,
+    SizeHead,
     TimmBackbone,
     build_centernet,
+    build_detector,
+    load_original_weights,
 )
-from .structures import Batch, Detections
+from .structures import Batch, Detections, letterbox_inverse
 from .targets import cornernet_radius, render_heatmap, render_heatmaps
 from .visualize import draw_boxes
 
@@ -45,33 +48,38 @@ __all__ = [
     "BiFPNNeck",
     "Box2DHead",
     "COCODataset",
+    "COCOEvaluation",
     "COCOEvaluator",
     "CenterNet",
-    "CenterNetOutput",
+    "CenterNetDetector",
     "CrowdHumanDataset",
     "Detections",
     "DetectionDataModule",
     "FPNNeck",
     "HeatmapHead",
     "IDANeck",
+    "OffsetHead",
+    "Peaks",
     "InferenceDataset",
     "MobileNetBackbone",
     "PredictionWriter",
     "ResNetBackbone",
     "SimpleNeck",
+    "SizeHead",
     "TimmBackbone",
     "VOCDataset",
     "ValidationImageLogger",
     "YOLODataset",
     "build_centernet",
+    "build_detector",
     "build_transforms",
     "collate_detection",
     "cornernet_focal_loss",
     "cornernet_radius",
-    "decode_detections",
     "draw_boxes",
     "generate_synthetic_dataset",
     "letterbox_inverse",
+    "load_original_weights",
     "quality_focal_loss",
     "render_heatmap",
     "render_heatmaps",

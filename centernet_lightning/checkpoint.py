@@ -9,6 +9,8 @@ not a PyTorch file at all.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["read_checkpoint", "check_checkpoint_classes", "describe_hparam_changes"]
+__all__ = ["read_checkpoint", "save_checkpoint", "check_checkpoint_classes", "describe_hparam_changes"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,36 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint or state dict")
     return dict(checkpoint)
+
+
+def save_checkpoint(model: torch.nn.Module, path: str | Path, epoch: int = 0) -> Path:
+    """Write ``model`` (a LightningModule with saved hyperparameters) as a checkpoint that
+    ``--ckpt_path`` of ``validate``/``predict``/``fit`` accepts (weights and hyperparameters, no
+    optimizer state). Written atomically; an existing file is never overwritten (FileExistsError).
+    """
+    import lightning
+
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; choose another output path (nothing was written)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "epoch": epoch,
+        "global_step": 0,
+        "pytorch-lightning_version": lightning.__version__,
+        "state_dict": model.state_dict(),
+        "hparams_name": "kwargs",
+        "hyper_parameters": dict(getattr(model, "hparams", {})),
+    }
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(descriptor)
+    try:
+        torch.save(checkpoint, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
 
 
 def check_checkpoint_classes(

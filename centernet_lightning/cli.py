@@ -21,10 +21,14 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ri
 from lightning.pytorch.cli import LightningCLI
 
 from .callbacks import PredictionWriter, ValidationImageLogger
-from .checkpoint import check_checkpoint_classes, describe_hparam_changes, read_checkpoint
+from .checkpoint import check_checkpoint_classes, describe_hparam_changes, read_checkpoint, save_checkpoint
+from .datasets.coco import COCO_CLASSES
 from .datasets.datamodule import DetectionDataModule
 from .datasets.synthetic import generate_synthetic_dataset
-from .models.centernet import CenterNet
+from .eval import COCOEvaluation
+from .models.centernet import CenterNet, build_centernet
+from .models.info import format_info, model_info
+from .models.original_weights import load_original_weights, read_original_state_dict
 
 __all__ = ["CenterNetCLI", "main"]
 
@@ -33,8 +37,10 @@ log = logging.getLogger("centernet_lightning")
 DESCRIPTION = """CenterNet object detection.
 
 Subcommands: fit, validate, test, predict (Lightning; see `centernet fit --help`),
-`centernet data synth --out DIR` (write the synthetic dataset) and
-`centernet demo --out runs/demo` (generate data, train, evaluate, draw predictions)."""
+`centernet data synth --out DIR` (write the synthetic dataset),
+`centernet demo --out runs/demo` (generate data, train, evaluate, draw predictions),
+`centernet info --config X` (parameters and GFLOPs per part) and
+`centernet convert-weights ORIG.pth --config X --out model.ckpt` (original CenterNet weights)."""
 
 
 def _as_dict(namespace: Any) -> dict[str, Any]:
@@ -81,7 +87,8 @@ DEMO_GOAL = {"AP50": 0.95, "AP": 0.75}  # what `make demo` should reach on its v
 class CenterNetCLI(LightningCLI):
     """LightningCLI for CenterNet + DetectionDataModule with the library's default callbacks.
 
-    Extra config groups: ``checkpoint`` (ModelCheckpoint: best ``val/AP``), ``last_checkpoint``
+    Extra config groups: ``coco_eval`` (COCOEvaluation: COCO metrics of every validation),
+    ``checkpoint`` (ModelCheckpoint: best ``val/AP``), ``last_checkpoint``
     (ModelCheckpoint: ``last.ckpt``, refreshed at every validation or epoch end),
     ``val_images`` (ValidationImageLogger), ``prediction_writer`` (PredictionWriter),
     ``progress_bar`` (RichProgressBar) and ``lr_monitor`` (LearningRateMonitor).
@@ -152,6 +159,7 @@ class CenterNetCLI(LightningCLI):
                 "last_checkpoint.enable_version_counter": False,
             }
         )
+        parser.add_lightning_class_args(COCOEvaluation, "coco_eval")
         parser.add_lightning_class_args(ValidationImageLogger, "val_images")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
         parser.add_lightning_class_args(RichProgressBar, "progress_bar")
@@ -235,7 +243,7 @@ def demo_main(argv: list[str]) -> None:
     # verbose=False: the module prints the COCO table itself; Lightning's would repeat it.
     trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
     trainer.predict(model, datamodule=datamodule, ckpt_path=best, return_predictions=False)
-    metrics = getattr(trainer.lightning_module, "last_metrics", {})
+    metrics = next(c for c in trainer.callbacks if isinstance(c, COCOEvaluation)).last_metrics
     if metrics:
         reached = metrics["AP50"] >= DEMO_GOAL["AP50"] and metrics["AP"] >= DEMO_GOAL["AP"]
         print(
@@ -243,6 +251,66 @@ def demo_main(argv: list[str]) -> None:
             f"the goal AP50 >= {DEMO_GOAL['AP50']}, AP >= {DEMO_GOAL['AP']})"
         )
     print(f"Logs and checkpoints: {trainer.log_dir}")
+
+
+def _model_from_config(config: str, num_classes: int | None) -> CenterNet:
+    """The config's model with a randomly initialised backbone (no ImageNet download: ``info``
+    needs none, ``convert-weights`` overwrites every weight)."""
+    section = _model_section(config)
+    backbone = section.get("backbone", "resnet18")
+    section["backbone"] = {**({"name": backbone} if isinstance(backbone, str) else backbone), "pretrained": False}
+    section.pop("init_weights", None)
+    return build_centernet(section, num_classes=num_classes)
+
+
+def _model_section(config: str) -> dict[str, Any]:
+    import yaml
+
+    path = Path(config)
+    if not path.is_file():
+        sys.exit(f"Config not found: {config}")
+    data = yaml.safe_load(path.read_text()) or {}
+    section = dict(data.get("model") or {}) if "model" in data else dict(data)
+    return dict(section.get("init_args") or section)
+
+
+def info_main(argv: list[str]) -> None:
+    """``centernet info``: parameters and GFLOPs per part of a config's model."""
+    parser = argparse.ArgumentParser(prog="centernet info", description=info_main.__doc__)
+    parser.add_argument("--config", required=True, help="a fit config (or a model section) YAML file")
+    parser.add_argument("--input-size", type=int, default=512, help="square input side in pixels")
+    parser.add_argument(
+        "--num-classes", type=int, default=None, help="class count when the config leaves it to the data (default 80)"
+    )
+    args = parser.parse_args(argv)
+    model = _model_from_config(args.config, args.num_classes or _model_section(args.config).get("num_classes") or 80)
+    rows = model_info(model, args.input_size)
+    print(f"{args.config}: {model.num_classes} classes, input {args.input_size}x{args.input_size}")
+    print(format_info(rows))
+
+
+def convert_weights_main(argv: list[str]) -> None:
+    """``centernet convert-weights``: an original CenterNet checkpoint as a checkpoint of ours."""
+    parser = argparse.ArgumentParser(prog="centernet convert-weights", description=convert_weights_main.__doc__)
+    parser.add_argument(
+        "original", help="original file, e.g. ctdet_coco_resdcn18.pth / ctdet_coco_dla_2x.pth / ctdet_coco_hg.pth"
+    )
+    parser.add_argument("--config", required=True, help="the matching configs/paper/*.yaml")
+    parser.add_argument("--out", required=True, help="the checkpoint to write (never overwritten)")
+    args = parser.parse_args(argv)
+    original = read_original_state_dict(args.original)
+    heatmap_keys = [key for key in original if key.endswith("weight") and key.split(".")[0] == "hm"]
+    num_classes = int(original[sorted(heatmap_keys)[-1]].shape[0]) if heatmap_keys else 80
+    model = _model_from_config(args.config, num_classes)
+    if num_classes == len(COCO_CLASSES):
+        model.hparams.class_names = list(COCO_CLASSES)
+    untouched = load_original_weights(model, args.original)
+    out = save_checkpoint(model, args.out)
+    print(
+        f"Converted {args.original} ({num_classes} classes) into {out}"
+        + (f"; {len(untouched)} tensors kept their initialisation" if untouched else "")
+    )
+    print(f"Use it with: centernet validate --config {args.config} --ckpt_path {out}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -258,6 +326,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("usage: centernet data synth --out DIR [--num-train N] [--num-val N] [--image-size PX] ...")
     elif argv[:1] == ["demo"]:
         demo_main(argv[1:])
+    elif argv[:1] == ["info"]:
+        info_main(argv[1:])
+    elif argv[:1] == ["convert-weights"]:
+        convert_weights_main(argv[1:])
     else:
         make_cli(None if from_command_line else argv)
 

@@ -1,10 +1,14 @@
-"""Turn CenterNet outputs into detections: peak extraction, box decoding, optional NMS.
+"""The tensor operations of decoding: peak extraction, gathering at cells, box arithmetic, NMS.
+
+Each head type (models/heads.py) decodes its own output with these; the detector composes them.
 
 The default path uses only max-pool, topk, gather and arithmetic so that it exports to ONNX
 and TorchScript; score thresholding keeps shapes fixed by zeroing scores instead of indexing.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -13,10 +17,33 @@ from torchvision.ops import batched_nms
 
 from .structures import Detections
 
-__all__ = ["topk_peaks", "decode_boxes", "decode_detections", "apply_nms", "anchor_points"]
+__all__ = [
+    "Peaks",
+    "topk_peaks",
+    "gather_cells",
+    "anchor_points",
+    "decode_ltrb",
+    "finalize_detections",
+    "apply_nms",
+]
 
 
-def topk_peaks(scores: Tensor, k: int = 100, kernel: int = 3) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+class Peaks(NamedTuple):
+    """The top-K heatmap peaks of B images, each field [B, K], sorted by score (descending).
+
+    ``scores`` float probabilities; ``labels`` int64 class indices; ``ys``/``xs`` int64 grid rows and
+    columns; ``indices`` int64 flat cell indices ``ys * W + xs``, where every other head's output
+    is gathered (boxes, sizes, offsets, re-ID embeddings).
+    """
+
+    scores: Tensor
+    labels: Tensor
+    ys: Tensor
+    xs: Tensor
+    indices: Tensor
+
+
+def topk_peaks(scores: Tensor, k: int = 100, kernel: int = 3) -> Peaks:
     """The k best local maxima over all classes and positions, as the original CenterNet decodes.
 
     A pixel is a peak when it equals the max of its ``kernel x kernel`` neighbourhood (the
@@ -26,8 +53,7 @@ def topk_peaks(scores: Tensor, k: int = 100, kernel: int = 3) -> tuple[Tensor, T
         scores: [B, C, H, W] heatmap probabilities (after sigmoid).
 
     Returns:
-        ``(scores, labels, ys, xs)``, each [B, k]: peak scores (descending), class indices and grid
-        rows/columns (int64). ``k`` is capped at ``C * H * W``.
+        :class:`Peaks`, each field [B, k]; ``k`` is capped at ``C * H * W``.
     """
     batch_size, num_classes, height, width = scores.shape
     pooled = F.max_pool2d(scores, kernel, stride=1, padding=(kernel - 1) // 2)
@@ -38,7 +64,14 @@ def topk_peaks(scores: Tensor, k: int = 100, kernel: int = 3) -> tuple[Tensor, T
     spatial = top_indices - labels * (height * width)
     ys = torch.div(spatial, width, rounding_mode="floor")
     xs = spatial - ys * width
-    return top_scores, labels, ys, xs
+    return Peaks(top_scores, labels, ys, xs, spatial)
+
+
+def gather_cells(output: Tensor, indices: Tensor) -> Tensor:
+    """Values of a head's output [B, D, H, W] at flat cells ``indices`` [B, K]: [B, K, D]."""
+    batch_size, channels = output.shape[:2]
+    index = indices.unsqueeze(1).expand(batch_size, channels, indices.shape[1])  # [B, D, K]
+    return output.reshape(batch_size, channels, -1).gather(2, index).transpose(1, 2)
 
 
 def anchor_points(ys: Tensor, xs: Tensor, stride: int) -> tuple[Tensor, Tensor]:
@@ -50,21 +83,20 @@ def anchor_points(ys: Tensor, xs: Tensor, stride: int) -> tuple[Tensor, Tensor]:
     return (xs.to(torch.float32) + 0.5) * stride, (ys.to(torch.float32) + 0.5) * stride
 
 
-def decode_boxes(box_map: Tensor, ys: Tensor, xs: Tensor, stride: int) -> Tensor:
-    """Gather left/top/right/bottom distances at the given cells and make XYXY input-pixel boxes.
+def decode_ltrb(box_map: Tensor, indices: Tensor, width: int, stride: int) -> Tensor:
+    """Left/top/right/bottom distances gathered at flat cells, made into XYXY boxes.
 
     Args:
         box_map: [B, 4, H, W] distances in grid cells (non-negative).
-        ys, xs: int64 [B, K] grid cells.
+        indices: int64 [B, K] flat cells ``y * W + x``; ``width``: W.
+        stride: input pixels per cell (1 gives boxes in grid cells).
 
     Returns:
-        float [B, K, 4] XYXY boxes in input-image pixels.
+        float [B, K, 4] XYXY boxes, measured from each cell's centre, times ``stride``.
     """
-    batch_size, _, height, width = box_map.shape
-    indices = (ys * width + xs).unsqueeze(1).expand(batch_size, 4, ys.shape[1])  # [B, 4, K]
-    distances = box_map.reshape(batch_size, 4, height * width).gather(2, indices).transpose(1, 2)
-    distances = distances * stride  # [B, K, 4] pixels
-    anchor_x, anchor_y = anchor_points(ys, xs, stride)
+    distances = gather_cells(box_map, indices) * stride  # [B, K, 4]
+    ys = torch.div(indices, width, rounding_mode="floor")
+    anchor_x, anchor_y = anchor_points(ys, indices - ys * width, stride)
     return torch.stack(
         (
             anchor_x - distances[..., 0],
@@ -91,40 +123,32 @@ def apply_nms(detections: Detections, iou_threshold: float) -> Detections:
     kept = torch.zeros(batch_size * k, dtype=torch.bool, device=scores.device)
     kept[keep] = True
     kept = kept.view(batch_size, k) & (scores > 0)
-    return _sort_padded(bboxes, labels, scores, kept)
+    return _sort_padded(bboxes, labels, scores, detections["indices"], kept)
 
 
-def _sort_padded(bboxes: Tensor, labels: Tensor, scores: Tensor, kept: Tensor) -> Detections:
+def _sort_padded(bboxes: Tensor, labels: Tensor, scores: Tensor, indices: Tensor, kept: Tensor) -> Detections:
     scores = scores * kept.to(scores.dtype)
     labels = torch.where(kept, labels, torch.full_like(labels, -1))
     scores, order = scores.sort(dim=1, descending=True)
     labels = labels.gather(1, order)
     bboxes = bboxes.gather(1, order.unsqueeze(-1).expand_as(bboxes))
-    return Detections(bboxes=bboxes, labels=labels, scores=scores)
+    return Detections(bboxes=bboxes, labels=labels, scores=scores, indices=indices.gather(1, order))
 
 
-def decode_detections(
-    heatmap: Tensor,
-    box_map: Tensor,
-    stride: int,
-    num_detections: int = 100,
-    kernel: int = 3,
-    score_threshold: float = 0.0,
-    nms_iou: float | None = None,
+def finalize_detections(
+    bboxes: Tensor, peaks: Peaks, score_threshold: float = 0.0, nms_iou: float | None = None
 ) -> Detections:
-    """Decode heatmap probabilities [B, C, H, W] and box distances [B, 4, H, W] to detections.
+    """Detections from decoded boxes [B, K, 4] (input pixels) and their peaks.
 
-    Returns K = ``num_detections`` entries per image (see :class:`Detections`); boxes are XYXY in
-    input-image pixels. Entries under ``score_threshold`` or suppressed by the optional class-wise
-    NMS (``nms_iou``) are padding: score 0, label -1.
+    Entries under ``score_threshold`` or suppressed by the optional class-wise NMS (``nms_iou``)
+    become padding (score 0, label -1), so shapes stay fixed; ``indices`` keeps each entry's cell.
     """
-    scores, labels, ys, xs = topk_peaks(heatmap, num_detections, kernel)
-    bboxes = decode_boxes(box_map, ys, xs, stride)
+    scores, labels = peaks.scores, peaks.labels
     if score_threshold > 0:
         kept = scores >= score_threshold
         scores = scores * kept.to(scores.dtype)
         labels = torch.where(kept, labels, torch.full_like(labels, -1))
-    detections = Detections(bboxes=bboxes, labels=labels, scores=scores)
+    detections = Detections(bboxes=bboxes, labels=labels, scores=scores, indices=peaks.indices)
     if nms_iou is not None:
         detections = apply_nms(detections, nms_iou)
     return detections

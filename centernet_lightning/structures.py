@@ -37,6 +37,7 @@ __all__ = [
     "box_xywh_to_xyxy",
     "box_xyxy_to_xywh",
     "box_cxcywh_to_xyxy",
+    "letterbox_inverse",
 ]
 
 
@@ -63,13 +64,15 @@ class Detections(TypedDict):
     """Decoded detections for B images, padded to K per image, sorted by score.
 
     ``bboxes`` float32 [B, K, 4] XYXY input-image pixels; ``labels`` int64 [B, K];
-    ``scores`` float32 [B, K]. Entries removed by a score threshold or NMS have score 0 and
-    label -1 (padding), so shapes stay fixed for export.
+    ``scores`` float32 [B, K]; ``indices`` int64 [B, K] flat output-grid cell ``y * W + x`` of each
+    detection's peak, where other heads' outputs (re-ID embeddings) are gathered. Entries removed
+    by a score threshold or NMS have score 0 and label -1 (padding), so shapes stay fixed for export.
     """
 
     bboxes: Tensor
     labels: Tensor
     scores: Tensor
+    indices: Tensor
 
 
 def clip_boxes(boxes: Tensor, height: float, width: float) -> Tensor:
@@ -108,3 +111,29 @@ def box_cxcywh_to_xyxy(boxes: BoxArray) -> BoxArray:
     """``[cx, cy, w, h]`` (YOLO, once scaled) to ``[x1, y1, x2, y2]``; tensors or numpy arrays."""
     half = boxes[..., 2:] / 2
     return _concat(boxes[..., :2] - half, boxes[..., :2] + half)
+
+
+def letterbox_inverse(bboxes: Tensor, letterbox: Tensor, original_sizes: Tensor | None = None) -> Tensor:
+    """Map XYXY boxes from transformed-image pixels back to original-image pixels.
+
+    Args:
+        bboxes: [B, K, 4] (or [K, 4]) XYXY in the transformed (input) image.
+        letterbox: [B, 3] (or [3]) ``(scale, pad_x, pad_y)`` from the sample/batch.
+        original_sizes: optional [B, 2] (or [2]) ``(h, w)``; when given, boxes are clipped to it.
+
+    Returns:
+        Boxes of the same shape in original pixels: ``(box - pad) / scale``.
+    """
+    letterbox = letterbox.to(bboxes.dtype)
+    if bboxes.ndim == letterbox.ndim + 1:  # one letterbox per image for its K boxes
+        letterbox = letterbox.unsqueeze(-2)
+    scale, pad_x, pad_y = letterbox.unbind(-1)
+    pad = torch.stack((pad_x, pad_y, pad_x, pad_y), dim=-1)
+    boxes = (bboxes - pad) / scale.unsqueeze(-1)
+    if original_sizes is not None:
+        sizes = original_sizes.to(bboxes.dtype)
+        if bboxes.ndim == sizes.ndim + 1:
+            sizes = sizes.unsqueeze(-2)
+        upper = torch.stack((sizes[..., 1], sizes[..., 0], sizes[..., 1], sizes[..., 0]), dim=-1)
+        boxes = torch.minimum(boxes.clamp(min=0), upper)
+    return boxes

@@ -8,9 +8,13 @@ are in input-image pixels.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from .structures import clip_boxes as clip_box_tensor
+from .structures import valid_box_mask as valid_boxes
 
 __all__ = [
     "cornernet_radius",
@@ -21,6 +25,8 @@ __all__ = [
     "render_heatmap",
     "render_heatmaps",
     "box_target_indices",
+    "CenterTargets",
+    "encode_targets",
 ]
 
 
@@ -254,3 +260,65 @@ def box_target_indices(
     valid = valid & inside
     indices = points[..., 1].clamp(0, height - 1) * width + points[..., 0].clamp(0, width - 1)
     return indices, valid
+
+
+@dataclass
+class CenterTargets:
+    """Targets of one batch, encoded once and shared by every head.
+
+    All coordinates are in output-grid cells (input pixels / stride). N is the padded object count.
+
+    Attributes:
+        heatmap: float32 [B, C, H, W] class heatmaps (peak 1 at each object's centre cell).
+        boxes: float32 [B, N, 4] XYXY boxes clipped to the input image (box heads' targets).
+        sizes: float32 [B, N, 2] ``(w, h)`` of the box clipped to ``[0, W-1] x [0, H-1]``, as the
+            original ``ctdet`` target computes the size regression target.
+        centers: float32 [B, N, 2] ``(x, y)`` centre of that clipped box.
+        cells: int64 [B, N, 2] ``(x, y)`` = ``floor(centers)``, the peak cell (-1 where not valid).
+        indices: int64 [B, N] flat cell index ``y * W + x`` (0 where not valid).
+        valid: bool [B, N], objects that have a peak (real, not ignored, not degenerate).
+        height, width: grid size.
+    """
+
+    heatmap: Tensor
+    boxes: Tensor
+    sizes: Tensor
+    centers: Tensor
+    cells: Tensor
+    indices: Tensor
+    valid: Tensor
+    height: int
+    width: int
+
+
+def encode_targets(
+    bboxes: Tensor,
+    labels: Tensor,
+    mask: Tensor,
+    num_classes: int,
+    height: int,
+    width: int,
+    stride: int,
+    method: str = "cornernet",
+    parameter: float | None = None,
+) -> CenterTargets:
+    """Encode a padded batch of boxes once for all heads.
+
+    Args:
+        bboxes: float [B, N, 4] XYXY input pixels.
+        labels: int64 [B, N] class indices.
+        mask: bool [B, N], True for objects to learn (real and not ignore regions).
+        num_classes, height, width: heatmap shape; ``stride``: input pixels per grid cell.
+        method, parameter: Gaussian radius rule (see :func:`gaussian_radii`).
+    """
+    boxes = clip_box_tensor(bboxes.float(), height * stride, width * stride) / stride
+    valid = mask & valid_boxes(boxes)
+    heatmap, cells = render_heatmaps(boxes, labels, valid, num_classes, height, width, method, parameter)
+    valid = valid & (cells[..., 0] >= 0)
+    # The original ctdet target: the box clipped to [0, W-1] x [0, H-1] gives size and centre.
+    upper = boxes.new_tensor([width - 1, height - 1, width - 1, height - 1])
+    clipped = torch.minimum(boxes.clamp(min=0), upper)
+    sizes = clipped[..., 2:] - clipped[..., :2]
+    centers = (clipped[..., :2] + clipped[..., 2:]) / 2
+    indices = (cells[..., 1] * width + cells[..., 0]).clamp(min=0)
+    return CenterTargets(heatmap, boxes, sizes, centers, cells, indices, valid, height, width)

@@ -68,7 +68,7 @@ def test_build_centernet_from_every_config() -> None:
         with pytest.raises(ValueError, match="num_classes"):
             build_centernet(config)  # the data section decides the class count
     model = build_centernet(ROOT / "configs" / "demo.yaml", num_classes=3)
-    assert model.heatmap_head.num_classes == 3 and model.hparams.neck["upsample_channels"] == [128, 64, 64]
+    assert model.detector.num_classes == 3 and model.hparams.neck["upsample_channels"] == [128, 64, 64]
 
 
 def test_synth_refuses_to_overwrite(tiny_data: Path) -> None:
@@ -159,11 +159,11 @@ def test_fine_tune_with_another_class_count(tiny_data: Path, tmp_path: Path, cap
     path = tmp_path / "source.ckpt"
     torch.save({"state_dict": source.state_dict()}, path)
     target = CenterNet(3, backbone="resnet18", neck={"name": "fpn", "upsample_channels": [32, 32, 32]}, head_width=16)
-    fresh_head = target.heatmap_head.layers[-1].weight.clone()
+    fresh_head = target.detector.heads[0]["heatmap"].layers[-1].weight.clone()
     load_weights(target, path)
-    assert torch.equal(next(target.backbone.parameters()), next(source.backbone.parameters()))
-    assert torch.equal(target.heatmap_head.layers[-1].weight, fresh_head)  # 5 -> 3 classes: re-initialised
-    assert "Re-initialised" in caplog.text and "heatmap_head" in caplog.text
+    assert torch.equal(next(target.detector.backbone.parameters()), next(source.detector.backbone.parameters()))
+    assert torch.equal(target.detector.heads[0]["heatmap"].layers[-1].weight, fresh_head)  # 5 -> 3: re-initialised
+    assert "Re-initialised" in caplog.text and "heads.0.heatmap" in caplog.text
 
 
 @pytest.mark.slow

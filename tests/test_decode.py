@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from centernet_lightning.decode import apply_nms, decode_boxes, decode_detections, topk_peaks
+from centernet_lightning.decode import apply_nms, decode_ltrb, topk_peaks
+from centernet_lightning.models.detector import decode_outputs
 from centernet_lightning.structures import Detections
 from centernet_lightning.targets import render_heatmaps
+
+
+def decode_detections(heatmap, box_map, stride, **kwargs) -> Detections:
+    """Decode heatmap probabilities and a box_2d map as the detector does."""
+    return decode_outputs({"heatmap": heatmap, "box_2d": box_map}, stride, logits=False, **kwargs)
 
 
 def hand_heatmap() -> torch.Tensor:
@@ -23,8 +29,9 @@ def hand_heatmap() -> torch.Tensor:
 
 
 def test_topk_peaks_hand_case():
-    scores, labels, ys, xs = topk_peaks(hand_heatmap(), k=4)
+    scores, labels, ys, xs, indices = topk_peaks(hand_heatmap(), k=4)
     assert scores.shape == labels.shape == ys.shape == xs.shape == (2, 4)
+    assert (indices == ys * 6 + xs).all()
     torch.testing.assert_close(scores[0], torch.tensor([0.9, 0.7, 0.6, 0.5]))
     assert labels[0].tolist() == [0, 1, 1, 0]
     assert ys[0].tolist() == [1, 1, 4, 3]
@@ -36,7 +43,7 @@ def test_topk_peaks_hand_case():
 
 
 def test_topk_peaks_caps_k_and_sorts():
-    scores, labels, ys, xs = topk_peaks(hand_heatmap(), k=1000)
+    scores, labels, ys, xs, _ = topk_peaks(hand_heatmap(), k=1000)
     assert scores.shape == (2, 2 * 5 * 6)
     assert (scores[:, :-1] >= scores[:, 1:]).all()
     assert 0.8 not in scores[0].tolist()  # the suppressed neighbour never appears
@@ -48,7 +55,7 @@ def test_topk_peaks_caps_k_and_sorts():
 def test_decode_boxes_hand_case():
     box_map = torch.zeros(1, 4, 3, 4)
     box_map[0, :, 1, 2] = torch.tensor([1.0, 0.5, 2.0, 1.5])  # left, top, right, bottom in cells
-    boxes = decode_boxes(box_map, torch.tensor([[1, 0]]), torch.tensor([[2, 0]]), stride=4)
+    boxes = decode_ltrb(box_map, torch.tensor([[1 * 4 + 2, 0]]), width=4, stride=4)
     # Anchor ((2 + 0.5) * 4, (1 + 0.5) * 4) = (10, 6); XYXY = (10 - 4, 6 - 2, 10 + 8, 6 + 6).
     torch.testing.assert_close(boxes[0, 0], torch.tensor([6.0, 4.0, 18.0, 12.0]))
     torch.testing.assert_close(boxes[0, 1], torch.tensor([2.0, 2.0, 2.0, 2.0]))  # zero distances: the anchor
@@ -109,7 +116,7 @@ def test_score_threshold_pads_but_keeps_shapes():
     box_map = torch.ones(2, 4, 5, 6)
     plain = decode_detections(hand_heatmap(), box_map, stride=4, num_detections=10)
     thresholded = decode_detections(hand_heatmap(), box_map, stride=4, num_detections=10, score_threshold=0.6)
-    for key in ("bboxes", "labels", "scores"):
+    for key in ("bboxes", "labels", "scores", "indices"):
         assert thresholded[key].shape == plain[key].shape
     kept = plain["scores"] >= 0.6
     assert kept.sum() == 3  # 0.9, 0.7, 0.6 in image 0; nothing in image 1
@@ -127,11 +134,13 @@ def test_nms_removes_same_class_duplicates_only():
         bboxes=torch.tensor([[box, near, near, far], [near, box, far, far]]),
         labels=torch.tensor([[0, 0, 1, 0], [0, 2, 2, -1]]),
         scores=torch.tensor([[0.9, 0.8, 0.7, 0.3], [0.85, 0.5, 0.2, 0.0]]),
+        indices=torch.tensor([[10, 11, 12, 13], [20, 21, 22, 23]]),
     )
     result = apply_nms(detections, iou_threshold=0.5)
     # Image 0: the 0.8 duplicate of class 0 goes; class 1 at the same place and the far box stay.
     torch.testing.assert_close(result["scores"][0], torch.tensor([0.9, 0.7, 0.3, 0.0]))
     assert result["labels"][0].tolist() == [0, 1, 0, -1]
+    assert result["indices"][0, :3].tolist() == [10, 12, 13]  # the cells follow their detections
     torch.testing.assert_close(result["bboxes"][0, :3], torch.tensor([box, near, far]))
     # Image 1 is untouched by image 0's boxes: classes 0 and 2 overlap but are different classes.
     torch.testing.assert_close(result["scores"][1], torch.tensor([0.85, 0.5, 0.2, 0.0]))

@@ -35,7 +35,12 @@ def make_batch() -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_tiny_model_overfits_one_batch():
+@pytest.mark.parametrize(
+    "heads",
+    [None, {"size": {"loss": "l1", "weight": 0.1}, "offset": {"loss": "l1", "weight": 1.0}}],
+    ids=["ltrb_giou", "size_offset_l1"],
+)
+def test_tiny_model_overfits_one_batch(heads):
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
@@ -44,6 +49,7 @@ def test_tiny_model_overfits_one_batch():
         3,
         backbone="resnet18",
         neck={"name": "fpn", "upsample_channels": [64, 64, 32]},
+        heads=heads,
         head_width=32,
         optimizer={"name": "AdamW", "lr": 1e-3},
     )

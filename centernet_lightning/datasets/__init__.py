@@ -16,7 +16,6 @@ from centernet_lightning.datasets.transforms import (
     build_albumentation,
     build_transforms,
     denormalize_image,
-    letterbox_inverse,
 )
 from centernet_lightning.datasets.voc import VOC_CLASSES, VOCDataset
 from centernet_lightning.datasets.yolo import YOLODataset
@@ -40,6 +39,5 @@ __all__ = [
     "collate_detection",
     "denormalize_image",
     "generate_synthetic_dataset",
-    "letterbox_inverse",
     "read_image",
 ]

@@ -11,7 +11,20 @@ import numpy as np
 from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, SampleTransform
 from centernet_lightning.structures import box_xywh_to_xyxy
 
-__all__ = ["COCODataset", "load_coco_json"]
+__all__ = ["COCO_CLASSES", "COCODataset", "load_coco_json"]
+
+# The 80 COCO detection classes in category-id order: the labels of models trained on COCO.
+COCO_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush",
+)  # fmt: skip
 
 
 def load_coco_json(path: Path) -> dict[str, Any]:

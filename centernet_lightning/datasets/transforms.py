@@ -10,7 +10,7 @@ model-ready one in three steps:
    the original CenterNet's centred affine warp) or at the top-left; with ``input_size=None``
    the image keeps its size and is padded to a multiple of ``size_divisor``. Its parameters go
    to ``sample["letterbox"] = (scale, pad_x, pad_y)`` with ``out_px = in_px * scale + pad``,
-   composed with any letterbox the sample already had; :func:`letterbox_inverse` undoes it;
+   composed with any letterbox the sample already had (``structures.letterbox_inverse`` undoes it);
 3. boxes clipped to the output and degenerate ones dropped, then ImageNet normalisation to a
    float32 CHW tensor.
 
@@ -47,7 +47,6 @@ __all__ = [
     "build_albumentation",
     "build_transforms",
     "denormalize_image",
-    "letterbox_inverse",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -161,32 +160,6 @@ def _letterbox(
             value=PAD_FILL,
         )
     return image, scale, pad_x, pad_y
-
-
-def letterbox_inverse(bboxes: Tensor, letterbox: Tensor, original_sizes: Tensor | None = None) -> Tensor:
-    """Map XYXY boxes from transformed-image pixels back to original-image pixels.
-
-    Args:
-        bboxes: [B, K, 4] (or [K, 4]) XYXY in the transformed (input) image.
-        letterbox: [B, 3] (or [3]) ``(scale, pad_x, pad_y)`` from the sample/batch.
-        original_sizes: optional [B, 2] (or [2]) ``(h, w)``; when given, boxes are clipped to it.
-
-    Returns:
-        Boxes of the same shape in original pixels: ``(box - pad) / scale``.
-    """
-    letterbox = letterbox.to(bboxes.dtype)
-    if bboxes.ndim == letterbox.ndim + 1:  # one letterbox per image for its K boxes
-        letterbox = letterbox.unsqueeze(-2)
-    scale, pad_x, pad_y = letterbox.unbind(-1)
-    pad = torch.stack((pad_x, pad_y, pad_x, pad_y), dim=-1)
-    boxes = (bboxes - pad) / scale.unsqueeze(-1)
-    if original_sizes is not None:
-        sizes = original_sizes.to(bboxes.dtype)
-        if bboxes.ndim == sizes.ndim + 1:
-            sizes = sizes.unsqueeze(-2)
-        upper = torch.stack((sizes[..., 1], sizes[..., 0], sizes[..., 1], sizes[..., 0]), dim=-1)
-        boxes = torch.minimum(boxes.clamp(min=0), upper)
-    return boxes
 
 
 def denormalize_image(image: Tensor) -> np.ndarray:

@@ -3,6 +3,8 @@
 Every backbone returns the outputs of its stages at strides 4, 8, 16 and 32 (a list, when
 ``return_features=True``) or only the last one, and exposes ``out_channels`` and ``strides``
 for the returned maps. Channels and strides are read from the model, never hard-coded.
+The stacked Hourglass-104 (:mod:`.hourglass`) is the exception: it returns one stride-4 map
+per stack and exposes ``num_stacks``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import Tensor, nn
+
+from .hourglass import HOURGLASS_NAMES, HourglassBackbone
 
 __all__ = [
     "ResNetBackbone",
@@ -269,12 +273,13 @@ class TimmBackbone(nn.Module):
 BACKBONES: dict[str, type[nn.Module]] = {
     **{name: ResNetBackbone for name in RESNET_NAMES},
     **{name: MobileNetBackbone for name in MOBILENET_NAMES},
+    **{name: HourglassBackbone for name in HOURGLASS_NAMES},
 }
 
 
 def build_backbone(name: str, **kwargs) -> nn.Module:
-    """Build a backbone by name: a torchvision ResNet/MobileNet name, or ``timm:<model>`` (or a bare
-    timm model name that is not a torchvision one)."""
+    """Build a backbone by name: a torchvision ResNet/MobileNet name, ``hourglass104``, or
+    ``timm:<model>`` (or a bare timm model name that is not one of those)."""
     if name in BACKBONES:
         return BACKBONES[name](name, **kwargs)
     timm_name = name.removeprefix("timm:")

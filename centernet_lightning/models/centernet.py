@@ -1,13 +1,11 @@
-"""The CenterNet detector as a LightningModule: backbone -> neck -> heatmap and box heads.
-
-Targets, losses and decoding live in their own modules; this file wires them together.
+"""The CenterNet LightningModule: wires the detector network, its targets and losses, decoding
+and the optimiser. COCO evaluation is a callback (``eval/callbacks.py``), data is a DataModule.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import namedtuple
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,52 +15,36 @@ import yaml
 from torch import Tensor
 
 from ..checkpoint import read_checkpoint
-from ..datasets.transforms import letterbox_inverse
-from ..decode import decode_boxes, decode_detections
-from ..eval import COCOEvaluator, format_table
-from ..losses import get_box_loss, get_heatmap_loss
-from ..structures import Batch, Detections, clip_boxes, valid_box_mask
-from ..targets import box_target_indices, gaussian_radii, render_heatmaps
-from .backbones import build_backbone
-from .heads import Box2DHead, HeatmapHead
-from .necks import build_neck
+from ..structures import Batch, Detections, letterbox_inverse
+from ..targets import CenterTargets, encode_targets, gaussian_radii
+from .detector import CenterNetDetector, Outputs, build_detector
 from .optim import build_optimizer, build_scheduler, check_optimization_config
 
-__all__ = ["CenterNet", "CenterNetOutput", "build_centernet", "load_weights"]
+__all__ = ["CenterNet", "build_centernet", "load_weights"]
 
 log = logging.getLogger(__name__)
 
-CenterNetOutput = namedtuple("CenterNetOutput", ["heatmap", "box"])
-CenterNetOutput.__doc__ = """Export-friendly outputs: ``heatmap`` probabilities [B, C, H/4, W/4] (after sigmoid)
-and ``box`` left/top/right/bottom distances [B, 4, H/4, W/4] in grid cells."""
-
-
-def _as_spec(spec: str | Mapping[str, Any] | None, kind: str) -> tuple[str, dict[str, Any]]:
-    if spec is None:
-        raise ValueError(f"{kind} must be a name or a dict with a 'name' key")
-    if isinstance(spec, str):
-        return spec, {}
-    params = dict(spec)
-    if "name" not in params:
-        raise ValueError(f"{kind} dict needs a 'name' key, got keys {sorted(params)}")
-    return params.pop("name"), params
-
 
 class CenterNet(L.LightningModule):
-    """CenterNet ("Objects as Points", Zhou et al. 2019) with left/top/right/bottom box regression.
+    """CenterNet ("Objects as Points", Zhou et al. 2019) for object detection.
 
     Args:
         num_classes: number of object classes.
-        backbone: a backbone name (``resnet18``, ``mobilenet_v2``, ``timm:dla34``, ...) or a dict
-            ``{name, pretrained, frozen_stages}``; see :func:`~centernet_lightning.models.build_backbone`.
-        neck: ``simple``, ``fpn``, ``bifpn`` or ``ida``, or a dict ``{name, **neck arguments}``.
+        backbone: a backbone name (``resnet18``, ``mobilenet_v2``, ``timm:dla34``, ``hourglass104``,
+            ...) or a dict ``{name, pretrained, frozen_stages}``; see
+            :func:`~centernet_lightning.models.build_backbone`.
+        neck: ``simple``, ``fpn``, ``bifpn``, ``ida`` or ``identity``, or ``{name, **neck arguments}``.
+        heads: ``{name: {loss, weight, width, ...}}`` of the heads beside the heatmap: ``box_2d``
+            (left/top/right/bottom) or the paper's ``size`` + ``offset``, e.g.
+            ``{size: {loss: l1, weight: 0.1}, offset: {loss: l1, weight: 1.0}}``. None: ``box_2d``
+            with ``box_loss``, ``box_loss_weight`` and ``center_sampling``.
         head_width, head_depth: hidden channels and number of 3x3 convs of each head.
         heatmap_loss, heatmap_loss_weight: ``cornernet_focal`` or ``quality_focal`` and its weight.
-        box_loss, box_loss_weight: ``l1``, ``smooth_l1``, ``iou``, ``giou``, ``diou`` or ``ciou`` on
-            XYXY boxes measured in grid cells (so L1 weights follow the original's 0.1 scale).
+        box_loss, box_loss_weight: loss of the default ``box_2d`` head: ``l1``, ``smooth_l1``,
+            ``iou``, ``giou``, ``diou`` or ``ciou`` on XYXY boxes in grid cells.
         heatmap_method: Gaussian radius rule, ``cornernet`` (original), ``cornernet_fixed`` or ``ttfnet``.
         heatmap_parameter: ``min_overlap`` or TTFNet ``alpha``; None takes the method's default.
-        center_sampling: supervise boxes at the 3x3 cells around each centre instead of the centre.
+        center_sampling: the ``box_2d`` head learns at the 3x3 cells around each centre.
         num_detections, score_threshold, nms_iou: decoding settings (top-K, padding threshold,
             optional class-wise NMS IoU).
         optimizer: ``{name: <torch.optim class>, **params}``, default AdamW lr 1e-3 wd 1e-4.
@@ -79,6 +61,7 @@ class CenterNet(L.LightningModule):
         num_classes: int,
         backbone: str | dict[str, Any] = "resnet18",
         neck: str | dict[str, Any] = "fpn",
+        heads: dict[str, dict[str, Any]] | None = None,
         head_width: int = 256,
         head_depth: int = 1,
         heatmap_loss: str = "cornernet_focal",
@@ -98,75 +81,53 @@ class CenterNet(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class_names given for num_classes={num_classes}")
-        self.heatmap_loss_fn = get_heatmap_loss(heatmap_loss)
-        self.box_loss_fn = get_box_loss(box_loss)
         gaussian_radii(torch.ones(1), torch.ones(1), heatmap_method)  # fail early on a bad name
         check_optimization_config(optimizer, lr_scheduler)
-
-        neck_name, neck_params = _as_spec(neck, "neck")
-        backbone_name, backbone_params = _as_spec(backbone, "backbone")
-        # Fusion necks need every stage; the simple neck only the last.
-        backbone_params.setdefault("return_features", neck_name != "simple")
-        self.backbone = build_backbone(backbone_name, **backbone_params)
-        expected_strides = [4, 8, 16, 32] if backbone_params["return_features"] else [32]
-        if list(self.backbone.strides)[-len(expected_strides) :] != expected_strides:
-            raise ValueError(
-                f"Backbone {backbone_name!r} gives strides {self.backbone.strides}; the necks need "
-                f"{expected_strides} (a dilated or stride-16 model does not fit)"
-            )
-        self.neck = build_neck(neck_name, self.backbone.out_channels, **neck_params)
-        self.heatmap_head = HeatmapHead(self.neck.out_channels, num_classes, head_width, head_depth)
-        self.box_head = Box2DHead(self.neck.out_channels, head_width, head_depth)
+        head_specs = {
+            "heatmap": {"loss": heatmap_loss, "weight": heatmap_loss_weight},
+            **(heads or {"box_2d": {"loss": box_loss, "weight": box_loss_weight, "center_sampling": center_sampling}}),
+        }
+        self.detector: CenterNetDetector = build_detector(
+            num_classes, backbone, neck, head_specs, head_width, head_depth
+        )
         self.num_classes = num_classes
-        self.stride = self.neck.stride
-        self.evaluator: COCOEvaluator | None = None
-        self._evaluator_cache: dict[str, tuple[dict[str, Any], COCOEvaluator]] = {}
+        self.stride = self.detector.stride
 
     # ----------------------------------------------------------------------------- inference
-    def get_encoded_outputs(self, images: Tensor) -> dict[str, Tensor]:
-        """Raw outputs for images [B, 3, H, W]: ``heatmap`` logits [B, C, H/4, W/4] and ``box``
-        distances [B, 4, H/4, W/4] (grid cells)."""
-        features = self.neck(self.backbone(images))
-        if features.shape[-2] * self.stride != images.shape[-2] or features.shape[-1] * self.stride != images.shape[-1]:
-            raise ValueError(
-                f"Input size {tuple(images.shape[-2:])} gives a {tuple(features.shape[-2:])} output grid, not 1/"
-                f"{self.stride} of it: image sides must be divisible by 32 (the 'val' transform pads to that)"
-            )
-        return {"heatmap": self.heatmap_head(features), "box": self.box_head(features)}
+    def get_encoded_outputs(self, images: Tensor) -> Outputs | list[Outputs]:
+        """Raw outputs for images [B, 3, H, W]: see :class:`~centernet_lightning.models.CenterNetDetector`
+        (heatmap logits, box/size/offset in grid cells; one dict per stack when training a stacked model)."""
+        return self.detector(images)
 
-    def forward(self, images: Tensor) -> CenterNetOutput:
-        """Export-friendly forward: heatmap probabilities and box distances."""
-        outputs = self.get_encoded_outputs(images)
-        return CenterNetOutput(heatmap=outputs["heatmap"].sigmoid(), box=outputs["box"])
+    def forward(self, images: Tensor) -> Outputs:
+        """Export-friendly forward: the last stack's outputs with the heatmap as probabilities."""
+        outputs = self.detector(images)
+        outputs = outputs[-1] if isinstance(outputs, list) else outputs
+        return {name: value.sigmoid() if name == "heatmap" else value for name, value in outputs.items()}
 
     def gather_detection2d(
         self,
-        outputs: Mapping[str, Tensor] | CenterNetOutput,
+        outputs: Outputs | Sequence[Outputs],
         num_detections: int | None = None,
         nms_iou: float | None = None,
         score_threshold: float | None = None,
+        logits: bool = True,
     ) -> Detections:
         """Decode outputs to detections (XYXY input-image pixels, padded to K per image).
 
-        ``outputs`` is the dict of :meth:`get_encoded_outputs` (heatmap logits) or the
-        :class:`CenterNetOutput` of :meth:`forward` (probabilities). Defaults come from the
-        model's hyperparameters.
+        ``outputs`` is the dict of :meth:`get_encoded_outputs` (heatmap logits; the last stack's
+        is used) or, with ``logits=False``, of :meth:`forward`. Defaults come from the
+        hyperparameters. ``indices`` in the result are the peak cells of the detections.
         """
-        if isinstance(outputs, CenterNetOutput):
-            heatmap, box = outputs.heatmap, outputs.box
-        else:
-            heatmap, box = outputs["heatmap"].sigmoid(), outputs["box"]
-        return decode_detections(
-            heatmap.float(),
-            box.float(),
-            self.stride,
+        outputs = outputs[-1] if not isinstance(outputs, Mapping) else outputs
+        return self.detector.decode(
+            outputs,
             num_detections=num_detections or self.hparams.num_detections,
             score_threshold=self.hparams.score_threshold if score_threshold is None else score_threshold,
             nms_iou=self.hparams.nms_iou if nms_iou is None else nms_iou,
+            logits=logits,
         )
 
     @torch.no_grad()
@@ -175,42 +136,30 @@ class CenterNet(L.LightningModule):
         return self.gather_detection2d(self.get_encoded_outputs(images), **decode_kwargs)
 
     # ----------------------------------------------------------------------------- training
-    def compute_loss(self, outputs: Mapping[str, Tensor], targets: Batch) -> dict[str, Tensor]:
-        """Losses of both heads for a batch: ``heatmap``, ``box`` (unweighted) and weighted ``total``.
+    def encode_targets(self, batch: Batch, height: int, width: int) -> CenterTargets:
+        """The batch's targets on an ``height x width`` grid (ignore regions are not learnt)."""
+        mask = batch["mask"] & ~batch["ignore"] if "ignore" in batch else batch["mask"]
+        return encode_targets(
+            batch["bboxes"],
+            batch["labels"],
+            mask,
+            self.num_classes,
+            height,
+            width,
+            self.stride,
+            self.hparams.heatmap_method,
+            self.hparams.heatmap_parameter,
+        )
+
+    def compute_loss(self, outputs: Outputs | Sequence[Outputs], targets: Batch) -> dict[str, Tensor]:
+        """Losses for a batch: each head's (unweighted) and the weighted ``total``.
 
         ``targets`` holds ``bboxes`` [B, N, 4] XYXY input pixels, ``labels`` [B, N], ``mask`` [B, N].
         Boxes are clipped to the input and degenerate ones ignored.
         """
-        heatmap_logits, box_map = outputs["heatmap"], outputs["box"]
-        batch_size, num_classes, height, width = heatmap_logits.shape
-        stride = self.stride
-        boxes = clip_boxes(targets["bboxes"].float(), height * stride, width * stride)
-        valid = targets["mask"] & valid_box_mask(boxes)
-
-        heatmaps, centers = render_heatmaps(
-            boxes / stride,
-            targets["labels"],
-            valid,
-            num_classes,
-            height,
-            width,
-            self.hparams.heatmap_method,
-            self.hparams.heatmap_parameter,
-        )
-        heatmap_loss = self.heatmap_loss_fn(heatmap_logits, heatmaps)
-
-        indices, supervised = box_target_indices(centers, height, width, self.hparams.center_sampling)
-        num_objects, num_samples = indices.shape[1:]
-        flat = indices.reshape(batch_size, -1)
-        pred_boxes = decode_boxes(box_map.float(), flat // width, flat % width, stride)
-        pred_boxes = pred_boxes.view(batch_size, num_objects, num_samples, 4)
-        target_boxes = boxes.unsqueeze(2).expand_as(pred_boxes)
-        # Grid-cell units: IoU losses are scale-free, and L1 matches the original's wh scale.
-        per_box = self.box_loss_fn(pred_boxes[supervised] / stride, target_boxes[supervised] / stride)
-        box_loss = per_box.sum() / supervised.sum().clamp(min=1)
-
-        total = self.hparams.heatmap_loss_weight * heatmap_loss + self.hparams.box_loss_weight * box_loss
-        return {"heatmap": heatmap_loss, "box": box_loss, "total": total}
+        last = outputs if isinstance(outputs, Mapping) else outputs[-1]
+        height, width = last["heatmap"].shape[-2:]
+        return self.detector.loss(outputs, self.encode_targets(targets, height, width))
 
     def training_step(self, batch: Batch | None, batch_idx: int) -> Tensor | None:
         if batch is None:  # every image of the batch was skipped (skip_bad_images)
@@ -227,6 +176,16 @@ class CenterNet(L.LightningModule):
     def test_step(self, batch: Batch | None, batch_idx: int) -> Detections | None:
         return self._evaluation_step(batch, "test")
 
+    def _evaluation_step(self, batch: Batch | None, prefix: str) -> Detections | None:
+        """Losses logged; the detections (input pixels) go to the evaluation callback."""
+        if batch is None:
+            return None
+        outputs = self.get_encoded_outputs(batch["images"])
+        losses = self.compute_loss(outputs, batch)
+        batch_size = batch["images"].shape[0]
+        self.log_dict({f"{prefix}/{k}_loss": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
+        return self.gather_detection2d(outputs)
+
     def predict_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:
         """Detections in ORIGINAL image pixels, with each image's id and path (None: all skipped)."""
         if batch is None:
@@ -239,73 +198,7 @@ class CenterNet(L.LightningModule):
             "image_paths": batch["image_paths"],
         }
 
-    # ----------------------------------------------------------------------------- evaluation
-    def on_validation_epoch_start(self) -> None:
-        self._start_evaluation("validate")
-
-    def on_test_epoch_start(self) -> None:
-        self._start_evaluation("test")
-
-    def on_validation_epoch_end(self) -> None:
-        self._finish_evaluation("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._finish_evaluation("test")
-
-    def _start_evaluation(self, stage: str) -> None:
-        """Set up a COCO evaluator when the datamodule provides ground truth for this stage."""
-        self.evaluator = None
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if self.trainer.sanity_checking or not hasattr(datamodule, "ground_truth"):
-            return
-        ground_truth = datamodule.ground_truth(stage)
-        if ground_truth is None:
-            return
-        coco_gt, label_to_category_id = ground_truth
-        # The evaluator indexes the ground truth once; later epochs on the same ground truth reuse it.
-        cached_gt, evaluator = self._evaluator_cache.get(stage, (None, None))
-        if cached_gt is not coco_gt:
-            evaluator = COCOEvaluator(coco_gt)
-            self._evaluator_cache[stage] = (coco_gt, evaluator)
-        evaluator.reset()
-        self.evaluator = evaluator
-        self._category_ids = torch.tensor(label_to_category_id, dtype=torch.int64)
-
-    def _evaluation_step(self, batch: Batch | None, prefix: str) -> Detections | None:
-        if batch is None:
-            return None
-        outputs = self.get_encoded_outputs(batch["images"])
-        losses = self.compute_loss(outputs, batch)
-        batch_size = batch["images"].shape[0]
-        self.log_dict({f"{prefix}/{k}_loss": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
-        detections = self.gather_detection2d(outputs)
-        if self.evaluator is not None:
-            # Evaluate in ORIGINAL image pixels and the dataset's own category ids.
-            bboxes = letterbox_inverse(detections["bboxes"], batch["letterbox"], batch["original_sizes"])
-            labels = detections["labels"].cpu()
-            category_ids = torch.where(labels >= 0, self._category_ids[labels.clamp(min=0)], -1)
-            self.evaluator.add(batch["image_ids"], bboxes, detections["scores"], category_ids)
-        return detections
-
-    def _finish_evaluation(self, prefix: str) -> None:
-        evaluator = self.evaluator
-        if evaluator is None:
-            return
-        metrics = evaluator.evaluate()
-        self.log_dict({f"{prefix}/{name}": value for name, value in metrics.items()}, sync_dist=False)
-        self.last_metrics = metrics
-        self.last_per_class_ap = evaluator.per_class_ap()
-        per_class = {f"{prefix}/AP_class/{name}": ap for name, ap in self.last_per_class_ap.items() if ap == ap}
-        self.log_dict(per_class, sync_dist=False)  # classes without ground truth (nan) are left out
-        if self.trainer.state.fn in ("validate", "test") and self.trainer.is_global_zero:
-            print(format_table(metrics, self.last_per_class_ap))
-            if self.trainer.log_dir:
-                path = Path(self.trainer.log_dir) / f"detections_{prefix}.json"
-                evaluator.save_results(path)
-                print(f"Detections (COCO results format) written to {path}")
-        self.evaluator = None
-
-    # ----------------------------------------------------------------------------- fine-tuning
+    # ----------------------------------------------------------------------------- set-up
     def setup(self, stage: str) -> None:
         input_size = getattr(getattr(self._trainer, "datamodule", None), "hparams", {}).get("input_size")
         if input_size:  # lets the model summary report real FLOPs and output shapes

@@ -1,11 +1,35 @@
-"""Output heads: ``depth`` x (3x3 conv + ReLU) followed by a 1x1 conv, on the stride-4 feature map."""
+"""Head types: each one knows its output channels, its loss on the shared targets and its decoding.
+
+For each head there are three things to understand: its target, its loss, its decoding.
+
+==========  ========  ====================================================  ========================
+head        channels  target (grid cells)                                   decoding
+==========  ========  ====================================================  ========================
+heatmap     C         Gaussian peaks at object centres (CornerNet/TTFNet)   3x3 max-pool peaks, top-K
+box_2d      4         left/top/right/bottom distances from the peak cell    cell centre -/+ distances
+size        2         ``(w, h)`` of the box (paper: L1, weight 0.1)         centre -/+ size / 2
+offset      2         ``centre - floor(centre)`` (paper: L1, weight 1)      refines the peak's centre
+==========  ========  ====================================================  ========================
+
+Every head is ``depth`` x (3x3 conv + ReLU) and a 1x1 conv on the stride-4 feature map, as in the
+original CenterNet (``head_conv``). Losses return the *unweighted* value; the head's ``weight``
+scales it in the total.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["HeatmapHead", "Box2DHead"]
+from ..decode import Peaks, decode_ltrb, gather_cells, topk_peaks
+from ..losses import get_box_loss, get_heatmap_loss
+from ..targets import CenterTargets, box_target_indices
+
+__all__ = ["Head", "HeatmapHead", "Box2DHead", "SizeHead", "OffsetHead", "HEAD_TYPES", "BOX_HEADS", "build_heads"]
 
 
 def _head_layers(in_channels: int, out_channels: int, width: int, depth: int) -> nn.Sequential:
@@ -18,35 +42,210 @@ def _head_layers(in_channels: int, out_channels: int, width: int, depth: int) ->
     return nn.Sequential(*layers)
 
 
-class HeatmapHead(nn.Module):
-    """Class heatmap logits [B, num_classes, H, W].
+class Head(nn.Module):
+    """A conv head with a loss. Subclasses set ``out_channels`` and define ``loss`` and decoding.
 
-    The last bias starts at ``init_bias = -2.19`` so that every pixel begins at probability
-    ~0.1 (CenterNet sec. 4; RetinaNet's prior of Lin et al. 2017 sec. 4.1), which keeps the focal
-    loss from being swamped by easy negatives early on.
+    Args:
+        in_channels: channels of the feature map.
+        width, depth: hidden channels and number of 3x3 conv + ReLU before the 1x1 conv.
+        loss: name of the loss (each head type lists its valid names).
+        weight: factor of this head's loss in the total.
+        init_bias: initial bias of the last conv.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 256, depth: int = 1, init_bias: float = -2.19):
+    out_channels: int
+
+    def __init__(self, in_channels: int, width: int, depth: int, loss: str, weight: float, init_bias: float) -> None:
         super().__init__()
-        self.num_classes = num_classes
-        self.layers = _head_layers(in_channels, num_classes, width, depth)
+        self.layers = _head_layers(in_channels, self.out_channels, width, depth)
         nn.init.constant_(self.layers[-1].bias, init_bias)
+        self.loss_name = loss
+        self.weight = weight
 
     def forward(self, features: Tensor) -> Tensor:
+        """Raw output [B, out_channels, H, W]."""
         return self.layers(features)
 
+    def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
+        raise NotImplementedError
 
-class Box2DHead(nn.Module):
-    """Left/top/right/bottom distances [B, 4, H, W] from each cell's centre to the box sides.
 
-    Distances are in grid cells (multiply by the stride for input pixels) and non-negative
-    (ReLU), as in TTFNet's box head. The last bias starts at 1 cell so the ReLU begins open.
+class HeatmapHead(Head):
+    """Class heatmap logits [B, C, H, W]; the focal loss is computed from logits.
+
+    The last bias starts at -2.19 so that every pixel begins at probability ~0.1 (CenterNet
+    sec. 4; RetinaNet's prior, Lin et al. 2017 sec. 4.1), which keeps the focal loss from being
+    swamped by easy negatives early on. Losses: ``cornernet_focal`` or ``quality_focal``.
     """
 
-    def __init__(self, in_channels: int, width: int = 256, depth: int = 1):
-        super().__init__()
-        self.layers = _head_layers(in_channels, 4, width, depth)
-        nn.init.constant_(self.layers[-1].bias, 1.0)
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        width: int = 256,
+        depth: int = 1,
+        loss: str = "cornernet_focal",
+        weight: float = 1.0,
+        init_bias: float = -2.19,
+    ) -> None:
+        self.out_channels = num_classes
+        super().__init__(in_channels, width, depth, loss, weight, init_bias)
+        self.loss_fn = get_heatmap_loss(loss)
+        self.num_classes = num_classes
+
+    def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
+        return self.loss_fn(output, targets.heatmap)
+
+    @staticmethod
+    def decode(output: Tensor, num_detections: int, kernel: int = 3, logits: bool = True) -> Peaks:
+        """The top ``num_detections`` peaks of the heatmap (see :func:`~centernet_lightning.decode.topk_peaks`)."""
+        return topk_peaks(output.float().sigmoid() if logits else output.float(), num_detections, kernel)
+
+
+class Box2DHead(Head):
+    """Left/top/right/bottom distances [B, 4, H, W] from each cell's centre to the box sides.
+
+    Distances are in grid cells and non-negative (ReLU, as TTFNet's box head); the last bias
+    starts at 1 cell so the ReLU begins open. The loss (``l1``, ``smooth_l1``, ``iou``, ``giou``,
+    ``diou``, ``ciou``) compares XYXY boxes in grid cells, at the centre cell or, with
+    ``center_sampling``, at the 3x3 cells around it.
+    """
+
+    out_channels = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        width: int = 256,
+        depth: int = 1,
+        loss: str = "giou",
+        weight: float = 5.0,
+        center_sampling: bool = False,
+        init_bias: float = 1.0,
+    ) -> None:
+        super().__init__(in_channels, width, depth, loss, weight, init_bias)
+        self.loss_fn = get_box_loss(loss)
+        self.center_sampling = center_sampling
 
     def forward(self, features: Tensor) -> Tensor:
         return F.relu(self.layers(features))
+
+    def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
+        batch_size = output.shape[0]
+        cells = targets.cells.masked_fill(~targets.valid.unsqueeze(-1), -1)
+        indices, supervised = box_target_indices(cells, targets.height, targets.width, self.center_sampling)
+        num_objects, num_samples = indices.shape[1:]
+        flat = indices.reshape(batch_size, -1)
+        predicted = decode_ltrb(output.float(), flat, targets.width, stride=1)
+        predicted = predicted.view(batch_size, num_objects, num_samples, 4)
+        target = targets.boxes.unsqueeze(2).expand_as(predicted)
+        per_box = self.loss_fn(predicted[supervised], target[supervised])
+        return per_box.sum() / supervised.sum().clamp(min=1)
+
+    @staticmethod
+    def decode_boxes(output: Tensor, peaks: Peaks, centers: Tensor | None = None) -> Tensor:
+        """XYXY boxes [B, K, 4] in grid cells around each peak cell's centre (``centers`` unused:
+        the distances are measured from the cell centre the head was trained on)."""
+        return decode_ltrb(output.float(), peaks.indices, output.shape[-1], stride=1)
+
+
+class SizeHead(Head):
+    """Box width and height [B, 2, H, W] in grid cells, as the paper's ``wh`` head (L1, weight 0.1).
+
+    Decoded around the (offset-refined) centre: ``centre -/+ size / 2``.
+    """
+
+    out_channels = 2
+
+    def __init__(
+        self, in_channels: int, width: int = 256, depth: int = 1, loss: str = "l1", weight: float = 0.1
+    ) -> None:
+        super().__init__(in_channels, width, depth, loss, weight, init_bias=0.0)
+        self.loss_fn = _regression_loss(loss)
+
+    def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
+        return self.loss_fn(gather_cells(output.float(), targets.indices), targets.sizes, targets.valid)
+
+    @staticmethod
+    def decode_boxes(output: Tensor, peaks: Peaks, centers: Tensor) -> Tensor:
+        """XYXY boxes [B, K, 4] in grid cells from ``centers`` [B, K, 2] and the gathered sizes."""
+        half = gather_cells(output.float(), peaks.indices) / 2
+        return torch.cat((centers - half, centers + half), dim=-1)
+
+
+class OffsetHead(Head):
+    """Sub-cell centre offset [B, 2, H, W]: ``centre - floor(centre)`` in grid cells, as the paper's
+    ``reg`` head (L1, weight 1). Decoding adds it to the peak cell instead of the cell centre."""
+
+    out_channels = 2
+
+    def __init__(
+        self, in_channels: int, width: int = 256, depth: int = 1, loss: str = "l1", weight: float = 1.0
+    ) -> None:
+        super().__init__(in_channels, width, depth, loss, weight, init_bias=0.0)
+        self.loss_fn = _regression_loss(loss)
+
+    def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
+        target = targets.centers - targets.cells.clamp(min=0).to(targets.centers.dtype)
+        return self.loss_fn(gather_cells(output.float(), targets.indices), target, targets.valid)
+
+    @staticmethod
+    def decode_centers(output: Tensor, peaks: Peaks) -> Tensor:
+        """Refined centres [B, K, 2] ``(x, y)`` in grid cells: the peak cell plus its offset."""
+        cells = torch.stack((peaks.xs, peaks.ys), dim=-1).to(torch.float32)
+        return cells + gather_cells(output.float(), peaks.indices)
+
+
+def _masked_l1(predicted: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+    """The original ``RegL1Loss``: sum |p - t| over valid objects / (number of valid values + 1e-4)."""
+    weights = valid.unsqueeze(-1).expand_as(predicted).to(predicted.dtype)
+    return (F.l1_loss(predicted * weights, target * weights, reduction="sum")) / (weights.sum() + 1e-4)
+
+
+def _masked_smooth_l1(predicted: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+    weights = valid.unsqueeze(-1).expand_as(predicted).to(predicted.dtype)
+    return F.smooth_l1_loss(predicted * weights, target * weights, reduction="sum") / (weights.sum() + 1e-4)
+
+
+REGRESSION_LOSSES = {"l1": _masked_l1, "smooth_l1": _masked_smooth_l1}
+
+
+def _regression_loss(name: str):
+    if name not in REGRESSION_LOSSES:
+        raise ValueError(f"Unknown size/offset loss {name!r}; valid names: {sorted(REGRESSION_LOSSES)}")
+    return REGRESSION_LOSSES[name]
+
+
+HEAD_TYPES: dict[str, type[Head]] = {
+    "heatmap": HeatmapHead,
+    "box_2d": Box2DHead,
+    "size": SizeHead,
+    "offset": OffsetHead,
+}
+BOX_HEADS = ("box_2d", "size")  # a detector decodes its boxes from exactly one of these
+
+
+def build_heads(
+    specs: Mapping[str, Mapping[str, Any]], in_channels: int, num_classes: int, width: int, depth: int
+) -> nn.ModuleDict:
+    """Build ``{name: head}`` from ``{name: {loss, weight, ...}}``; ``width``/``depth`` are the
+    defaults of every head (a spec may set its own). ValueError for an unknown name or setting."""
+    heads = nn.ModuleDict()
+    for name, spec in specs.items():
+        if name not in HEAD_TYPES:
+            raise ValueError(f"Unknown head {name!r}; valid names: {sorted(HEAD_TYPES)}")
+        params = {"width": width, "depth": depth, **dict(spec or {})}
+        if name == "heatmap":
+            params["num_classes"] = num_classes
+        try:
+            heads[name] = HEAD_TYPES[name](in_channels, **params)
+        except TypeError as error:
+            raise ValueError(f"heads.{name}: {error}") from None
+    box_heads = [name for name in BOX_HEADS if name in heads]
+    if "heatmap" not in heads or len(box_heads) != 1:
+        raise ValueError(
+            f"A detector needs a heatmap head and exactly one box head of {list(BOX_HEADS)}; got heads {list(heads)}"
+        )
+    if "offset" in heads and "size" not in heads:
+        raise ValueError("The offset head refines centres for the size head; add a 'size' head or drop 'offset'")
+    return heads

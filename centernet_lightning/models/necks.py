@@ -2,7 +2,8 @@
 
 ``SimpleNeck`` upsamples the last feature map alone (the original CenterNet ResNet decoder);
 ``FPNNeck``, ``BiFPNNeck`` and ``IDANeck`` fuse all four stages and therefore need input sides
-divisible by 32. Each neck exposes ``out_channels`` (an int) and ``stride`` (4).
+divisible by 32. ``IdentityNeck`` passes stride-4 features through (the Hourglass backbones end
+there already). Each neck exposes ``out_channels`` (an int) and ``stride`` (4).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch import Tensor, nn
 
 from .layers import bilinear_init_, make_conv_block, make_upsample
 
-__all__ = ["SimpleNeck", "FPNNeck", "BiFPNNeck", "IDANeck", "NECKS", "build_neck"]
+__all__ = ["SimpleNeck", "FPNNeck", "BiFPNNeck", "IDANeck", "IdentityNeck", "NECKS", "build_neck"]
 
 
 def _check_fusable(features: Sequence[Tensor], num_levels: int, neck: str) -> None:
@@ -43,7 +44,10 @@ class SimpleNeck(nn.Module):
     Args:
         in_channels: channels of the last backbone feature map (an int, or the backbone's list).
         upsample_channels: output channels of the three stages.
-        conv_type: ``normal`` or ``dcn`` (``separable`` also works).
+        conv_type: ``normal`` or ``dcn`` (``separable`` also works); ``none`` leaves out the conv
+            and lets each ConvTranspose change the channels, the decoder of the original
+            CenterNet ``res_18`` (``msra_resnet.py``, upsample_channels 256, 256, 256).
+        conv_bias: a bias on each conv (DCNv2 has one): only to hold the original weights.
     """
 
     def __init__(
@@ -51,13 +55,17 @@ class SimpleNeck(nn.Module):
         in_channels: int | Sequence[int],
         upsample_channels: Sequence[int] = (256, 128, 64),
         conv_type: str = "normal",
+        conv_bias: bool = False,
     ) -> None:
         super().__init__()
         channels = in_channels if isinstance(in_channels, int) else in_channels[-1]
         layers: list[nn.Module] = []
         for out_channels in upsample_channels:
-            layers.append(make_conv_block(conv_type, channels, out_channels))
-            layers.append(make_upsample("conv_transpose", out_channels))
+            if conv_type == "none":
+                layers.append(make_upsample("conv_transpose", channels, out_channels))
+            else:
+                layers.append(make_conv_block(conv_type, channels, out_channels, bias=conv_bias))
+                layers.append(make_upsample("conv_transpose", out_channels))
             channels = out_channels
         self.layers = nn.Sequential(*layers)
         self.out_channels = channels
@@ -221,11 +229,18 @@ class _IDAUp(nn.Module):
     passed through a node conv.
     """
 
-    def __init__(self, channels: int, in_channels: Sequence[int], up_factors: Sequence[int], conv_type: str) -> None:
+    def __init__(
+        self,
+        channels: int,
+        in_channels: Sequence[int],
+        up_factors: Sequence[int],
+        conv_type: str,
+        conv_bias: bool = False,
+    ) -> None:
         super().__init__()
         self.projects, self.upsamples, self.nodes = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for level_channels, factor in zip(in_channels[1:], up_factors[1:]):
-            self.projects.append(make_conv_block(conv_type, level_channels, channels))
+            self.projects.append(make_conv_block(conv_type, level_channels, channels, bias=conv_bias))
             up = nn.ConvTranspose2d(
                 channels,
                 channels,
@@ -237,7 +252,7 @@ class _IDAUp(nn.Module):
             )
             bilinear_init_(up)
             self.upsamples.append(up)
-            self.nodes.append(make_conv_block(conv_type, channels, channels))
+            self.nodes.append(make_conv_block(conv_type, channels, channels, bias=conv_bias))
 
     def forward(self, levels: list[Tensor], start: int) -> None:
         """Aggregate ``levels[start:]`` in place; ``levels[-1]`` ends as the aggregated map at
@@ -251,30 +266,44 @@ class IDANeck(nn.Module):
     """DLA-Up with a final IDA-Up, the CenterNet DLA-34 decoder, over strides 4..32.
 
     DLA-Up repeatedly aggregates from the coarsest level downwards, producing a stride-4, 8, 16 and
-    32 pyramid; a last IDA-Up merges that pyramid into the stride-4 map.
+    32 pyramid; a last IDA-Up merges the finest ``final_levels`` maps of that pyramid into the
+    stride-4 map.
 
     Args:
         in_channels: channels of the four backbone maps, e.g. dla34's (64, 128, 256, 512).
         conv_type: ``normal`` or ``dcn`` (CenterNet's DLA-34 uses DCN).
+        conv_bias: a bias on each conv (DCNv2 has one): only to hold the original weights.
+        final_levels: how many pyramid levels the last IDA-Up merges; None for all. The original
+            CenterNet ``DLASeg`` merges three (strides 4, 8, 16: ``last_level=5``).
 
     ``out_channels`` is ``in_channels[0]``.
     """
 
-    def __init__(self, in_channels: Sequence[int], conv_type: str = "normal") -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        conv_type: str = "normal",
+        conv_bias: bool = False,
+        final_levels: int | None = None,
+    ) -> None:
         super().__init__()
         in_channels = list(in_channels)
         self.num_levels = len(in_channels)
+        self.final_levels = self.num_levels if final_levels is None else final_levels
+        if not 1 <= self.final_levels <= self.num_levels:
+            raise ValueError(f"final_levels must be in [1, {self.num_levels}], got {final_levels}")
         scales = [2**i for i in range(self.num_levels)]
         self.dla_up = nn.ModuleList()
         channels = list(in_channels)
         for i in range(self.num_levels - 1):
             j = self.num_levels - 2 - i
             factors = [s // scales[j] for s in scales[j:]]
-            self.dla_up.append(_IDAUp(in_channels[j], channels[j:], factors, conv_type))
+            self.dla_up.append(_IDAUp(in_channels[j], channels[j:], factors, conv_type, conv_bias))
             scales[j + 1 :] = [scales[j]] * (self.num_levels - j - 1)
             channels[j + 1 :] = [in_channels[j]] * (self.num_levels - j - 1)
         self.out_channels = in_channels[0]
-        self.ida_up = _IDAUp(self.out_channels, in_channels, [2**i for i in range(self.num_levels)], conv_type)
+        final = self.final_levels
+        self.ida_up = _IDAUp(self.out_channels, in_channels[:final], [2**i for i in range(final)], conv_type, conv_bias)
         self.stride = 4
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
@@ -284,15 +313,40 @@ class IDANeck(nn.Module):
         for i, ida in enumerate(self.dla_up):
             ida(levels, self.num_levels - 2 - i)
             pyramid.insert(0, levels[-1])
+        pyramid = pyramid[: self.final_levels]
         self.ida_up(pyramid, 0)
         return pyramid[-1]
 
 
-NECKS: dict[str, type[nn.Module]] = {"simple": SimpleNeck, "fpn": FPNNeck, "bifpn": BiFPNNeck, "ida": IDANeck}
+class IdentityNeck(nn.Module):
+    """No neck: passes the backbone's stride-4 output through (a tensor, or for stacked models
+    such as Hourglass-104 the list of one feature map per stack).
+
+    Args:
+        in_channels: channels of the backbone output (an int or the backbone's one-element list).
+        stride: stride of the backbone output; the heads need 4.
+    """
+
+    def __init__(self, in_channels: int | Sequence[int], stride: int = 4) -> None:
+        super().__init__()
+        self.out_channels = in_channels if isinstance(in_channels, int) else in_channels[-1]
+        self.stride = stride
+
+    def forward(self, features: Tensor | list[Tensor]) -> Tensor | list[Tensor]:
+        return features
 
 
-def build_neck(name: str, in_channels: Sequence[int], **kwargs) -> nn.Module:
-    """Build a neck by name (``simple``, ``fpn``, ``bifpn``, ``ida``) for the backbone's channels."""
+NECKS: dict[str, type[nn.Module]] = {
+    "simple": SimpleNeck,
+    "fpn": FPNNeck,
+    "bifpn": BiFPNNeck,
+    "ida": IDANeck,
+    "identity": IdentityNeck,
+}
+
+
+def build_neck(name: str, in_channels: int | Sequence[int], **kwargs) -> nn.Module:
+    """Build a neck by name (``simple``, ``fpn``, ``bifpn``, ``ida``, ``identity``) for the backbone's channels."""
     if name not in NECKS:
         raise ValueError(f"Unknown neck {name!r}; valid names: {sorted(NECKS)}")
     return NECKS[name](in_channels, **kwargs)

@@ -9,8 +9,8 @@ from centernet_lightning.datasets import (
     build_transforms,
     collate_detection,
     denormalize_image,
-    letterbox_inverse,
 )
+from centernet_lightning.structures import letterbox_inverse
 
 
 def raw_sample(height=40, width=60, seed=0) -> dict:

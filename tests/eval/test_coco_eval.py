@@ -131,6 +131,7 @@ def image_ids_of(gt: dict) -> list[int]:
 def test_public_api() -> None:
     assert set(eval_api.__all__) == {
         "BACKENDS",
+        "COCOEvaluation",
         "METRIC_NAMES",
         "COCOEvaluator",
         "build_coco_gt",

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from centernet_lightning.decode import decode_detections
 from centernet_lightning.losses import cornernet_focal_loss, giou_box_loss
-from centernet_lightning.models import CenterNet, CenterNetOutput
+from centernet_lightning.models import CenterNet
+from centernet_lightning.models.detector import decode_outputs
 from centernet_lightning.models.optim import build_scheduler, warmup_cosine_factor
 from centernet_lightning.targets import render_heatmaps
 
@@ -47,18 +47,18 @@ def test_output_shapes_and_forward(images):
     model = tiny_model().eval()
     assert model.stride == 4
     outputs = model.get_encoded_outputs(images)
-    assert set(outputs) == {"heatmap", "box"}
+    assert set(outputs) == {"heatmap", "box_2d"}
     assert outputs["heatmap"].shape == (2, NUM_CLASSES, 16, 16)
-    assert outputs["box"].shape == (2, 4, 16, 16)
-    assert (outputs["box"] >= 0).all()  # distances, after a ReLU
+    assert outputs["box_2d"].shape == (2, 4, 16, 16)
+    assert (outputs["box_2d"] >= 0).all()  # distances, after a ReLU
     # The heatmap prior: probabilities start near sigmoid(-2.19) = 0.1.
     assert 0.02 < outputs["heatmap"].sigmoid().mean() < 0.3
 
     forward = model(images)
-    assert isinstance(forward, CenterNetOutput) and forward._fields == ("heatmap", "box")
-    assert ((forward.heatmap >= 0) & (forward.heatmap <= 1)).all()
-    torch.testing.assert_close(forward.heatmap, outputs["heatmap"].sigmoid())
-    torch.testing.assert_close(forward.box, outputs["box"])
+    assert set(forward) == {"heatmap", "box_2d"}
+    assert ((forward["heatmap"] >= 0) & (forward["heatmap"] <= 1)).all()
+    torch.testing.assert_close(forward["heatmap"], outputs["heatmap"].sigmoid())
+    torch.testing.assert_close(forward["box_2d"], outputs["box_2d"])
 
 
 def test_compute_loss_matches_its_parts(images):
@@ -66,9 +66,9 @@ def test_compute_loss_matches_its_parts(images):
     outputs = model.get_encoded_outputs(images)
     batch = targets()
     losses = model.compute_loss(outputs, batch)
-    assert set(losses) == {"heatmap", "box", "total"}
+    assert set(losses) == {"heatmap", "box_2d", "total"}
     assert all(torch.isfinite(value) for value in losses.values())
-    torch.testing.assert_close(losses["total"], losses["heatmap"] + 5.0 * losses["box"])
+    torch.testing.assert_close(losses["total"], losses["heatmap"] + 5.0 * losses["box_2d"])
 
     # Heatmap: the focal loss on heatmaps rendered in grid pixels (input pixels / 4).
     heatmaps, centers = render_heatmaps(batch["bboxes"] / 4, batch["labels"], batch["mask"], NUM_CLASSES, 16, 16)
@@ -77,11 +77,11 @@ def test_compute_loss_matches_its_parts(images):
     pred, target = [], []
     for n in range(3):
         x, y = centers[0, n].tolist()
-        left, top, right, bottom = outputs["box"][0, :, y, x]
+        left, top, right, bottom = outputs["box_2d"][0, :, y, x]
         pred.append(torch.stack((x + 0.5 - left, y + 0.5 - top, x + 0.5 + right, y + 0.5 + bottom)))
         target.append(batch["bboxes"][0, n] / 4)
     expected_box = giou_box_loss(torch.stack(pred), torch.stack(target)).mean()
-    torch.testing.assert_close(losses["box"], expected_box)
+    torch.testing.assert_close(losses["box_2d"], expected_box)
 
     losses["total"].backward()
     unused = [name for name, p in model.named_parameters() if p.grad is None]
@@ -95,10 +95,10 @@ def test_compute_loss_without_objects(images):
     batch["mask"][:] = False
     losses = model.compute_loss(outputs, batch)
     assert all(torch.isfinite(value) for value in losses.values())
-    assert losses["box"] == 0
+    assert losses["box_2d"] == 0
     assert losses["heatmap"] > 0  # every pixel is a negative
     losses["total"].backward()
-    assert torch.isfinite(model.heatmap_head.layers[-1].weight.grad).all()
+    assert torch.isfinite(model.detector.heads[0]["heatmap"].layers[-1].weight.grad).all()
 
 
 def test_boxes_outside_or_degenerate_are_ignored_or_clipped(images):
@@ -114,7 +114,7 @@ def test_boxes_outside_or_degenerate_are_ignored_or_clipped(images):
     batch["bboxes"][0, 3] = torch.tensor([30.0, 30.0, 30.0, 40.0])  # zero width
     with_junk = model.compute_loss(outputs, batch)
     assert all(torch.isfinite(value) for value in with_junk.values())
-    for key in ("heatmap", "box", "total"):
+    for key in ("heatmap", "box_2d", "total"):
         torch.testing.assert_close(with_junk[key], reference[key])
 
     # A box crossing the border counts as its clipped part.
@@ -135,26 +135,26 @@ def test_compute_loss_options_are_finite(images, options):
     assert all(torch.isfinite(value) and value > 0 for value in losses.values())
 
 
-def test_gather_detection2d_from_dict_and_namedtuple_agree(images):
+def test_gather_detection2d_from_logits_and_probabilities_agree(images):
     model = tiny_model(num_detections=7).eval()
     with torch.no_grad():
-        from_dict = model.gather_detection2d(model.get_encoded_outputs(images))
-        from_tuple = model.gather_detection2d(model(images))
+        from_logits = model.gather_detection2d(model.get_encoded_outputs(images))
+        from_probabilities = model.gather_detection2d(model(images), logits=False)
     detected = model.detect(images)
-    for key in ("bboxes", "labels", "scores"):
-        assert from_dict[key].shape[:2] == (2, 7)
-        torch.testing.assert_close(from_dict[key], from_tuple[key])
-        torch.testing.assert_close(from_dict[key], detected[key])
+    for key in ("bboxes", "labels", "scores", "indices"):
+        assert from_logits[key].shape[:2] == (2, 7)
+        torch.testing.assert_close(from_logits[key], from_probabilities[key])
+        torch.testing.assert_close(from_logits[key], detected[key])
     forward = model(images)
-    expected = decode_detections(forward.heatmap, forward.box, 4, num_detections=7)
-    torch.testing.assert_close(from_dict["bboxes"], expected["bboxes"])
+    expected = decode_outputs(forward, 4, num_detections=7, logits=False)
+    torch.testing.assert_close(from_logits["bboxes"], expected["bboxes"])
 
     # Decoding settings: per call, or from the hyperparameters.
-    threshold = from_dict["scores"][0, 2].item()
-    thresholded = model.gather_detection2d(model(images), score_threshold=threshold)
+    threshold = from_logits["scores"][0, 2].item()
+    thresholded = model.gather_detection2d(model(images), score_threshold=threshold, logits=False)
     assert (thresholded["labels"][0, 3:] == -1).all() and (thresholded["labels"][0, :3] >= 0).all()
     assert (thresholded["scores"][0, 3:] == 0).all()
-    assert model.gather_detection2d(model(images), num_detections=3)["scores"].shape == (2, 3)
+    assert model.gather_detection2d(model(images), num_detections=3, logits=False)["scores"].shape == (2, 3)
     strict = tiny_model(score_threshold=1.0).eval()
     assert (strict.detect(images)["labels"] == -1).all()
 

@@ -1,0 +1,112 @@
+"""COCO evaluation during ``fit``/``validate``/``test`` as a Lightning callback.
+
+The LightningModule's validation/test steps return detections in input pixels; this callback
+maps them to ORIGINAL image pixels and the dataset's category ids, feeds a
+:class:`~centernet_lightning.eval.coco.COCOEvaluator`, and at the end of the epoch logs the 12
+COCO metrics and per-class AP (``val/AP``, ``val/AP50``, ..., ``val/AP_class/<name>``), prints
+the table after ``validate``/``test`` and writes the detections as COCO results JSON.
+
+The ground truth comes from the DataModule's ``ground_truth(stage)`` (see
+:class:`~centernet_lightning.datasets.datamodule.DetectionDataModule`): ``(coco_gt dict, label ->
+category id list)``, or None when the stage has no annotations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from ..structures import letterbox_inverse
+from .coco import COCOEvaluator, format_table
+
+__all__ = ["COCOEvaluation"]
+
+
+class COCOEvaluation(Callback):
+    """Evaluate detections with COCO metrics at the end of every validation and test epoch.
+
+    Args:
+        print_table: print the metrics table after ``validate``/``test`` runs.
+        save_results: write ``detections_<val|test>.json`` into the trainer's log dir.
+
+    After an epoch, ``last_metrics`` holds the 12 metrics and ``last_per_class_ap`` the AP per
+    class name.
+    """
+
+    def __init__(self, print_table: bool = True, save_results: bool = True) -> None:
+        self.print_table = print_table
+        self.save_results = save_results
+        self.evaluator: COCOEvaluator | None = None
+        self.last_metrics: dict[str, float] = {}
+        self.last_per_class_ap: dict[str, float] = {}
+        # The evaluator indexes its ground truth once; later epochs on the same ground truth reuse it.
+        self._cache: dict[str, tuple[Any, COCOEvaluator]] = {}
+        self._category_ids = torch.zeros(0, dtype=torch.int64)
+
+    # --------------------------------------------------------------------------- hooks
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(trainer, "val")
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(trainer, "test")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._add(outputs, batch)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._add(outputs, batch)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._finish(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._finish(trainer, pl_module, "test")
+
+    # --------------------------------------------------------------------------- steps
+    def _start(self, trainer: L.Trainer, stage: str) -> None:
+        self.evaluator = None
+        datamodule = getattr(trainer, "datamodule", None)
+        if trainer.sanity_checking or not hasattr(datamodule, "ground_truth"):
+            return
+        ground_truth = datamodule.ground_truth(stage)
+        if ground_truth is None:
+            return
+        coco_gt, label_to_category_id = ground_truth
+        cached_gt, evaluator = self._cache.get(stage, (None, None))
+        if cached_gt is not coco_gt:
+            evaluator = COCOEvaluator(coco_gt)
+            self._cache[stage] = (coco_gt, evaluator)
+        evaluator.reset()
+        self.evaluator = evaluator
+        self._category_ids = torch.tensor(label_to_category_id, dtype=torch.int64)
+
+    def _add(self, detections: Any, batch: Any) -> None:
+        if self.evaluator is None or detections is None or batch is None:
+            return
+        # Evaluate in ORIGINAL image pixels and the dataset's own category ids.
+        bboxes = letterbox_inverse(detections["bboxes"], batch["letterbox"], batch["original_sizes"])
+        labels = detections["labels"].cpu()
+        category_ids = torch.where(labels >= 0, self._category_ids[labels.clamp(min=0)], -1)
+        self.evaluator.add(batch["image_ids"], bboxes, detections["scores"], category_ids)
+
+    def _finish(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str) -> None:
+        evaluator, self.evaluator = self.evaluator, None
+        if evaluator is None:
+            return
+        metrics = evaluator.evaluate()
+        pl_module.log_dict({f"{prefix}/{name}": value for name, value in metrics.items()}, sync_dist=False)
+        self.last_metrics = metrics
+        self.last_per_class_ap = evaluator.per_class_ap()
+        per_class = {f"{prefix}/AP_class/{name}": ap for name, ap in self.last_per_class_ap.items() if ap == ap}
+        pl_module.log_dict(per_class, sync_dist=False)  # classes without ground truth (nan) are left out
+        if trainer.state.fn in ("validate", "test") and trainer.is_global_zero:
+            if self.print_table:
+                print(format_table(metrics, self.last_per_class_ap))
+            if self.save_results and trainer.log_dir:
+                path = Path(trainer.log_dir) / f"detections_{prefix}.json"
+                evaluator.save_results(path)
+                print(f"Detections (COCO results format) written to {path}")
