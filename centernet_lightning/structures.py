@@ -10,11 +10,18 @@ A *sample* (one image, what a dataset returns) is a dict:
 ``image``           uint8 HWC RGB array before transforms; float32 CHW tensor after
 ``bboxes``          float32 [N, 4] XYXY pixels of ``image``
 ``labels``          int64 [N], contiguous class indices in ``[0, num_classes)``
+``ignore``          bool [N] (optional), regions that are neither object nor background
+``track_ids``       int64 [N] (optional), identities across the frames of a sequence
 ``image_id``        int, the source dataset's id (COCO image id; the index for other formats)
 ``image_path``      str
 ``original_size``   ``(height, width)`` of the image on disk
 ``letterbox``       float32 [3] ``(scale, pad_x, pad_y)``: ``image_px = orig_px * scale + pad``
 ==================  ===========================================================================
+
+Per-object fields (``labels``, ``ignore``, ``track_ids``, ...) are arrays parallel to ``bboxes``,
+declared once in :data:`OBJECT_FIELDS`: readers fill them, and sanitising, augmentation and
+collation carry every declared field along, so adding one is one entry here and the reader
+that fills it.
 
 A *batch* (what :func:`~centernet_lightning.datasets.collate.collate_detection` returns and the
 models consume) is the :class:`Batch` dict below. Objects are padded to the largest count in the
@@ -23,13 +30,15 @@ batch; ``mask`` marks the real ones.
 
 from __future__ import annotations
 
-from typing import TypedDict, TypeVar
+from typing import NamedTuple, TypedDict, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
+    "OBJECT_FIELDS",
+    "ObjectField",
     "Batch",
     "Detections",
     "clip_boxes",
@@ -41,11 +50,27 @@ __all__ = [
 ]
 
 
+class ObjectField(NamedTuple):
+    """A per-object field: its dtype and the value of padding (and of objects a reader left unset)."""
+
+    dtype: torch.dtype
+    pad: int | bool
+
+
+OBJECT_FIELDS: dict[str, ObjectField] = {
+    "labels": ObjectField(torch.int64, 0),
+    "ignore": ObjectField(torch.bool, False),  # crowd / difficult / ignore regions: no target, no penalty
+    "track_ids": ObjectField(torch.int64, -1),  # -1: no identity
+}
+
+
 class Batch(TypedDict, total=False):
     """A collated batch of B images holding up to N objects each.
 
     Keys: ``images`` float32 [B, 3, H, W]; ``bboxes`` float32 [B, N, 4] XYXY input pixels;
-    ``labels`` int64 [B, N]; ``mask`` bool [B, N] (True for real objects); ``image_ids`` int64 [B];
+    ``mask`` bool [B, N] (True for real objects); every per-object field of :data:`OBJECT_FIELDS`
+    that a sample holds, [B, N] padded with its ``pad`` value (``labels`` int64 always,
+    ``ignore`` bool, ``track_ids`` int64); ``image_ids`` int64 [B];
     ``original_sizes`` int64 [B, 2] (h, w); ``letterbox`` float32 [B, 3] (scale, pad_x, pad_y);
     ``image_paths`` list[str] of length B.
     """
@@ -53,6 +78,8 @@ class Batch(TypedDict, total=False):
     images: Tensor
     bboxes: Tensor
     labels: Tensor
+    ignore: Tensor
+    track_ids: Tensor
     mask: Tensor
     image_ids: Tensor
     original_sizes: Tensor

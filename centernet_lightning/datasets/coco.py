@@ -63,7 +63,7 @@ class COCODataset(DetectionDataset):
         ``file_name`` may contain sub-folders. Category ids are mapped to contiguous labels in
         increasing id order, unused categories included, so ``num_classes == len(categories)``;
         ``label_to_category_id[label]`` and ``category_id_to_label[category_id]`` convert back when
-        writing results. ``iscrowd`` boxes are not targets; they are returned as ``ignore_bboxes``.
+        writing results. ``iscrowd`` boxes are not targets: they are objects flagged ``ignore``.
         Images without annotations are kept (negatives). ``image_id`` is the COCO image id and
         ``coco_gt_path`` the json path for an evaluator. Image ids must be unique. An image whose file
     has another size than its ``width``/``height`` is resized to the stated size (see common.py).
@@ -176,15 +176,13 @@ class COCODataset(DetectionDataset):
 
         xyxy = box_xywh_to_xyxy(xywh)
         labels = np.searchsorted(known_categories, ann_category_ids).astype(np.int64)
-        for is_crowd in (False, True):
-            selected = np.flatnonzero(crowd == is_crowd)
-            grouped = selected[np.argsort(ann_record[selected], kind="stable")]
-            counts = np.bincount(ann_record[grouped], minlength=len(records))
-            starts = np.concatenate(([0], np.cumsum(counts)))
-            for index in np.flatnonzero(counts):
-                chunk = grouped[starts[index] : starts[index + 1]]
-                if is_crowd:
-                    records[index].ignore_bboxes = xyxy[chunk]
-                else:
-                    records[index].bboxes = xyxy[chunk]
-                    records[index].labels = labels[chunk]
+        # Objects first, then crowd regions (flagged ignore), each in file order.
+        grouped = np.lexsort((np.arange(len(annotations)), crowd, ann_record))
+        counts = np.bincount(ann_record, minlength=len(records))
+        starts = np.concatenate(([0], np.cumsum(counts)))
+        for index in np.flatnonzero(counts):
+            chunk = grouped[starts[index] : starts[index + 1]]
+            record = records[index]
+            record.bboxes, record.labels = xyxy[chunk], labels[chunk]
+            if crowd[chunk].any():
+                record.fields["ignore"] = crowd[chunk]

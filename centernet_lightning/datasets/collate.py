@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from centernet_lightning.structures import Batch
+from centernet_lightning.structures import OBJECT_FIELDS, Batch
 
 __all__ = ["collate_detection"]
 
@@ -20,13 +20,14 @@ def collate_detection(samples: Sequence[dict[str, Any] | None]) -> Batch | None:
 
     Images must already be float CHW tensors of one size (apply a DetectionTransform with an
     ``input_size``). Objects are padded to the largest count N in the batch; padded rows have
-    zero boxes, label 0 and ``mask`` False, so ``mask`` is the only way to tell them apart.
-    With no objects anywhere the shapes are [B, 0, 4], [B, 0] and [B, 0].
-    Per-sample extras such as ``ignore_bboxes`` are not collated.
+    zero boxes, the field's pad value (label 0, ignore False, track id -1) and ``mask`` False, so
+    ``mask`` is the only way to tell them apart. Every per-object field of ``OBJECT_FIELDS`` that
+    some sample holds is collated (``labels`` always). With no objects anywhere the shapes are
+    [B, 0, 4], [B, 0] and [B, 0].
 
     Returns:
         ``images`` float32 [B, 3, H, W]; ``bboxes`` float32 [B, N, 4] XYXY input pixels;
-        ``labels`` int64 [B, N]; ``mask`` bool [B, N]; ``image_ids`` int64 [B];
+        ``labels`` int64 [B, N] and the other present fields [B, N]; ``mask`` bool [B, N]; ``image_ids`` int64 [B];
         ``original_sizes`` int64 [B, 2] (h, w); ``letterbox`` float32 [B, 3]; ``image_paths``.
     """
     if len(samples) == 0:
@@ -46,27 +47,33 @@ def collate_detection(samples: Sequence[dict[str, Any] | None]) -> Batch | None:
 
     batch_size = len(samples)
     boxes_per_image = [torch.as_tensor(s["bboxes"], dtype=torch.float32).reshape(-1, 4) for s in samples]
-    labels_per_image = [torch.as_tensor(s["labels"], dtype=torch.int64).reshape(-1) for s in samples]
     max_objects = max(len(boxes) for boxes in boxes_per_image)
     bboxes = torch.zeros(batch_size, max_objects, 4, dtype=torch.float32)
-    labels = torch.zeros(batch_size, max_objects, dtype=torch.int64)
     mask = torch.zeros(batch_size, max_objects, dtype=torch.bool)
-    for i, (boxes, image_labels) in enumerate(zip(boxes_per_image, labels_per_image, strict=True)):
-        if len(boxes) != len(image_labels):
-            raise ValueError(
-                f"Sample {samples[i].get('image_path', i)} has {len(boxes)} boxes but {len(image_labels)} labels"
-            )
-        bboxes[i, : len(boxes)] = boxes
-        labels[i, : len(boxes)] = image_labels
-        mask[i, : len(boxes)] = True
+    present = [name for name in OBJECT_FIELDS if name == "labels" or any(name in s for s in samples)]
+    fields = {
+        name: torch.full((batch_size, max_objects), OBJECT_FIELDS[name].pad, dtype=OBJECT_FIELDS[name].dtype)
+        for name in present
+    }
+    for i, (sample, boxes) in enumerate(zip(samples, boxes_per_image, strict=True)):
+        count = len(boxes)
+        bboxes[i, :count] = boxes
+        mask[i, :count] = True
+        for name in present:
+            if name not in sample:
+                continue  # a reader that does not fill the field: its objects keep the pad value
+            values = torch.as_tensor(sample[name]).reshape(-1)
+            if len(values) != count:
+                raise ValueError(f"Sample {sample.get('image_path', i)} has {count} boxes but {len(values)} {name}")
+            fields[name][i, :count] = values.to(fields[name].dtype)
 
     identity = torch.tensor([1.0, 0.0, 0.0])
     letterbox = [torch.as_tensor(s.get("letterbox", identity), dtype=torch.float32).reshape(3) for s in samples]
     return Batch(
         images=torch.stack([image.float() for image in images]),
         bboxes=bboxes,
-        labels=labels,
         mask=mask,
+        **fields,
         image_ids=torch.tensor([int(s["image_id"]) for s in samples], dtype=torch.int64),
         original_sizes=torch.tensor([tuple(s["original_size"]) for s in samples], dtype=torch.int64).reshape(-1, 2),
         letterbox=torch.stack(letterbox),

@@ -122,48 +122,61 @@ def sanitize_boxes(boxes: np.ndarray, heights: np.ndarray, widths: np.ndarray) -
 class ImageRecord:
     """One image and its parsed annotation, as a reader produces it.
 
-    ``bboxes``/``ignore_bboxes`` are float32 [N, 4] XYXY pixels, or XYXY normalised to [0, 1]
-    when ``normalized`` (YOLO, whose image sizes are only known once the image is read).
-    ``size`` is ``(height, width)`` from the annotation, or None when the annotation lacks it.
+    ``bboxes`` are float32 [N, 4] XYXY pixels, or XYXY normalised to [0, 1] when ``normalized``
+    (YOLO, whose image sizes are only known once the image is read); ``labels`` int64 [N];
+    ``fields`` the other per-object arrays of :data:`~centernet_lightning.structures.OBJECT_FIELDS`
+    (``ignore``, ``track_ids``), each [N]. ``size`` is ``(height, width)`` from the annotation,
+    or None when the annotation lacks it.
     """
 
     path: Path
     image_id: int
     bboxes: np.ndarray = field(default_factory=empty_boxes)
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    ignore_bboxes: np.ndarray = field(default_factory=empty_boxes)
+    fields: dict[str, np.ndarray] = field(default_factory=dict)
     size: tuple[int, int] | None = None
     normalized: bool = False
+
+    def objects(self) -> dict[str, np.ndarray]:
+        """Every per-object array, ``labels`` first."""
+        return {"labels": self.labels, **self.fields}
+
+    def select(self, keep: np.ndarray, bboxes: np.ndarray | None = None) -> None:
+        """Keep the objects where ``keep`` is True (optionally replacing the boxes first)."""
+        self.bboxes = (self.bboxes if bboxes is None else bboxes)[keep]
+        self.labels = self.labels[keep]
+        self.fields = {name: values[keep] for name, values in self.fields.items()}
+
+    def add_ignore_regions(self, regions: np.ndarray, labels: np.ndarray | None = None) -> ImageRecord:
+        """Append ``regions`` [M, 4] as objects flagged ``ignore`` (label 0 unless given)."""
+        regions = np.asarray(regions, dtype=np.float32).reshape(-1, 4)
+        count = len(self.bboxes)
+        self.bboxes = np.concatenate([self.bboxes, regions])
+        self.labels = np.concatenate([self.labels, np.zeros(len(regions), np.int64) if labels is None else labels])
+        ignore = self.fields.get("ignore", np.zeros(count, dtype=bool))
+        self.fields["ignore"] = np.concatenate([ignore, np.ones(len(regions), dtype=bool)])
+        return self
 
 
 def _sanitize_records(records: list[ImageRecord], source: str) -> None:
     """Clip and filter every record's boxes in place with one vectorised pass; log once."""
     counts = np.array([len(r.bboxes) for r in records], dtype=np.int64)
-    ignore_counts = np.array([len(r.ignore_bboxes) for r in records], dtype=np.int64)
-    if counts.sum() + ignore_counts.sum() == 0:
+    if counts.sum() == 0:
         return
     bounds = np.array(
         [(1.0, 1.0) if r.normalized else (r.size if r.size else (np.inf, np.inf)) for r in records],
         dtype=np.float32,
     ).reshape(-1, 2)
-    num_clipped = num_dropped = 0
-    for attr, per_record in (("bboxes", counts), ("ignore_bboxes", ignore_counts)):
-        if per_record.sum() == 0:
-            continue
-        boxes = np.concatenate([getattr(r, attr) for r in records]).astype(np.float32)
-        owner = np.repeat(np.arange(len(records)), per_record)
-        clipped, keep = sanitize_boxes(boxes, bounds[owner, 0], bounds[owner, 1])
-        num_clipped += int((np.abs(clipped - np.nan_to_num(boxes)) > 1e-6).any(axis=1)[keep].sum())
-        num_dropped += int((~keep).sum())
-        offsets = np.concatenate(([0], np.cumsum(per_record)))
-        for i, record in enumerate(records):
-            lo, hi = offsets[i], offsets[i + 1]
-            if hi == lo:
-                continue
-            record_keep = keep[lo:hi]
-            setattr(record, attr, clipped[lo:hi][record_keep])
-            if attr == "bboxes":
-                record.labels = record.labels[record_keep]
+    boxes = np.concatenate([r.bboxes for r in records]).astype(np.float32)
+    owner = np.repeat(np.arange(len(records)), counts)
+    clipped, keep = sanitize_boxes(boxes, bounds[owner, 0], bounds[owner, 1])
+    num_clipped = int((np.abs(clipped - np.nan_to_num(boxes)) > 1e-6).any(axis=1)[keep].sum())
+    num_dropped = int((~keep).sum())
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    for i, record in enumerate(records):
+        lo, hi = offsets[i], offsets[i + 1]
+        if hi > lo:
+            record.select(keep[lo:hi], clipped[lo:hi])
     if num_clipped or num_dropped:
         logger.warning(
             "%s: clipped %d boxes to the image and dropped %d degenerate boxes (zero/negative size or "
@@ -185,9 +198,9 @@ class DetectionDataset(Dataset):
         skip_bad_images: see the module docstring.
         source: a short description for log messages (usually the annotation path).
 
-    A sample holds the keys of :mod:`centernet_lightning.structures` plus ``ignore_bboxes``
-    float32 [M, 4] XYXY pixels: regions that are neither objects nor background (VOC difficult,
-    COCO crowd, CrowdHuman ignore), kept out of ``bboxes``.
+    A sample holds the keys of :mod:`centernet_lightning.structures`, with every per-object field
+    the reader filled: regions that are neither objects nor background (VOC difficult, COCO
+    crowd, CrowdHuman ignore) are objects with ``ignore`` True.
     """
 
     def __init__(
@@ -266,18 +279,15 @@ class DetectionDataset(Dataset):
     def make_sample(self, record: ImageRecord, image: np.ndarray) -> Sample:
         """The untransformed sample dict of ``record`` with its decoded ``image`` (HWC uint8)."""
         height, width = image.shape[:2]
-        bboxes, labels, ignore = record.bboxes, record.labels, record.ignore_bboxes
+        bboxes = record.bboxes
         if record.normalized:
-            scale = np.array([width, height, width, height], dtype=np.float32)
-            bboxes, ignore = bboxes * scale, ignore * scale
+            bboxes = bboxes * np.array([width, height, width, height], dtype=np.float32)
         # Cheap safety net for readers that know no size (CrowdHuman): clip to the decoded image.
         bboxes, keep = sanitize_boxes(bboxes, height, width)
-        ignore, keep_ignore = sanitize_boxes(ignore, height, width)
         return {
             "image": image,
             "bboxes": bboxes[keep],
-            "labels": labels[keep].astype(np.int64),
-            "ignore_bboxes": ignore[keep_ignore],
+            **{name: values[keep] for name, values in record.objects().items()},
             "image_id": int(record.image_id),
             "image_path": str(record.path),
             "original_size": (height, width),

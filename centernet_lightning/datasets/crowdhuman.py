@@ -30,7 +30,7 @@ class CrowdHumanDataset(DetectionDataset):
     Layout: ``data_dir/annotation_{split}.odgt`` (one JSON object per line with ``ID`` and
     ``gtboxes``) and ``data_dir/Images/{ID}.jpg``. Boxes tagged ``"mask"`` (crowds, reflections,
     posters) and boxes with ``extra.ignore == 1`` (for head boxes also ``head_attr.ignore == 1``)
-    are ignore regions: never targets, returned as ``ignore_bboxes`` when ``ignore_mask`` is True
+    are ignore regions: never targets, objects flagged ``ignore`` when ``ignore_mask`` is True
     and dropped otherwise. The annotation has no image sizes, so boxes are clipped to the image
     when it is loaded (full boxes often extend past the border). ``image_id`` is the line index.
 
@@ -38,7 +38,7 @@ class CrowdHumanDataset(DetectionDataset):
         data_dir: folder holding the odgt files and ``Images/``.
         split: ``"train"`` or ``"val"``.
         box_type: ``"full"`` | ``"visible"`` | ``"head"``.
-        ignore_mask: return ignore regions as ``ignore_bboxes``.
+        ignore_mask: keep ignore regions as objects flagged ``ignore`` (else drop them).
         transforms: callable ``sample -> sample`` or None.
         skip_bad_images: drop/skip missing or unreadable images instead of raising (see common.py).
     """
@@ -75,15 +75,13 @@ class CrowdHumanDataset(DetectionDataset):
             except (json.JSONDecodeError, KeyError, TypeError) as error:
                 raise ValueError(f"{self.odgt_path}, line {line_number}: malformed entry ({error!r})") from error
             targets, ignored = self._split_boxes(boxes, line_number)
-            records.append(
-                ImageRecord(
-                    path=image_dir / image_name,
-                    image_id=len(records),
-                    bboxes=targets,
-                    labels=np.zeros(len(targets), dtype=np.int64),
-                    ignore_bboxes=ignored if ignore_mask else empty_boxes(),
-                )
+            record = ImageRecord(
+                path=image_dir / image_name,
+                image_id=len(records),
+                bboxes=targets,
+                labels=np.zeros(len(targets), dtype=np.int64),
             )
+            records.append(record.add_ignore_regions(ignored) if ignore_mask and len(ignored) else record)
         super().__init__(
             records,
             ["person"],

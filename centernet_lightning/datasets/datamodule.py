@@ -42,8 +42,8 @@ def coco_ground_truth(dataset: DetectionDataset) -> tuple[dict[str, Any], list[i
     """COCO-format ground truth of a dataset in ORIGINAL image pixels, and label -> category id.
 
     COCO datasets give their own json (original category ids, crowd flags, areas); other formats
-    are converted from their parsed records, with ignore regions (VOC difficult, CrowdHuman
-    ignore) as ``iscrowd`` boxes so that COCO evaluation neither rewards nor penalises them.
+    are converted from their parsed records, with objects flagged ``ignore`` (VOC difficult,
+    CrowdHuman ignore) as ``iscrowd`` boxes so that COCO evaluation neither rewards nor penalises them.
     """
     from ..eval import build_coco_gt
 
@@ -58,18 +58,16 @@ def coco_ground_truth(dataset: DetectionDataset) -> tuple[dict[str, Any], list[i
     image_ids, sizes, boxes, labels, ignores = [], [], [], [], []
     for record in dataset.records:
         size = record.size or read_image_size(record.path)
-        bboxes, ignore = record.bboxes, record.ignore_bboxes
+        bboxes = record.bboxes
         if record.normalized:
-            scale = np.array([size[1], size[0], size[1], size[0]], dtype=np.float32)
-            bboxes, ignore = bboxes * scale, ignore * scale
+            bboxes = bboxes * np.array([size[1], size[0], size[1], size[0]], dtype=np.float32)
         # Readers without image sizes (CrowdHuman) clip at load time; clip here the same way.
         bboxes, keep = sanitize_boxes(bboxes, *size)
-        ignore, keep_ignore = sanitize_boxes(ignore, *size)
         image_ids.append(record.image_id)
         sizes.append(size)
-        boxes.append(np.concatenate([bboxes[keep], ignore[keep_ignore]]))
-        labels.append(np.concatenate([record.labels[keep], np.zeros(int(keep_ignore.sum()), dtype=np.int64)]))
-        ignores.append(np.concatenate([np.zeros(int(keep.sum()), bool), np.ones(int(keep_ignore.sum()), bool)]))
+        boxes.append(bboxes[keep])
+        labels.append(record.labels[keep])
+        ignores.append(record.fields.get("ignore", np.zeros(len(record.labels), dtype=bool))[keep])
     categories = list(enumerate(dataset.class_names))
     return build_coco_gt(image_ids, sizes, boxes, labels, categories, ignores), list(range(dataset.num_classes))
 

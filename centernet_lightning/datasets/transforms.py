@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from centernet_lightning.datasets.common import sanitize_boxes
+from centernet_lightning.structures import OBJECT_FIELDS
 
 # Albumentations asks PyPI for a newer version at import; offline that costs a timeout per process.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -184,8 +185,10 @@ class DetectionTransform:
         seed: seed of the augmentation RNG in the main process; DataLoader workers reseed from
             their torch worker seed so they do not all draw the same augmentations.
 
-    Output sample: ``image`` float32 [3, H, W]; ``bboxes`` float32 [N, 4]; ``labels`` int64 [N];
-    ``ignore_bboxes`` float32 [M, 4]; ``letterbox`` float32 [3]; other keys unchanged.
+    Output sample: ``image`` float32 [3, H, W]; ``bboxes`` float32 [N, 4] and every per-object
+    field (``labels``, ``ignore``, ...; see ``structures.OBJECT_FIELDS``) [N] as tensors, for the
+    objects that survive augmentation and the letterbox; ``letterbox`` float32 [3]; other keys
+    unchanged.
     """
 
     def __init__(
@@ -207,7 +210,7 @@ class DetectionTransform:
         if augmentations:
             bbox_params = A.BboxParams(
                 format="pascal_voc",
-                label_fields=["labels"],
+                label_fields=["object_index"],
                 min_visibility=min_visibility,
                 min_area=min_area,
                 clip=True,
@@ -231,28 +234,21 @@ class DetectionTransform:
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
             raise TypeError("DetectionTransform expects a uint8 HWC numpy image (an untransformed sample)")
         bboxes = np.asarray(sample["bboxes"], dtype=np.float32).reshape(-1, 4)
-        labels = np.asarray(sample["labels"], dtype=np.int64).reshape(-1)
-        ignore = np.asarray(sample.get("ignore_bboxes", np.zeros((0, 4))), dtype=np.float32).reshape(-1, 4)
+        objects = {name: np.asarray(sample[name]).reshape(-1) for name in OBJECT_FIELDS if name in sample}
 
         if self.augment is not None:
             self._reseed_in_worker()
-            # Ignore regions ride along as label -1 so every geometric op moves them too.
-            out = self.augment(
-                image=image,
-                bboxes=np.concatenate([bboxes, ignore]),
-                labels=np.concatenate([labels, np.full(len(ignore), -1, dtype=np.int64)]),
-            )
+            # Every per-object field follows its box through the geometric ops by the box's index.
+            out = self.augment(image=image, bboxes=bboxes, object_index=np.arange(len(bboxes)))
             image = out["image"]
-            all_boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
-            all_labels = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
-            is_ignore = all_labels < 0
-            bboxes, labels, ignore = all_boxes[~is_ignore], all_labels[~is_ignore], all_boxes[is_ignore]
+            bboxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
+            kept = np.asarray(out["object_index"], dtype=np.int64).reshape(-1)
+            objects = {name: values[kept] for name, values in objects.items()}
 
         image, scale, pad_x, pad_y = _letterbox(image, self.input_size, self.size_divisor, self.pad_position)
         offset = np.array([pad_x, pad_y, pad_x, pad_y], dtype=np.float32)
         height, width = image.shape[:2]
         bboxes, keep = sanitize_boxes(bboxes * scale + offset, height, width)
-        ignore, keep_ignore = sanitize_boxes(ignore * scale + offset, height, width)
 
         # Compose with the sample's letterbox: out = (orig * s0 + p0) * s + p.
         previous = np.asarray(sample.get("letterbox", (1.0, 0.0, 0.0)), dtype=np.float64)
@@ -266,8 +262,7 @@ class DetectionTransform:
             **sample,
             "image": torch.from_numpy(np.ascontiguousarray(normalized.transpose(2, 0, 1))),
             "bboxes": torch.from_numpy(bboxes[keep]),
-            "labels": torch.from_numpy(labels[keep]),
-            "ignore_bboxes": torch.from_numpy(ignore[keep_ignore]),
+            **{name: torch.from_numpy(np.ascontiguousarray(values[keep])) for name, values in objects.items()},
             "letterbox": torch.from_numpy(letterbox),
         }
 

@@ -71,7 +71,7 @@ class VOCDataset(DetectionDataset):
     box covers ``[xmin - 1, xmax)`` in our 0-based continuous pixels: XYXY = (xmin-1, ymin-1,
     xmax, ymax). Float coordinates, empty optional tags and a missing ``<size>`` (then read from
     the image header) are accepted, as written by labelme, CVAT, Roboflow and DeepForest.
-    ``difficult`` objects are kept out of ``bboxes`` and returned as ``ignore_bboxes``.
+    ``difficult`` objects are flagged ``ignore`` (no target, no penalty in evaluation).
     ``image_id`` is the index in the (sorted) id list.
 
     Args:
@@ -171,13 +171,12 @@ class VOCDataset(DetectionDataset):
             )
             labels.append(self.name_to_label[name])
             difficult.append(_is_true(obj.findtext("difficult")))
-        all_boxes = np.array(boxes, dtype=np.float32).reshape(-1, 4) if boxes else empty_boxes()
         is_difficult = np.array(difficult, dtype=bool)
         return ImageRecord(
             path=path,
             image_id=index,
-            bboxes=all_boxes[~is_difficult],
-            labels=np.array(labels, dtype=np.int64)[~is_difficult],
-            ignore_bboxes=all_boxes[is_difficult],
+            bboxes=np.array(boxes, dtype=np.float32).reshape(-1, 4) if boxes else empty_boxes(),
+            labels=np.array(labels, dtype=np.int64),
+            fields={"ignore": is_difficult} if is_difficult.any() else {},
             size=size,
         )

@@ -38,8 +38,9 @@ def test_reads_boxes_labels_and_ids(coco_root, scene):
 def test_crowd_boxes_are_ignore_regions_not_targets(coco_root):
     edit_json(coco_root, lambda d: d["annotations"][0].update(iscrowd=1))
     sample = COCODataset(coco_root, "train")[0]
-    np.testing.assert_allclose(sample["bboxes"], [[30, 10, 64, 47]])
-    np.testing.assert_allclose(sample["ignore_bboxes"], [[2, 3, 20, 30]])
+    # Objects first, then the crowd region, flagged ignore.
+    np.testing.assert_allclose(sample["bboxes"], [[30, 10, 64, 47], [2, 3, 20, 30]])
+    assert sample["ignore"].tolist() == [False, True] and sample["labels"].tolist() == [0, 1]  # bird, crowd cat
 
 
 def test_unused_categories_subfolders_and_split_folder_layout(coco_root):

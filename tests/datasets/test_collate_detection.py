@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from centernet_lightning.datasets import collate_detection
-from centernet_lightning.structures import Batch
+from centernet_lightning.structures import OBJECT_FIELDS, Batch
 
 
 def make_sample(num_objects: int, image_id: int, size=(3, 16, 16)) -> dict:
@@ -12,7 +12,7 @@ def make_sample(num_objects: int, image_id: int, size=(3, 16, 16)) -> dict:
         "image": torch.full(size, float(image_id)),
         "bboxes": boxes,
         "labels": torch.arange(num_objects) + 1,
-        "ignore_bboxes": torch.zeros(0, 4),
+        "ignore": torch.arange(num_objects) % 2 == 1,
         "image_id": image_id,
         "image_path": f"/data/{image_id}.jpg",
         "original_size": (20 + image_id, 30),
@@ -22,7 +22,7 @@ def make_sample(num_objects: int, image_id: int, size=(3, 16, 16)) -> dict:
 
 def test_pads_objects_and_builds_mask():
     batch = collate_detection([make_sample(2, 7), make_sample(0, 8), make_sample(3, 9)])
-    assert set(batch) == set(Batch.__annotations__)
+    assert set(batch) == set(Batch.__annotations__) - {"track_ids"}  # no sample has track ids
     assert batch["images"].shape == (3, 3, 16, 16) and batch["images"].dtype == torch.float32
     assert batch["images"][1].unique().tolist() == [8.0]
     assert batch["bboxes"].shape == (3, 3, 4) and batch["labels"].shape == (3, 3)
@@ -35,6 +35,18 @@ def test_pads_objects_and_builds_mask():
     assert batch["original_sizes"].dtype == torch.int64
     assert batch["letterbox"].shape == (3, 3) and batch["letterbox"].dtype == torch.float32
     assert batch["image_paths"] == ["/data/7.jpg", "/data/8.jpg", "/data/9.jpg"]
+
+
+def test_every_declared_object_field_is_padded_with_its_own_value():
+    with_ids = make_sample(2, 1)
+    with_ids["track_ids"] = torch.tensor([11, 12])
+    batch = collate_detection([with_ids, make_sample(1, 2), make_sample(0, 3)])
+    assert batch["ignore"].tolist() == [[False, True], [False, False], [False, False]]
+    assert batch["ignore"].dtype == torch.bool
+    # A sample without the field, and padding, get the field's pad value (-1: no identity).
+    assert batch["track_ids"].tolist() == [[11, 12], [-1, -1], [-1, -1]]
+    assert batch["track_ids"].dtype == torch.int64
+    assert set(OBJECT_FIELDS) == {"labels", "ignore", "track_ids"}
 
 
 def test_no_objects_anywhere_gives_zero_width_shapes():

@@ -35,23 +35,24 @@ def test_full_boxes_and_ignore_regions(crowdhuman_root):
     assert dataset.class_names == ["person"] and dataset.num_classes == 1 and len(dataset) == 2
     sample = dataset[0]
     # full box [-5, 10, 25, 70] clipped to the 80x60 image; the head-ignored person is a full-box target
-    np.testing.assert_allclose(sample["bboxes"], [[0, 10, 25, 60], [0, 10, 25, 60]])
-    assert sample["labels"].tolist() == [0, 0]
-    np.testing.assert_allclose(sample["ignore_bboxes"], [[40, 5, 50, 25], [60, 30, 75, 45]])
+    targets, ignore = sample["bboxes"][~sample["ignore"]], sample["bboxes"][sample["ignore"]]
+    np.testing.assert_allclose(targets, [[0, 10, 25, 60], [0, 10, 25, 60]])
+    assert sample["labels"].tolist() == [0, 0, 0, 0]
+    np.testing.assert_allclose(ignore, [[40, 5, 50, 25], [60, 30, 75, 45]])
     assert dataset[1]["bboxes"].shape == (0, 4)
 
 
 def test_visible_and_head_boxes(crowdhuman_root):
     visible = CrowdHumanDataset(crowdhuman_root, "val", box_type="visible")[0]
-    np.testing.assert_allclose(visible["bboxes"], [[2, 12, 22, 42], [2, 12, 22, 42]])
+    np.testing.assert_allclose(visible["bboxes"][~visible["ignore"]], [[2, 12, 22, 42], [2, 12, 22, 42]])
     head = CrowdHumanDataset(crowdhuman_root, "val", box_type="head")[0]
-    np.testing.assert_allclose(head["bboxes"], [[8, 12, 18, 22]])
-    np.testing.assert_allclose(head["ignore_bboxes"], [[8, 12, 18, 22], [60, 30, 65, 35], [50, 0, 56, 6]])
+    np.testing.assert_allclose(head["bboxes"][~head["ignore"]], [[8, 12, 18, 22]])
+    np.testing.assert_allclose(head["bboxes"][head["ignore"]], [[8, 12, 18, 22], [60, 30, 65, 35], [50, 0, 56, 6]])
 
 
 def test_ignore_mask_false_drops_ignore_regions(crowdhuman_root):
     sample = CrowdHumanDataset(crowdhuman_root, "val", ignore_mask=False)[0]
-    assert sample["ignore_bboxes"].shape == (0, 4) and len(sample["bboxes"]) == 2
+    assert "ignore" not in sample and len(sample["bboxes"]) == 2
 
 
 def test_bad_inputs(crowdhuman_root, tmp_path):

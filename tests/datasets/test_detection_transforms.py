@@ -19,11 +19,21 @@ def raw_sample(height=40, width=60, seed=0) -> dict:
         "image": image,
         "bboxes": np.array([[5, 4, 25, 30], [30, 10, 60, 40]], dtype=np.float32),
         "labels": np.array([2, 0], dtype=np.int64),
-        "ignore_bboxes": np.array([[0, 0, 10, 8]], dtype=np.float32),
         "image_id": 3,
         "image_path": "x.jpg",
         "original_size": (height, width),
         "letterbox": np.array([1.0, 0.0, 0.0], dtype=np.float32),
+    }
+
+
+def with_fields(sample: dict) -> dict:
+    """The sample plus an ignore region and track ids: per-object fields beside the labels."""
+    return {
+        **sample,
+        "bboxes": np.concatenate([sample["bboxes"], [[0, 0, 10, 8]]]).astype(np.float32),
+        "labels": np.array([2, 0, 1], dtype=np.int64),
+        "ignore": np.array([False, False, True]),
+        "track_ids": np.array([7, 8, -1], dtype=np.int64),
     }
 
 
@@ -42,19 +52,20 @@ def test_no_augmentation_no_letterbox_is_normalisation_only():
 
 
 def test_horizontal_flip_once_mirrors_and_twice_is_identity():
-    sample = raw_sample()
+    sample = with_fields(raw_sample())
     once = build_transforms([{"name": "HorizontalFlip", "p": 1.0}], input_size=None, size_divisor=None)(sample)
     torch.testing.assert_close(once["image"], normalised(sample["image"][:, ::-1]), atol=1e-5, rtol=0)
-    expected = np.array([[35, 4, 55, 30], [0, 10, 30, 40]], dtype=np.float32)  # x -> 60 - x
+    expected = np.array([[35, 4, 55, 30], [0, 10, 30, 40], [50, 0, 60, 8]], dtype=np.float32)  # x -> 60 - x
     torch.testing.assert_close(once["bboxes"], torch.from_numpy(expected), atol=1e-4, rtol=0)
-    torch.testing.assert_close(once["ignore_bboxes"], torch.tensor([[50.0, 0, 60, 8]]), atol=1e-4, rtol=0)
-    assert once["labels"].tolist() == [2, 0]
+    # Every per-object field travels with its box.
+    assert once["labels"].tolist() == [2, 0, 1] and once["ignore"].tolist() == [False, False, True]
+    assert once["track_ids"].tolist() == [7, 8, -1]
 
     spec = [{"name": "HorizontalFlip", "p": 1.0}, {"name": "HorizontalFlip", "p": 1.0}]
     twice = build_transforms(spec, input_size=None, size_divisor=None)(sample)
     torch.testing.assert_close(twice["image"], normalised(sample["image"]), atol=1e-5, rtol=0)
     torch.testing.assert_close(twice["bboxes"], torch.from_numpy(sample["bboxes"]), atol=1e-4, rtol=0)
-    torch.testing.assert_close(twice["ignore_bboxes"], torch.from_numpy(sample["ignore_bboxes"]))
+    assert twice["ignore"].tolist() == [False, False, True]
 
 
 @pytest.mark.parametrize("pad_position", ["center", "top_left"])

@@ -12,7 +12,7 @@ def test_reads_scene_with_one_based_conversion(voc_root, scene, classes):
         assert sample["image_id"] == index
         np.testing.assert_allclose(sample["bboxes"], expected["bboxes"])
         assert sample["labels"].tolist() == expected["labels"].tolist()
-        assert sample["ignore_bboxes"].shape == (0, 4)
+        assert "ignore" not in sample
 
 
 def test_default_classes_are_voc_and_unknown_class_names_file(voc_root):
@@ -41,9 +41,9 @@ def test_annotation_tool_quirks(tmp_path, write_image, make_voc_xml):
     dataset = VOCDataset(root, None, name_to_label={"cat": 0, "dog": 1})
     assert [dataset[i]["image_path"].split("/")[-1] for i in range(2)] == ["a.png", "b.png"]
     sample = dataset[1]
-    np.testing.assert_allclose(sample["bboxes"], [[0.5, 1.25, 10.5, 12.0], [2, 3, 40, 25]])
-    assert sample["labels"].tolist() == [1, 0]
-    np.testing.assert_allclose(sample["ignore_bboxes"], [[4, 4, 40, 9]])
+    np.testing.assert_allclose(sample["bboxes"][~sample["ignore"]], [[0.5, 1.25, 10.5, 12.0], [2, 3, 40, 25]])
+    assert sample["labels"][~sample["ignore"]].tolist() == [1, 0]
+    np.testing.assert_allclose(sample["bboxes"][sample["ignore"]], [[4, 4, 40, 9]])
     assert dataset[0]["bboxes"].shape == (0, 4)
 
 

@@ -163,3 +163,19 @@ def test_models_import_neither_datasets_nor_eval():
             if isinstance(node, ast.ImportFrom) and node.module:
                 module = ("." * node.level) + node.module
                 assert not any(part in module.split(".") for part in ("datasets", "eval")), (path.name, module)
+
+
+def test_objects_flagged_ignore_are_not_learnt():
+    torch.manual_seed(0)
+    model = CenterNet(2, neck="simple", heads={"size": {}, "offset": {}}, head_width=8)
+    outputs = model.get_encoded_outputs(torch.randn(1, 3, 64, 64))
+    two = {
+        "bboxes": torch.tensor([[[4.0, 6.0, 30.0, 40.0], [33.0, 20.0, 60.0, 50.0]]]),
+        "labels": torch.tensor([[0, 1]]),
+        "mask": torch.tensor([[True, True]]),
+        "ignore": torch.tensor([[False, True]]),
+    }
+    one = {key: value[:, :1] for key, value in two.items()}
+    with_ignored, without = model.compute_loss(outputs, two), model.compute_loss(outputs, one)
+    for key in ("heatmap", "size", "offset", "total"):
+        torch.testing.assert_close(with_ignored[key], without[key])
