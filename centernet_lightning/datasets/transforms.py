@@ -45,6 +45,7 @@ __all__ = [
     "IMAGENET_STD",
     "PRESETS",
     "DetectionTransform",
+    "PCALighting",
     "build_albumentation",
     "build_transforms",
     "denormalize_image",
@@ -57,8 +58,47 @@ PAD_FILL = tuple(round(255 * m) for m in IMAGENET_MEAN)
 PAD_POSITIONS = ("center", "top_left")
 
 
+# ImageNet's RGB eigen-decomposition (AlexNet's PCA lighting), as the original CenterNet uses it.
+IMAGENET_EIGENVALUES = np.array([0.2141788, 0.01817699, 0.00341571], dtype=np.float32)
+IMAGENET_EIGENVECTORS = np.array(
+    [
+        [-0.58752847, -0.69563484, 0.41340352],
+        [-0.5832747, 0.00994535, -0.81221408],
+        [-0.56089297, 0.71832671, 0.41158938],
+    ],
+    dtype=np.float32,
+)
+
+
+class PCALighting(A.ImageOnlyTransform):
+    """PCA lighting noise (Krizhevsky et al. 2012) with ImageNet's fixed eigenvectors, as CenterNet.
+
+    Adds ``eigenvectors @ (eigenvalues * alpha)``, ``alpha ~ N(0, alpha_std)`` per image, to the
+    colour of every pixel (in [0, 1] units, so x255 on uint8 images, clipped to [0, 255]). The
+    original adds the vector to its BGR images; it is added here in the same channel order.
+    Hand-written because Albumentations' FancyPCA decomposes each image's own colours instead.
+    """
+
+    def __init__(self, alpha_std: float = 0.1, p: float = 1.0) -> None:
+        super().__init__(p=p)
+        self.alpha_std = alpha_std
+
+    def get_params(self) -> dict[str, Any]:
+        return {"alpha": self.random_generator.normal(0.0, self.alpha_std, 3).astype(np.float32)}
+
+    def apply(self, img: np.ndarray, alpha: np.ndarray, **params: Any) -> np.ndarray:
+        shift_bgr = IMAGENET_EIGENVECTORS @ (IMAGENET_EIGENVALUES * alpha)
+        shift_rgb = shift_bgr[::-1] * 255.0
+        return np.clip(np.rint(img.astype(np.float32) + shift_rgb), 0, 255).astype(np.uint8)
+
+
+# Our own transforms, found by name in configs beside Albumentations'.
+EXTRA_TRANSFORMS: dict[str, type[A.BasicTransform]] = {"PCALighting": PCALighting}
+
+
 def _centernet_preset(input_size: int) -> list[A.BasicTransform]:
-    """Original CenterNet training recipe (Zhou et al. 2019, Sec. 5): scale 0.6-1.4, crop, flip, colour."""
+    """Original CenterNet training recipe (Zhou et al. 2019, Sec. 5): scale 0.6-1.4, crop, flip, colour
+    jitter and PCA lighting."""
     return [
         A.LongestMaxSize(max_size=input_size),
         A.RandomScale(scale_limit=(-0.4, 0.4), p=1.0),
@@ -73,6 +113,7 @@ def _centernet_preset(input_size: int) -> list[A.BasicTransform]:
         A.HorizontalFlip(p=0.5),
         # No hue shift: colour is often what tells classes apart; CenterNet only jitters b/c/s.
         A.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0, p=0.8),
+        PCALighting(alpha_std=0.1, p=1.0),
     ]
 
 
@@ -97,7 +138,7 @@ PRESETS: dict[str, Callable[[int], list[A.BasicTransform]]] = {
 
 
 def _transform_names() -> list[str]:
-    return [
+    return list(EXTRA_TRANSFORMS) + [
         name
         for name in dir(A)
         if isinstance(getattr(A, name), type) and issubclass(getattr(A, name), A.BasicTransform | A.BaseCompose)
@@ -112,7 +153,7 @@ def build_albumentation(spec: Mapping[str, Any]) -> A.BasicTransform | A.BaseCom
     """
     arguments = dict(spec)
     name = arguments.pop("name", None)
-    transform_class = getattr(A, name, None) if isinstance(name, str) else None
+    transform_class = EXTRA_TRANSFORMS.get(name) or getattr(A, name, None) if isinstance(name, str) else None
     if not (isinstance(transform_class, type) and issubclass(transform_class, A.BasicTransform | A.BaseCompose)):
         close = difflib.get_close_matches(str(name), _transform_names(), n=5, cutoff=0.5)
         hint = f"; did you mean one of {close}?" if close else " (see the albumentations documentation)"

@@ -10,6 +10,7 @@ from centernet_lightning.datasets import (
     collate_detection,
     denormalize_image,
 )
+from centernet_lightning.datasets.transforms import PRESETS
 from centernet_lightning.structures import letterbox_inverse
 
 
@@ -154,3 +155,22 @@ def test_config_errors_list_valid_names():
         DetectionTransform(pad_position="bottom")
     with pytest.raises(TypeError, match="uint8 HWC"):
         build_transforms("val", 32)(build_transforms("val", 32)(raw_sample()))
+
+
+def test_pca_lighting_adds_the_imagenet_eigenvector_shift_in_bgr_order():
+    from centernet_lightning.datasets.transforms import IMAGENET_EIGENVALUES, IMAGENET_EIGENVECTORS, PCALighting
+
+    image = np.full((4, 5, 3), 100, dtype=np.uint8)
+    alpha = np.array([0.1, -0.2, 0.05], dtype=np.float32)
+    out = PCALighting().apply(image, alpha=alpha)
+    # The original: image_bgr += eigvec @ (eigval * alpha) on [0, 1] images; hand-computed here.
+    shift_bgr = [
+        sum(IMAGENET_EIGENVECTORS[c, k] * IMAGENET_EIGENVALUES[k] * alpha[k] for k in range(3)) for c in range(3)
+    ]
+    expected_rgb = np.rint(100 + np.array(shift_bgr[::-1]) * 255).astype(np.uint8)
+    assert (out == expected_rgb).all()
+    np.testing.assert_allclose(IMAGENET_EIGENVALUES, [0.2141788, 0.01817699, 0.00341571])
+    # From a config by name, and in the paper's preset.
+    transform = build_transforms([{"name": "PCALighting", "alpha_std": 0.1, "p": 1.0}], input_size=None)
+    assert transform(raw_sample())["image"].shape == (3, 64, 64)
+    assert any(isinstance(t, PCALighting) for t in PRESETS["centernet"](64))
