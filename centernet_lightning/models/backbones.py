@@ -17,6 +17,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from ..checkpoint import read_checkpoint
 from .hourglass import HOURGLASS_NAMES, HourglassBackbone
 
 __all__ = [
@@ -67,14 +68,8 @@ def _load_state_dict_file(model: nn.Module, path: str | os.PathLike, ignore_pref
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Pretrained weights file not found: {path}")
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors differ by torch version and file content
-        raise ValueError(f"{path} is not a PyTorch state-dict file that can be loaded safely ({error})") from error
-    if isinstance(state_dict, dict) and "state_dict" in state_dict:
-        state_dict = state_dict["state_dict"]
-    if not isinstance(state_dict, dict):
-        raise ValueError(f"{path} holds a {type(state_dict).__name__}, not a state dict")
+    state_dict = read_checkpoint(path)
+    state_dict = state_dict.get("state_dict", state_dict)
     try:
         missing, unexpected = model.load_state_dict(state_dict, strict=False)
     except RuntimeError as error:  # tensors of another shape: weights of a different architecture

@@ -27,8 +27,9 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
+
+from ..checkpoint import read_checkpoint
 
 __all__ = [
     "ORIGINAL_HEADS",
@@ -55,11 +56,8 @@ def read_original_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Original CenterNet weights not found: {path}")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors differ by torch version and file content
-        raise ValueError(f"{path} is not a PyTorch checkpoint that can be loaded safely ({error})") from error
-    state_dict = content.get("state_dict", content) if isinstance(content, dict) else content
+    content = read_checkpoint(path)
+    state_dict = content.get("state_dict", content)
     if not isinstance(state_dict, Mapping) or not all(isinstance(v, Tensor) for v in state_dict.values()):
         raise ValueError(f"{path} holds no state dict of tensors (found {type(state_dict).__name__})")
     return {key.removeprefix("module."): tensor for key, tensor in state_dict.items()}

@@ -109,7 +109,7 @@ def test_wrong_pretrained_files_give_clear_errors(tmp_path):
         ResNetBackbone("resnet18", pretrained=tmp_path / "missing.pth")
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(ValueError, match="garbage.pth is not a PyTorch state-dict"):
+    with pytest.raises(ValueError, match="garbage.pth is not a readable checkpoint"):
         ResNetBackbone("resnet18", pretrained=garbage)
     other = tmp_path / "mobilenet.pth"
     torch.save(torchvision.models.mobilenet_v3_small().state_dict(), other)
