@@ -122,7 +122,7 @@ def test_wrong_pretrained_files_give_clear_errors(tmp_path):
     assert "size mismatch" in str(error.value)
     tensor_file = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), tensor_file)
-    with pytest.raises(ValueError, match="not a state dict"):
+    with pytest.raises(ValueError, match="tensor.pth holds a Tensor, not a checkpoint or state dict"):
         MobileNetBackbone("mobilenet_v2", pretrained=tensor_file)
     with pytest.raises(FileNotFoundError, match="not found"):
         TimmBackbone("resnet10t", pretrained=tmp_path / "missing.pth")
