@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from centernet_lightning.losses import cornernet_focal_loss
 from centernet_lightning.models import CenterNet
 from centernet_lightning.targets import render_heatmaps
 
@@ -142,7 +143,7 @@ def bench_training_step(args: argparse.Namespace, device: torch.device) -> None:
     big_batch = make_batch(args.batch, args.grid)
     big_outputs = {
         "heatmap": torch.randn(args.batch, args.classes, args.grid, args.grid, device=device),
-        "box": torch.rand(args.batch, 4, args.grid, args.grid, device=device) * 8,
+        "box_2d": torch.rand(args.batch, 4, args.grid, args.grid, device=device) * 8,
     }
     big_time = median_seconds(lambda: loss_step(big_outputs, big_batch), max(3, args.repeats // 2), device)
     heatmaps, _ = render_heatmaps(
@@ -150,7 +151,7 @@ def bench_training_step(args: argparse.Namespace, device: torch.device) -> None:
     )
     logits = big_outputs["heatmap"].requires_grad_(True)
     focal_time = median_seconds(
-        lambda: model.heatmap_loss_fn(logits, heatmaps).backward(), max(3, args.repeats // 2), device
+        lambda: cornernet_focal_loss(logits, heatmaps).backward(), max(3, args.repeats // 2), device
     )
     print(
         f"  targets + losses at the Part 1 size ({args.batch} x {args.objects} x {args.classes}, "
