@@ -60,8 +60,9 @@ class ValidationImageLogger(Callback):
         class_names = pl_module.hparams.get("class_names")
         for i in range(min(self.num_images, batch["images"].shape[0])):
             image = denormalize_image(batch["images"][i])
-            truth = batch["bboxes"][i][batch["mask"][i]].cpu().numpy()
-            truth_labels = batch["labels"][i][batch["mask"][i]].cpu().numpy()
+            objects = batch["mask"][i] & ~batch["ignore"][i] if "ignore" in batch else batch["mask"][i]
+            truth = batch["bboxes"][i][objects].cpu().numpy()
+            truth_labels = batch["labels"][i][objects].cpu().numpy()
             image = draw_boxes(image, truth, truth_labels, class_names=class_names, color=GROUND_TRUTH_COLOR)
             keep = (outputs["scores"][i] >= self.score_threshold).cpu().numpy()
             image = draw_boxes(

@@ -35,12 +35,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except Exception as error:  # torch raises many types here; all mean "cannot use this file"
-        if not is_zip:
-            reason = "it is not a zip archive as torch.save writes, so it is truncated, corrupt or not a checkpoint"
+        # torch's first line says what failed; the rest advises weights_only=False, which would
+        # unpickle arbitrary code from the file: not advice to pass on.
+        first_line = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"
+        if is_zip:
+            reason = first_line
         else:
-            # torch's first line says what failed; the rest advises weights_only=False, which
-            # would unpickle arbitrary code from the file: not advice to pass on.
-            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+            reason = f"not a zip archive as torch.save writes, and not a legacy-format file either ({first_line})"
         raise ValueError(f"{path} is not a readable checkpoint ({reason})") from None
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint or state dict")

@@ -8,6 +8,7 @@ overrides, ``--print_config``); ``centernet data synth`` writes the synthetic da
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import sys
 import warnings
@@ -41,6 +42,11 @@ Subcommands: fit, validate, test, predict (Lightning; see `centernet fit --help`
 `centernet demo --out runs/demo` (generate data, train, evaluate, draw predictions),
 `centernet info --config X` (parameters and GFLOPs per part) and
 `centernet convert-weights ORIG.pth --config X --out model.ckpt` (original CenterNet weights)."""
+
+
+def _is_local_path(ckpt_path: str) -> bool:
+    """False for Lightning's own checkpoint forms: last/best/hpc, registry:..., remote URLs."""
+    return ckpt_path not in ("last", "best", "hpc") and not ckpt_path.startswith("registry") and "://" not in ckpt_path
 
 
 def _as_dict(namespace: Any) -> dict[str, Any]:
@@ -95,20 +101,32 @@ class CenterNetCLI(LightningCLI):
     """
 
     def _parse_ckpt_path(self) -> None:
-        """Check ``--ckpt_path`` before LightningCLI reads its hyperparameters into the config.
+        """Read ``--ckpt_path``'s hyperparameters into the config, as LightningCLI does, but safely.
 
-        A truncated or foreign file gets an error naming it (not torch's deserialiser errors),
-        and model settings that the checkpoint's hyperparameters override are listed in a warning
-        (LightningCLI otherwise replaces them silently).
+        A truncated or foreign file gets an error naming it (not torch's deserialiser errors);
+        model settings the checkpoint replaces are listed in a warning (LightningCLI replaces
+        them silently); settings this version no longer knows are dropped with a warning instead
+        of aborting; ``init_weights`` stays as configured (the checkpoint holds the weights, and
+        the file it was fine-tuned from need not exist here). Lightning's own forms (``last``,
+        ``best``, ``registry:...``, remote URLs) go to Lightning unchanged.
         """
         self.checkpoint: dict[str, Any] | None = None
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
+        if not ckpt_path or not _is_local_path(str(ckpt_path)):
             return super()._parse_ckpt_path()
         self.checkpoint = read_checkpoint(ckpt_path)
+        hparams = dict(self.checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        known = set(inspect.signature(CenterNet.__init__).parameters) - {"self"}
+        unknown = sorted(set(hparams) - known)
+        if unknown:
+            log.warning("Checkpoint %s has model settings this version does not know, ignored: %s", ckpt_path, unknown)
         configured = _as_dict(self.config[subcommand].get("model"))
-        super()._parse_ckpt_path()
+        from_checkpoint = {k: v for k, v in hparams.items() if k in known and k != "init_weights"}
+        self.config = self.parser.parse_object({subcommand: {"model": from_checkpoint}}, self.config)
         changes = describe_hparam_changes(configured, _as_dict(self.config[subcommand].get("model")))
         if changes:
             log.warning(
@@ -124,6 +142,12 @@ class CenterNetCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._check_checkpoint_fits()
+        if self.checkpoint is not None and "optimizer_states" not in self.checkpoint:
+            ckpt_path = self.config[self.subcommand]["ckpt_path"]
+            raise ValueError(
+                f"{ckpt_path} holds weights only (no optimizer state, e.g. from convert-weights), so training "
+                f"cannot resume from it; to fine-tune from it use --model.init_weights {ckpt_path}"
+            )
 
     def before_validate(self) -> None:
         self._check_checkpoint_fits()
@@ -240,7 +264,7 @@ def demo_main(argv: list[str]) -> None:
     trainer.fit(model, datamodule=datamodule)
     best = trainer.checkpoint_callback.best_model_path or None
     print(f"\nEvaluating {best or 'the last weights'} on the synthetic validation split (original pixels):")
-    # verbose=False: the module prints the COCO table itself; Lightning's would repeat it.
+    # verbose=False: the COCOEvaluation callback prints the COCO table; Lightning's would repeat it.
     trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
     trainer.predict(model, datamodule=datamodule, ckpt_path=best, return_predictions=False)
     metrics = next(c for c in trainer.callbacks if isinstance(c, COCOEvaluation)).last_metrics

@@ -59,7 +59,9 @@ class ObjectField(NamedTuple):
 
 OBJECT_FIELDS: dict[str, ObjectField] = {
     "labels": ObjectField(torch.int64, 0),
-    "ignore": ObjectField(torch.bool, False),  # crowd / difficult / ignore regions: no target, no penalty
+    # crowd / difficult / ignore regions: no training target (background to the heatmap loss, as
+    # in the original), crowd boxes in evaluation (neither a miss nor a false positive)
+    "ignore": ObjectField(torch.bool, False),
     "track_ids": ObjectField(torch.int64, -1),  # -1: no identity
 }
 

@@ -1,8 +1,8 @@
 """Training targets: Gaussian radii, heatmaps and box targets, vectorised over a padded batch.
 
 All functions work on the device of their inputs, with no Python loop over objects or pixels.
-Heatmap targets are rendered in *grid* pixels (input pixels / output stride); box targets
-are in input-image pixels.
+Heatmap targets are rendered in *grid* pixels (input pixels / output stride); the targets
+:func:`encode_targets` gives every head are in grid cells too.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .structures import clip_boxes as clip_box_tensor
-from .structures import valid_box_mask as valid_boxes
+from .structures import clip_boxes, valid_box_mask
 
 __all__ = [
     "cornernet_radius",
@@ -311,8 +310,8 @@ def encode_targets(
         num_classes, height, width: heatmap shape; ``stride``: input pixels per grid cell.
         method, parameter: Gaussian radius rule (see :func:`gaussian_radii`).
     """
-    boxes = clip_box_tensor(bboxes.float(), height * stride, width * stride) / stride
-    valid = mask & valid_boxes(boxes)
+    boxes = clip_boxes(bboxes.float(), height * stride, width * stride) / stride
+    valid = mask & valid_box_mask(boxes)
     heatmap, cells = render_heatmaps(boxes, labels, valid, num_classes, height, width, method, parameter)
     valid = valid & (cells[..., 0] >= 0)
     # The original ctdet target: the box clipped to [0, W-1] x [0, H-1] gives size and centre.

@@ -116,6 +116,7 @@ def test_unreadable_checkpoint_is_named(two_class_run, tmp_path: Path, damage: s
         ("--model.lr_scheduler={name: StepLR, step_size: ten}", "model.lr_scheduler.step_size must be a number"),
         ("--model.lr_scheduler={name: warmup_cosine, warmup: 5}", "model.lr_scheduler: unknown warmup_cosine"),
         ("--model.lr_scheduler={name: warmup_cosine, warmup_steps: soon}", "model.lr_scheduler: warmup_steps must be"),
+        ("--model.lr_scheduler={name: StepLR, step_size: 2, gammma: 0.5}", "StepLR has no parameter .gammma."),
     ],
 )
 def test_bad_optimization_settings_name_key_and_value(option: str, message: str, tmp_path: Path) -> None:
@@ -154,3 +155,36 @@ def test_predict_skips_a_corrupt_image_when_asked(two_class_run, tmp_path: Path,
     written = sorted((tmp_path / "out").glob("predict_*/predictions.json"))[-1]
     assert [Path(r["image_path"]).name for r in json.loads(written.read_text())] == ["a.png", "c.png"]
     assert any("b.png" in r.getMessage() and "Skipping bad image" in r.getMessage() for r in caplog.records)
+
+
+def test_checkpoint_settings_this_version_lacks_are_dropped_and_init_weights_kept(two_class_run, tmp_path, caplog):
+    import torch
+
+    ckpt, data = two_class_run
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    checkpoint["hyper_parameters"]["old_option"] = 3
+    checkpoint["hyper_parameters"]["init_weights"] = "/machine/that/trained/it/base.ckpt"
+    edited = tmp_path / "edited.ckpt"
+    torch.save(checkpoint, edited)
+    with caplog.at_level(logging.WARNING):
+        validate(edited, synthetic(data, 2), tmp_path)  # neither aborts nor looks for base.ckpt
+    assert any("does not know, ignored: ['old_option']" in r.getMessage() for r in caplog.records)
+
+
+def test_resuming_from_a_weights_only_checkpoint_says_to_fine_tune(two_class_run, tmp_path):
+    from centernet_lightning.checkpoint import read_checkpoint, save_checkpoint
+
+    ckpt, data = two_class_run
+    model = CenterNet(**{k: v for k, v in read_checkpoint(ckpt)["hyper_parameters"].items() if k != "_instantiator"})
+    weights_only = save_checkpoint(model, tmp_path / "converted.ckpt")
+    with pytest.raises(ValueError, match=r"holds weights only .* use --model.init_weights"):
+        make_cli(
+            [
+                "fit",
+                *TINY,
+                *synthetic(data, 2),
+                f"--ckpt_path={weights_only}",
+                "--trainer.max_steps=1",
+                f"--trainer.logger.init_args.save_dir={tmp_path}",
+            ]
+        )

@@ -57,6 +57,8 @@ def collate_detection(samples: Sequence[dict[str, Any] | None]) -> Batch | None:
     }
     for i, (sample, boxes) in enumerate(zip(samples, boxes_per_image, strict=True)):
         count = len(boxes)
+        if count and "labels" not in sample:
+            raise ValueError(f"Sample {sample.get('image_path', i)} has {count} boxes but no 'labels'")
         bboxes[i, :count] = boxes
         mask[i, :count] = True
         for name in present:

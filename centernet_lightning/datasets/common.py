@@ -60,8 +60,9 @@ def empty_boxes() -> np.ndarray:
     return np.zeros((0, 4), dtype=np.float32)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as a uint8 HWC RGB array.
+def read_image(path: str | Path, apply_orientation: bool = True) -> np.ndarray:
+    """Read an image file as a uint8 HWC RGB array, rotated by its EXIF orientation unless
+    ``apply_orientation`` is False.
 
     Raises FileNotFoundError when the file does not exist and OSError when it cannot be decoded,
     both naming the file. Grey and RGBA images are converted to 3-channel RGB.
@@ -72,7 +73,8 @@ def read_image(path: str | Path) -> np.ndarray:
     # np.fromfile + imdecode instead of cv2.imread: imread silently returns None on non-ASCII
     # paths on some platforms, and we want one error message for every decoding failure.
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    flags = cv2.IMREAD_COLOR if apply_orientation else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise OSError(f"Cannot decode image file (corrupt or unsupported format): {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -259,19 +261,22 @@ class DetectionDataset(Dataset):
         """Resize ``image`` to the size its annotation states, if it has another one (see module doc)."""
         if record.size is None or record.normalized or tuple(image.shape[:2]) == tuple(record.size):
             return image
+        if tuple(image.shape[:2]) == tuple(record.size[::-1]):
+            # Annotated on the stored pixels of an EXIF-rotated photo: use them unrotated.
+            unrotated = read_image(record.path, apply_orientation=False)
+            if tuple(unrotated.shape[:2]) == tuple(record.size):
+                return unrotated
         self.num_resized += 1
         if self.num_resized <= _SIZE_WARNINGS:
             (file_h, file_w), (ann_h, ann_w) = image.shape[:2], record.size
-            swapped = " (sides swapped: an EXIF rotation?)" if (file_h, file_w) == (ann_w, ann_h) else ""
             logger.warning(
-                "%s is %dx%d (WxH) on disk but %dx%d in its annotation%s; resized to the annotated size so "
+                "%s is %dx%d (WxH) on disk but %dx%d in its annotation; resized to the annotated size so "
                 "its boxes still fit%s.",
                 record.path,
                 file_w,
                 file_h,
                 ann_w,
                 ann_h,
-                swapped,
                 "; further mismatches are resized without a warning" if self.num_resized == _SIZE_WARNINGS else "",
             )
         return cv2.resize(image, (record.size[1], record.size[0]), interpolation=cv2.INTER_LINEAR)

@@ -85,6 +85,12 @@ class CenterNet(L.LightningModule):
             raise ValueError(f"{len(class_names)} class_names given for num_classes={num_classes}")
         gaussian_radii(torch.ones(1), torch.ones(1), heatmap_method)  # fail early on a bad name
         check_optimization_config(optimizer, lr_scheduler)
+        if heads and (box_loss, box_loss_weight, center_sampling) != ("giou", 5.0, False):
+            log.warning(
+                "box_loss, box_loss_weight and center_sampling configure the default box_2d head; with heads=%s "
+                "set them inside heads (e.g. heads: {box_2d: {loss: ciou, weight: 2.0}})",
+                sorted(heads),
+            )
         head_specs = {
             "heatmap": {"loss": heatmap_loss, "weight": heatmap_loss_weight},
             **(heads or {"box_2d": {"loss": box_loss, "weight": box_loss_weight, "center_sampling": center_sampling}}),
@@ -161,9 +167,10 @@ class CenterNet(L.LightningModule):
         height, width = last["heatmap"].shape[-2:]
         return self.detector.loss(outputs, self.encode_targets(targets, height, width))
 
-    def training_step(self, batch: Batch | None, batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: Batch | None, batch_idx: int) -> Tensor:
         if batch is None:  # every image of the batch was skipped (skip_bad_images)
-            return None
+            # A zero loss still in the graph, not None: under DDP every rank must run backward.
+            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
         losses = self.compute_loss(self.get_encoded_outputs(batch["images"]), batch)
         batch_size = batch["images"].shape[0]
         self.log_dict({f"train/{k}_loss": v for k, v in losses.items()}, prog_bar=False, batch_size=batch_size)

@@ -64,6 +64,12 @@ class CenterNetDetector(nn.Module):
         self.num_classes: int = self.heads[-1]["heatmap"].num_classes
 
     def forward(self, images: Tensor) -> Outputs | list[Outputs]:
+        height, width = images.shape[-2:]
+        if not torch.jit.is_tracing() and (height % self.size_divisor or width % self.size_divisor):
+            raise ValueError(
+                f"Input size {(height, width)}: image sides must be divisible by {self.size_divisor} for this "
+                "backbone (the 'val' transform pads to a multiple of 32; Hourglass needs 128)"
+            )
         features = self.neck(self.backbone(images))
         stacks = list(features) if isinstance(features, (list, tuple)) else [features]
         if len(stacks) != self.num_stacks:

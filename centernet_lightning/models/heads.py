@@ -18,7 +18,7 @@ scales it in the total.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -67,6 +67,7 @@ class Head(nn.Module):
         return self.layers(features)
 
     def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
+        """This head's unweighted loss for its raw ``output`` against the shared ``targets``."""
         raise NotImplementedError
 
 
@@ -197,20 +198,27 @@ class OffsetHead(Head):
 
 
 def _masked_l1(predicted: Tensor, target: Tensor, valid: Tensor) -> Tensor:
-    """The original ``RegL1Loss``: sum |p - t| over valid objects / (number of valid values + 1e-4)."""
-    weights = valid.unsqueeze(-1).expand_as(predicted).to(predicted.dtype)
-    return (F.l1_loss(predicted * weights, target * weights, reduction="sum")) / (weights.sum() + 1e-4)
+    """The original ``RegL1Loss``: sum |p - t| over valid objects / (number of valid values + 1e-4).
+
+    Invalid objects are selected out with ``where`` (not multiplied by 0), so a NaN target of a
+    degenerate box cannot leak into the loss.
+    """
+    mask = valid.unsqueeze(-1).expand_as(predicted)
+    errors = torch.where(mask, predicted - target, torch.zeros_like(predicted)).abs()
+    return errors.sum() / (mask.sum() + 1e-4)
 
 
 def _masked_smooth_l1(predicted: Tensor, target: Tensor, valid: Tensor) -> Tensor:
-    weights = valid.unsqueeze(-1).expand_as(predicted).to(predicted.dtype)
-    return F.smooth_l1_loss(predicted * weights, target * weights, reduction="sum") / (weights.sum() + 1e-4)
+    """Smooth-L1 (beta 1) with the same masking and normalisation as :func:`_masked_l1`."""
+    mask = valid.unsqueeze(-1).expand_as(predicted)
+    difference = torch.where(mask, predicted - target, torch.zeros_like(predicted))
+    return F.smooth_l1_loss(difference, torch.zeros_like(difference), reduction="sum") / (mask.sum() + 1e-4)
 
 
 REGRESSION_LOSSES = {"l1": _masked_l1, "smooth_l1": _masked_smooth_l1}
 
 
-def _regression_loss(name: str):
+def _regression_loss(name: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     if name not in REGRESSION_LOSSES:
         raise ValueError(f"Unknown size/offset loss {name!r}; valid names: {sorted(REGRESSION_LOSSES)}")
     return REGRESSION_LOSSES[name]

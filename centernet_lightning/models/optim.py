@@ -112,7 +112,7 @@ def build_scheduler(optimizer: Optimizer, spec: Mapping[str, Any], total_steps: 
     name = spec.pop("name")
     if name == "warmup_cosine":
         try:
-            warmup_steps = int(spec.pop("warmup_steps", 0))
+            warmup_steps = int(float(spec.pop("warmup_steps", 0)))  # YAML reads 1e3 as a string
             min_lr_ratio = float(spec.pop("min_lr_ratio", 0.0))
         except (TypeError, ValueError) as error:
             raise ValueError(

@@ -150,3 +150,36 @@ def test_inference_folder_without_images_names_it(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(FileNotFoundError, match=rf"No images .* found in {tmp_path}"):
         InferenceDataset(tmp_path)
+
+
+def test_exif_rotated_photo_annotated_on_its_stored_pixels_is_read_unrotated(coco_root: Path, caplog) -> None:
+    from PIL import Image
+
+    image_path = coco_root / "images" / "train" / "img0.jpg"
+    stored = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)  # as annotated: 64x48
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display: decoders that apply it give 48x64
+    Image.fromarray(stored).save(image_path, exif=exif, quality=95)
+    edit_coco(coco_root, lambda d: d["images"][0].update(file_name="img0.jpg"))
+    dataset = COCODataset(coco_root, "train")
+    with caplog.at_level(logging.WARNING):
+        sample = dataset[0]
+    assert sample["image"].shape == (48, 64, 3) and dataset.num_resized == 0
+    assert not [r for r in caplog.records if "on disk" in r.getMessage()]
+    np.testing.assert_array_equal(sample["bboxes"], [[2, 3, 20, 30], [30, 10, 64, 47]])
+
+
+def test_collate_refuses_boxes_without_labels() -> None:
+    import torch
+
+    from centernet_lightning.datasets import collate_detection
+
+    sample = {
+        "image": torch.zeros(3, 8, 8),
+        "bboxes": torch.ones(1, 4),
+        "image_id": 1,
+        "image_path": "a.png",
+        "original_size": (8, 8),
+    }
+    with pytest.raises(ValueError, match="a.png has 1 boxes but no 'labels'"):
+        collate_detection([sample])

@@ -179,3 +179,24 @@ def test_objects_flagged_ignore_are_not_learnt():
     with_ignored, without = model.compute_loss(outputs, two), model.compute_loss(outputs, one)
     for key in ("heatmap", "size", "offset", "total"):
         torch.testing.assert_close(with_ignored[key], without[key])
+
+
+def test_a_non_finite_box_leaves_every_loss_finite():
+    torch.manual_seed(0)
+    model = CenterNet(2, neck="simple", heads={"size": {}, "offset": {}}, head_width=8)
+    outputs = model.get_encoded_outputs(torch.randn(1, 3, 64, 64))
+    batch = {
+        "bboxes": torch.tensor([[[4.0, 6.0, 30.0, 40.0], [float("nan"), 2.0, 9.0, float("inf")]]]),
+        "labels": torch.tensor([[0, 1]]),
+        "mask": torch.tensor([[True, True]]),
+    }
+    clean = {key: value[:, :1] for key, value in batch.items()}
+    losses, expected = model.compute_loss(outputs, batch), model.compute_loss(outputs, clean)
+    for key in ("heatmap", "size", "offset", "total"):
+        torch.testing.assert_close(losses[key], expected[key])
+
+
+def test_input_size_is_checked_before_the_backbone_runs():
+    model = CenterNet(2, neck="simple", head_width=8).eval()
+    with pytest.raises(ValueError, match=r"Input size \(100, 64\): image sides must be divisible by 32"):
+        model.detect(torch.randn(1, 3, 100, 64))
