@@ -71,6 +71,7 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, epoch: int = 0) ->
     os.close(descriptor)
     try:
         torch.save(checkpoint, temporary)
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary file
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

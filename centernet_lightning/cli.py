@@ -41,7 +41,8 @@ Subcommands: fit, validate, test, predict (Lightning; see `centernet fit --help`
 `centernet data synth --out DIR` (write the synthetic dataset),
 `centernet demo --out runs/demo` (generate data, train, evaluate, draw predictions),
 `centernet info --config X` (parameters and GFLOPs per part) and
-`centernet convert-weights ORIG.pth --config X --out model.ckpt` (original CenterNet weights)."""
+`centernet convert-weights ORIG.pth --config X --out model.ckpt` (original CenterNet weights) and
+`centernet export --ckpt_path best.ckpt --format onnx|torchscript` (decoding inside the graph)."""
 
 
 def _is_local_path(ckpt_path: str) -> bool:
@@ -354,6 +355,10 @@ def main(argv: list[str] | None = None) -> None:
         info_main(argv[1:])
     elif argv[:1] == ["convert-weights"]:
         convert_weights_main(argv[1:])
+    elif argv[:1] == ["export"]:
+        from .deploy.export import export_main  # ONNX tools are an optional extra: import on use
+
+        export_main(argv[1:])
     else:
         make_cli(None if from_command_line else argv)
 
