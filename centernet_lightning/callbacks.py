@@ -14,7 +14,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 
 from .datasets.common import read_image
-from .datasets.transforms import denormalize_image
+from .preprocess import denormalize_image
 from .visualize import draw_boxes
 
 __all__ = ["ValidationImageLogger", "PredictionWriter"]

@@ -67,6 +67,8 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, epoch: int = 0) ->
         "hparams_name": "kwargs",
         "hyper_parameters": dict(getattr(model, "hparams", {})),
     }
+    if hasattr(model, "on_save_checkpoint"):  # what Lightning's own saving calls (CenterNet adds "inference")
+        model.on_save_checkpoint(checkpoint)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     os.close(descriptor)
     try:

@@ -42,7 +42,9 @@ Subcommands: fit, validate, test, predict (Lightning; see `centernet fit --help`
 `centernet demo --out runs/demo` (generate data, train, evaluate, draw predictions),
 `centernet info --config X` (parameters and GFLOPs per part) and
 `centernet convert-weights ORIG.pth --config X --out model.ckpt` (original CenterNet weights) and
-`centernet export --ckpt_path best.ckpt --format onnx|torchscript` (decoding inside the graph)."""
+`centernet export --ckpt_path best.ckpt --format onnx|torchscript` (decoding inside the graph),
+`centernet predict --ckpt_path best.ckpt --source PATH` (images, folders, globs or videos; no config) and
+`centernet benchmark --ckpt_path best.ckpt` (latency, images/s and GFLOPs per backend)."""
 
 
 def _is_local_path(ckpt_path: str) -> bool:
@@ -355,6 +357,14 @@ def main(argv: list[str] | None = None) -> None:
         info_main(argv[1:])
     elif argv[:1] == ["convert-weights"]:
         convert_weights_main(argv[1:])
+    elif argv[:1] == ["predict"] and any(arg.split("=")[0] == "--source" for arg in argv[1:]):
+        from .inference.command import predict_main
+
+        predict_main(argv[1:])
+    elif argv[:1] == ["benchmark"]:
+        from .deploy.benchmark import benchmark_main  # ONNX tools are an optional extra: import on use
+
+        benchmark_main(argv[1:])
     elif argv[:1] == ["export"]:
         from .deploy.export import export_main  # ONNX tools are an optional extra: import on use
 

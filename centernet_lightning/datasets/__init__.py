@@ -9,13 +9,10 @@ from centernet_lightning.datasets.crowdhuman import CrowdHumanDataset
 from centernet_lightning.datasets.inference import InferenceDataset
 from centernet_lightning.datasets.synthetic import SHAPE_NAMES, generate_synthetic_dataset
 from centernet_lightning.datasets.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     PRESETS,
     DetectionTransform,
     build_albumentation,
     build_transforms,
-    denormalize_image,
 )
 from centernet_lightning.datasets.voc import VOC_CLASSES, VOCDataset
 from centernet_lightning.datasets.yolo import YOLODataset
@@ -25,8 +22,6 @@ __all__ = [
     "CrowdHumanDataset",
     "DetectionDataset",
     "DetectionTransform",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "ImageRecord",
     "InferenceDataset",
     "PRESETS",
@@ -37,7 +32,6 @@ __all__ = [
     "build_albumentation",
     "build_transforms",
     "collate_detection",
-    "denormalize_image",
     "generate_synthetic_dataset",
     "read_image",
 ]

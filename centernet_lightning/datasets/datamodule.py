@@ -211,6 +211,17 @@ class DetectionDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @cached_property
+    def category_ids(self) -> list[int]:
+        """The dataset's id of each contiguous label: COCO category ids for COCO-format data
+        (synthetic included), the label itself for the other formats (kept in checkpoints, so that
+        predictions can be written with the dataset's ids)."""
+        if self.hparams.dataset in ("coco", "synthetic"):
+            for stage, split in (("train", "train_split"), ("val", "val_split"), ("test", "test_split")):
+                if self.hparams[split] is not None:
+                    return list(self._dataset(stage).label_to_category_id)
+        return list(range(self.num_classes))
+
     def ground_truth(self, stage: str) -> tuple[dict[str, Any], list[int]] | None:
         """COCO ground truth of the ``val``/``test`` split and label -> category id (None: no split).
 

@@ -14,6 +14,8 @@ model-ready one in three steps:
 3. boxes clipped to the output and degenerate ones dropped, then ImageNet normalisation to a
    float32 CHW tensor.
 
+Steps 2 and 3 are :mod:`centernet_lightning.preprocess`'s functions, which inference shares.
+
 The letterbox maps the pixels of the image *after augmentation* to the output, so it is the
 exact mapping back to the file on disk only when no geometric augmentation ran (evaluation and
 prediction), which is the only time it is needed.
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,9 +32,9 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from torch import Tensor
 
 from centernet_lightning.datasets.common import sanitize_boxes
+from centernet_lightning.preprocess import PAD_FILL, PAD_POSITIONS, letterbox_image, normalize_image
 from centernet_lightning.structures import OBJECT_FIELDS
 
 # Albumentations asks PyPI for a newer version at import; offline that costs a timeout per process.
@@ -41,21 +42,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A  # noqa: E402
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "PRESETS",
     "DetectionTransform",
     "PCALighting",
     "build_albumentation",
     "build_transforms",
-    "denormalize_image",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# Padding in the mean colour normalises to ~0, so padded borders look like "no signal" to the model.
-PAD_FILL = tuple(round(255 * m) for m in IMAGENET_MEAN)
-PAD_POSITIONS = ("center", "top_left")
 
 
 # ImageNet's RGB eigen-decomposition (AlexNet's PCA lighting), as the original CenterNet uses it.
@@ -173,45 +165,6 @@ def build_albumentation(spec: Mapping[str, Any]) -> A.BasicTransform | A.BaseCom
         raise ValueError(f"Cannot build albumentations.{name} from {dict(spec)}: {error}") from error
 
 
-def _letterbox(
-    image: np.ndarray, input_size: int | None, size_divisor: int | None, pad_position: str
-) -> tuple[np.ndarray, float, int, int]:
-    """Resize (longer side -> input_size) and pad; returns ``(image, scale, pad_x, pad_y)``."""
-    height, width = image.shape[:2]
-    if input_size is not None:
-        scale = input_size / max(height, width)
-        new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
-        canvas_height = canvas_width = input_size
-        if (new_height, new_width) != (height, width):
-            interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            image = cv2.resize(image, (new_width, new_height), interpolation=interpolation)
-    else:
-        scale, new_height, new_width = 1.0, height, width
-        divisor = size_divisor or 1
-        canvas_height, canvas_width = math.ceil(height / divisor) * divisor, math.ceil(width / divisor) * divisor
-    pad_x = (canvas_width - new_width) // 2 if pad_position == "center" else 0
-    pad_y = (canvas_height - new_height) // 2 if pad_position == "center" else 0
-    if (canvas_height, canvas_width) != (new_height, new_width):
-        image = cv2.copyMakeBorder(
-            image,
-            pad_y,
-            canvas_height - new_height - pad_y,
-            pad_x,
-            canvas_width - new_width - pad_x,
-            cv2.BORDER_CONSTANT,
-            value=PAD_FILL,
-        )
-    return image, scale, pad_x, pad_y
-
-
-def denormalize_image(image: Tensor) -> np.ndarray:
-    """Undo the normalisation: float32 [3, H, W] tensor -> uint8 [H, W, 3] RGB array (for drawing)."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    pixels = ((image.detach().cpu().float() * std + mean) * 255).round().clamp(0, 255)
-    return pixels.to(torch.uint8).permute(1, 2, 0).numpy()
-
-
 class DetectionTransform:
     """``sample -> sample``: augment (optional), letterbox, sanitise boxes, normalise.
 
@@ -286,7 +239,7 @@ class DetectionTransform:
             kept = np.asarray(out["object_index"], dtype=np.int64).reshape(-1)
             objects = {name: values[kept] for name, values in objects.items()}
 
-        image, scale, pad_x, pad_y = _letterbox(image, self.input_size, self.size_divisor, self.pad_position)
+        image, scale, pad_x, pad_y = letterbox_image(image, self.input_size, self.size_divisor, self.pad_position)
         offset = np.array([pad_x, pad_y, pad_x, pad_y], dtype=np.float32)
         height, width = image.shape[:2]
         bboxes, keep = sanitize_boxes(bboxes * scale + offset, height, width)
@@ -296,12 +249,9 @@ class DetectionTransform:
         letterbox = np.array(
             [previous[0] * scale, previous[1] * scale + pad_x, previous[2] * scale + pad_y], dtype=np.float32
         )
-        mean = np.array(IMAGENET_MEAN, dtype=np.float32) * 255
-        inv_std = 1.0 / (np.array(IMAGENET_STD, dtype=np.float32) * 255)
-        normalized = (image.astype(np.float32) - mean) * inv_std
         return {
             **sample,
-            "image": torch.from_numpy(np.ascontiguousarray(normalized.transpose(2, 0, 1))),
+            "image": normalize_image(image),
             "bboxes": torch.from_numpy(bboxes[keep]),
             **{name: torch.from_numpy(np.ascontiguousarray(values[keep])) for name, values in objects.items()},
             "letterbox": torch.from_numpy(letterbox),

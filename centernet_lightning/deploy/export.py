@@ -37,22 +37,22 @@ from __future__ import annotations
 
 import argparse
 import copy
-import inspect
 import json
 import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from ..datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..inference.spec import InferenceSpec
 from ..models.detector import CenterNetDetector, decode_outputs
 from ..models.layers import DeformConvBNReLU
+from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "DECODED_OUTPUTS",
@@ -77,7 +77,6 @@ MIN_OPSET = 17
 DEFAULT_OPSET = 18  # the lowest opset torch's dynamo exporter implements; 17 is converted down
 DEFORM_CONV_OPSET = 19  # ONNX DeformConv appeared in opset 19
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript"}  # export formats and their default suffix
-DEFAULT_INPUT_SIZE = 512
 METADATA_KEY = "centernet"  # ONNX metadata_props key and TorchScript extra file: ExportModule.metadata()
 
 
@@ -320,40 +319,17 @@ class CheckpointModel(NamedTuple):
 
     detector: CenterNetDetector
     hparams: dict[str, Any]  # the CenterNet's hyperparameters (class_names, num_detections, ...)
-    input_size: int | None  # the data module's input_size, when the checkpoint has it
+    spec: InferenceSpec  # input size, normalisation, class names, category ids
 
 
 def load_checkpoint_model(ckpt_path: str | Path) -> CheckpointModel:
-    """The network of a training checkpoint, without Lightning's loader or a Trainer.
+    """The network of a training checkpoint, without Lightning's loader or a Trainer (see
+    :func:`~centernet_lightning.models.centernet.load_centernet`). ValueError when the file does not
+    describe a model."""
+    from ..models.centernet import load_centernet
 
-    The file is read safely (``weights_only``), the CenterNet rebuilt from its hyperparameters
-    (without the ImageNet backbone download or ``init_weights``: every weight comes from the file)
-    and its weights loaded strictly. ValueError when the file does not describe a model.
-    """
-    from ..checkpoint import read_checkpoint
-    from ..models.centernet import CenterNet
-
-    checkpoint = read_checkpoint(ckpt_path)
-    if not isinstance(checkpoint.get("state_dict"), Mapping) or not checkpoint.get("hyper_parameters"):
-        raise ValueError(
-            f"{ckpt_path} has no state_dict with hyper_parameters: export needs a checkpoint written by training "
-            "or `centernet convert-weights`, not a bare state dict"
-        )
-    hparams = dict(checkpoint["hyper_parameters"])
-    accepted = set(inspect.signature(CenterNet.__init__).parameters) - {"self", "init_weights"}
-    arguments = {key: value for key, value in hparams.items() if key in accepted}  # drops LightningCLI's keys
-    backbone = arguments.get("backbone", "resnet18")
-    arguments["backbone"] = {**({"name": backbone} if isinstance(backbone, str) else backbone), "pretrained": False}
-    model = CenterNet(**arguments)
-    try:
-        model.load_state_dict(checkpoint["state_dict"], strict=True)
-    except RuntimeError as error:
-        raise ValueError(
-            f"The weights in {ckpt_path} do not fit the model its hyperparameters describe: {error}"
-        ) from None
-    data = checkpoint.get("datamodule_hyper_parameters") or {}
-    input_size = data.get("input_size") if isinstance(data, Mapping) else None
-    return CheckpointModel(model.detector.eval(), hparams, int(input_size) if input_size else None)
+    model = load_centernet(ckpt_path)
+    return CheckpointModel(model.detector, dict(model.hparams), model.inference_spec)
 
 
 def _onnx_signature(path: Path) -> list[str]:
@@ -416,7 +392,7 @@ def export_main(argv: list[str]) -> None:
     try:
         _refuse_existing(output)
         loaded = load_checkpoint_model(ckpt_path)
-        imgsz = args.imgsz or loaded.input_size or DEFAULT_INPUT_SIZE
+        imgsz = args.imgsz or loaded.spec.input_size
         max_det = args.max_det or int(loaded.hparams.get("num_detections") or 100)
         options = dict(
             imgsz=imgsz,
@@ -425,7 +401,11 @@ def export_main(argv: list[str]) -> None:
             max_det=max_det,
             half=args.half,
             raw_input=args.raw_input,
-            metadata={"class_names": loaded.hparams.get("class_names"), "checkpoint": ckpt_path.name},
+            # The graph's own input size is stored by ExportModule.metadata; the rest of the spec travels.
+            metadata={
+                **{k: v for k, v in loaded.spec.to_dict().items() if k != "input_size"},
+                "checkpoint": ckpt_path.name,
+            },
         )
         if args.format == "onnx":
             path = export_onnx(loaded.detector, output, dynamic=args.dynamic, opset=args.opset, **options)

@@ -35,7 +35,7 @@ class OnnxDetector:
         batch: the graph's batch size, None when it is free (``--dynamic``).
         raw_input: the input is uint8 [B, H, W, 3] RGB rather than normalised float32 [B, 3, H, W].
         num_detections: K, the detections per image.
-        class_names: from the checkpoint, or None.
+        class_names, category_ids: from the checkpoint, or None.
         metadata: everything the exporter stored (stride, num_classes, opset, ...).
     """
 
@@ -64,6 +64,7 @@ class OnnxDetector:
             self.session.get_outputs()[1].shape[1] if self.decoded else int(self.metadata.get("max_det", 100))
         )
         self.class_names: list[str] | None = self.metadata.get("class_names")
+        self.category_ids: list[int] | None = self.metadata.get("category_ids")
 
     def __call__(self, images: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
         """Detections of a batch of network inputs.
@@ -86,26 +87,30 @@ class OnnxDetector:
     def detect_images(self, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Detections of whole images (uint8 HWC RGB, any size), in their own pixels.
 
-        Each image is letterboxed as in validation (``build_transforms("val", input_size)``); the
-        boxes are mapped back to it and clipped. Returns the arrays of :meth:`__call__`.
+        The same pre- and post-processing as ``CenterNet.inference_detection2d``
+        (:func:`~centernet_lightning.inference.detect_images`): the validation letterbox, the graph,
+        the inverse letterbox with clipping. Returns the arrays of :meth:`__call__`.
         """
-        from ..datasets.transforms import build_transforms, denormalize_image
-        from ..structures import letterbox_inverse
+        from ..inference import InferenceSpec, detect_images
+        from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
+        from ..structures import Detections
 
         height, width = self.input_size
         if height != width:
             raise ValueError(f"detect_images letterboxes to a square; this graph's input is {height}x{width}")
-        transform = build_transforms("val", height)
-        samples = [transform({"image": image, "bboxes": np.zeros((0, 4), np.float32)}) for image in images]
-        if self.raw_input:  # the transform normalises; the graph wants the letterboxed pixels back
-            batch = np.stack([denormalize_image(sample["image"]) for sample in samples])
-        else:
-            batch = torch.stack([sample["image"] for sample in samples]).numpy()
-        detections = self(batch)
-        letterboxes = torch.stack([sample["letterbox"] for sample in samples])
-        original_sizes = torch.tensor([image.shape[:2] for image in images])
-        bboxes = letterbox_inverse(torch.from_numpy(detections["bboxes"]), letterboxes, original_sizes)
-        return {**detections, "bboxes": bboxes.numpy()}
+        spec = InferenceSpec(input_size=height, pad_position=self.metadata.get("pad_position", "center"))
+        # The letterboxed pixels back from the normalised input: exact, as the graph's own
+        # normalisation reproduces the val transform's float32 arithmetic.
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
+
+        def detect(inputs: torch.Tensor) -> Detections:
+            if self.raw_input:
+                inputs = (inputs * std + mean).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+            found = self(inputs)
+            return {key: torch.from_numpy(value) for key, value in found.items()}  # type: ignore[return-value]
+
+        return detect_images(detect, images, spec)
 
     def _check_input(self, images: np.ndarray) -> None:
         height, width = self.input_size

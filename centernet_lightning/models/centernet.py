@@ -4,23 +4,28 @@ and the optimiser. COCO evaluation is a callback (``eval/callbacks.py``), data i
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import yaml
 from torch import Tensor
 
 from ..checkpoint import read_checkpoint
+from ..inference.predictor import detect_source
+from ..inference.sources import open_source
+from ..inference.spec import InferenceSpec
 from ..structures import Batch, Detections, letterbox_inverse
 from ..targets import CenterTargets, encode_targets, gaussian_radii
 from .detector import CenterNetDetector, Outputs, build_detector
 from .optim import build_optimizer, build_scheduler, check_optimization_config
 
-__all__ = ["CenterNet", "build_centernet", "load_weights"]
+__all__ = ["CenterNet", "build_centernet", "load_centernet", "load_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +105,9 @@ class CenterNet(L.LightningModule):
         )
         self.num_classes = num_classes
         self.stride = self.detector.stride
+        # Input size, normalisation, class names and category ids for inference; completed from the
+        # data module in setup() and kept in checkpoints (on_save_checkpoint).
+        self.inference_spec = InferenceSpec(class_names=class_names)
 
     # ----------------------------------------------------------------------------- inference
     def get_encoded_outputs(self, images: Tensor) -> Outputs | list[Outputs]:
@@ -140,6 +148,49 @@ class CenterNet(L.LightningModule):
     def detect(self, images: Tensor, **decode_kwargs: Any) -> Detections:
         """Run the model on images [B, 3, H, W] and decode (see :meth:`gather_detection2d`)."""
         return self.gather_detection2d(self.get_encoded_outputs(images), **decode_kwargs)
+
+    def inference_detection2d(
+        self,
+        source: Any,
+        num_detections: int = 100,
+        score_threshold: float | None = None,
+        batch_size: int = 8,
+        skip_bad_images: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """Detections of whole images, in each image's own pixels.
+
+        Args:
+            source: an image path, a folder, a glob pattern, a video file, a list of paths, or one
+                or a list of uint8 [H, W, 3] RGB arrays (see :func:`~centernet_lightning.inference.open_source`).
+            num_detections: K, detections per image.
+            score_threshold: scores below it become padding (None: the model's setting).
+            batch_size: images per forward pass.
+            skip_bad_images: an unreadable file gives a warning and an all-padding row instead of an error.
+
+        Images are letterboxed to :attr:`inference_spec` ``.input_size`` and normalised as in
+        ``validate``; the model runs in eval mode on its current device.
+
+        Returns:
+            ``bboxes`` float32 [N, K, 4] XYXY original pixels, ``scores`` float32 [N, K] (descending, 0
+            for padding), ``labels`` int64 [N, K] (-1 for padding), N images in source order.
+        """
+        images = open_source(source, skip_bad_images=skip_bad_images)
+        was_training = self.training
+        self.eval()
+        try:
+
+            def detect(inputs: Tensor) -> Detections:
+                return self.detect(inputs, num_detections=num_detections, score_threshold=score_threshold)
+
+            parts = [
+                results
+                for _, results in detect_source(
+                    detect, images, self.inference_spec, self.device, batch_size, num_detections
+                )
+            ]
+        finally:
+            self.train(was_training)
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
     # ----------------------------------------------------------------------------- training
     def encode_targets(self, batch: Batch, height: int, width: int) -> CenterTargets:
@@ -207,12 +258,25 @@ class CenterNet(L.LightningModule):
 
     # ----------------------------------------------------------------------------- set-up
     def setup(self, stage: str) -> None:
-        input_size = getattr(getattr(self._trainer, "datamodule", None), "hparams", {}).get("input_size")
+        datamodule = getattr(self._trainer, "datamodule", None)
+        input_size = getattr(datamodule, "hparams", {}).get("input_size")
         if input_size:  # lets the model summary report real FLOPs and output shapes
             self.example_input_array = torch.zeros(1, 3, input_size, input_size)
+        if stage == "fit" and datamodule is not None:
+            self.inference_spec = InferenceSpec(
+                input_size=int(input_size or self.inference_spec.input_size),
+                class_names=self.hparams.class_names,
+                category_ids=getattr(datamodule, "category_ids", None),
+            )
         if self.hparams.init_weights and not getattr(self, "_weights_loaded", False):
             load_weights(self, self.hparams.init_weights)
             self._weights_loaded = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["inference"] = self.inference_spec.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.inference_spec = InferenceSpec.from_checkpoint(checkpoint)
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]
@@ -247,6 +311,35 @@ def build_centernet(config: str | Path | Mapping[str, Any], num_classes: int | N
     if "num_classes" not in config:
         raise ValueError("The config does not set model.num_classes; pass build_centernet(config, num_classes=...)")
     return CenterNet(**config)
+
+
+def load_centernet(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> CenterNet:
+    """A trained CenterNet from its checkpoint, in eval mode, without a Trainer or a config.
+
+    The file is read safely (``weights_only``), the model rebuilt from its hyperparameters (no
+    ImageNet backbone download, no ``init_weights``: every weight comes from the file) and the
+    weights loaded strictly; :attr:`CenterNet.inference_spec` comes from the checkpoint. ValueError
+    when the file does not describe a model.
+    """
+    checkpoint = read_checkpoint(ckpt_path)
+    if not isinstance(checkpoint.get("state_dict"), Mapping) or not checkpoint.get("hyper_parameters"):
+        raise ValueError(
+            f"{ckpt_path} has no state_dict with hyper_parameters: a checkpoint written by training or "
+            "`centernet convert-weights` is needed, not a bare state dict"
+        )
+    accepted = set(inspect.signature(CenterNet.__init__).parameters) - {"self", "init_weights"}
+    arguments = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}  # drops LightningCLI's
+    backbone = arguments.get("backbone", "resnet18")
+    arguments["backbone"] = {**({"name": backbone} if isinstance(backbone, str) else backbone), "pretrained": False}
+    model = CenterNet(**arguments)
+    try:
+        model.load_state_dict(checkpoint["state_dict"], strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"The weights in {ckpt_path} do not fit the model its hyperparameters describe: {error}"
+        ) from None
+    model.on_load_checkpoint(checkpoint)
+    return model.to(map_location).eval()
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:

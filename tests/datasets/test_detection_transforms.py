@@ -2,15 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from centernet_lightning.datasets import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    DetectionTransform,
-    build_transforms,
-    collate_detection,
-    denormalize_image,
-)
+from centernet_lightning.datasets import DetectionTransform, build_transforms, collate_detection
 from centernet_lightning.datasets.transforms import PRESETS
+from centernet_lightning.preprocess import IMAGENET_MEAN, IMAGENET_STD, denormalize_image
 from centernet_lightning.structures import letterbox_inverse
 
 
