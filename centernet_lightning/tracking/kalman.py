@@ -1,0 +1,168 @@
+"""A constant-velocity Kalman filter over boxes, batched over tracks (DeepSORT / FairMOT / ByteTrack).
+
+The state of a track is the 8-vector ``(cx, cy, a, h, vcx, vcy, va, vh)``: box centre (pixels),
+aspect ratio ``a = w / h``, height (pixels) and their velocities per frame. A detection is observed
+directly as ``(cx, cy, a, h)`` (the observation matrix ``H = [I4 0]``). Process and observation
+noise scale with the box height, as in DeepSORT's filter that FairMOT and ByteTrack reuse
+(``std_weight_position = 1/20``, ``std_weight_velocity = 1/160``; the aspect ratio gets fixed
+standard deviations 1e-2 and 1e-5 of process noise and 1e-1 of observation noise).
+
+Every method works on N tracks at once: means ``[N, 8]``, covariances ``[N, 8, 8]``, float64
+numpy. The reference filters loop over tracks in Python for the update and the gating distance;
+here both are batched matrix algebra (``np.linalg.solve`` / ``np.linalg.inv`` on stacks of 4x4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import chi2
+
+__all__ = ["GATING_THRESHOLD", "KalmanFilter", "xyah_to_xyxy", "xyxy_to_xyah"]
+
+# 0.95 quantile of the chi-square distribution with 4 degrees of freedom (the 4 measured
+# coordinates): squared Mahalanobis distances above it are implausible under the motion model.
+# DeepSORT's table gives 9.4877.
+GATING_THRESHOLD: float = float(chi2.ppf(0.95, df=4))
+
+STATE_DIM = 8
+MEASUREMENT_DIM = 4
+
+
+def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
+    """XYXY pixel boxes ``[N, 4]`` to ``(cx, cy, w / h, h)`` ``[N, 4]``."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    width = boxes[:, 2] - boxes[:, 0]
+    height = boxes[:, 3] - boxes[:, 1]
+    return np.stack(((boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2, width / height, height), axis=1)
+
+
+def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
+    """``(cx, cy, w / h, h)`` ``[N, 4]`` (or a state ``[N, 8]``, whose first 4 are used) to XYXY ``[N, 4]``."""
+    xyah = np.asarray(xyah, dtype=np.float64)
+    half_height = xyah[:, 3] / 2
+    half_width = xyah[:, 2] * half_height
+    return np.stack(
+        (xyah[:, 0] - half_width, xyah[:, 1] - half_height, xyah[:, 0] + half_width, xyah[:, 1] + half_height),
+        axis=1,
+    )
+
+
+class KalmanFilter:
+    """Constant-velocity Kalman filter on ``(cx, cy, a, h)`` boxes, vectorised over tracks.
+
+    Args:
+        std_weight_position: standard deviation of position noise per pixel of box height
+            (DeepSORT / FairMOT: 1/20).
+        std_weight_velocity: standard deviation of velocity noise per pixel of box height
+            (DeepSORT / FairMOT: 1/160).
+
+    Attributes:
+        motion_matrix: ``F`` [8, 8], ``x_t = F x_{t-1}`` with a time step of one frame.
+        observation_matrix: ``H`` [4, 8], ``z = H x``.
+    """
+
+    def __init__(self, std_weight_position: float = 1.0 / 20, std_weight_velocity: float = 1.0 / 160) -> None:
+        self.std_weight_position = std_weight_position
+        self.std_weight_velocity = std_weight_velocity
+        self.motion_matrix = np.eye(STATE_DIM)
+        self.motion_matrix[:MEASUREMENT_DIM, MEASUREMENT_DIM:] = np.eye(MEASUREMENT_DIM)
+        self.observation_matrix = np.eye(MEASUREMENT_DIM, STATE_DIM)
+
+    def _std(self, heights: np.ndarray, weight: float, aspect_std: float) -> np.ndarray:
+        """Per-coordinate standard deviations ``[N, 4]``: ``weight * h`` for cx, cy, h; fixed for a."""
+        std = np.repeat((weight * heights)[:, None], MEASUREMENT_DIM, axis=1)
+        std[:, 2] = aspect_std
+        return std
+
+    def process_noise(self, mean: np.ndarray) -> np.ndarray:
+        """Diagonal process noise ``Q`` [N, 8, 8] for states ``[N, 8]`` (scaled by their height)."""
+        heights = mean[:, 3]
+        std = np.concatenate(
+            (self._std(heights, self.std_weight_position, 1e-2), self._std(heights, self.std_weight_velocity, 1e-5)),
+            axis=1,
+        )
+        return _diagonal(std**2)
+
+    def observation_noise(self, mean: np.ndarray) -> np.ndarray:
+        """Diagonal observation noise ``R`` [N, 4, 4] for states ``[N, 8]`` (scaled by their height)."""
+        return _diagonal(self._std(mean[:, 3], self.std_weight_position, 1e-1) ** 2)
+
+    def initiate(self, measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start tracks from unmatched detections.
+
+        Args:
+            measurements: ``[N, 4]`` ``(cx, cy, a, h)``.
+
+        Returns:
+            mean ``[N, 8]`` (velocities 0) and covariance ``[N, 8, 8]`` (diagonal: twice the position
+            and ten times the velocity noise of one step, so the first matches are loose).
+        """
+        measurements = np.asarray(measurements, dtype=np.float64).reshape(-1, MEASUREMENT_DIM)
+        mean = np.concatenate((measurements, np.zeros_like(measurements)), axis=1)
+        heights = measurements[:, 3]
+        std = np.concatenate(
+            (
+                self._std(heights, 2 * self.std_weight_position, 1e-2),
+                self._std(heights, 10 * self.std_weight_velocity, 1e-5),
+            ),
+            axis=1,
+        )
+        return mean, _diagonal(std**2)
+
+    def predict(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame ahead: ``x = F x``, ``P = F P F^T + Q`` for ``[N, 8]`` / ``[N, 8, 8]``."""
+        motion = self.motion_matrix
+        noise = self.process_noise(mean)  # Q from the height before the step, as the reference
+        return mean @ motion.T, motion @ covariance @ motion.T + noise
+
+    def project(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """States into measurement space: ``H x`` ``[N, 4]`` and ``S = H P H^T + R`` ``[N, 4, 4]``."""
+        projected_covariance = covariance[:, :MEASUREMENT_DIM, :MEASUREMENT_DIM] + self.observation_noise(mean)
+        return mean[:, :MEASUREMENT_DIM], projected_covariance
+
+    def update(
+        self, mean: np.ndarray, covariance: np.ndarray, measurements: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Correct N predicted states with one measurement each.
+
+        ``K = P H^T S^-1``, ``x = x + K (z - H x)``, ``P = P - K S K^T``.
+
+        Args:
+            mean: ``[N, 8]``; covariance: ``[N, 8, 8]``; measurements: ``[N, 4]`` ``(cx, cy, a, h)``.
+
+        Returns:
+            The corrected mean ``[N, 8]`` and covariance ``[N, 8, 8]``.
+        """
+        projected_mean, projected_covariance = self.project(mean, covariance)
+        cross_covariance = covariance[:, :, :MEASUREMENT_DIM]  # P H^T, [N, 8, 4]
+        # S is symmetric, so S^-1 (P H^T)^T = K^T: one batched solve instead of an inverse.
+        gain_t = np.linalg.solve(projected_covariance, cross_covariance.transpose(0, 2, 1))  # [N, 4, 8]
+        innovation = np.asarray(measurements, dtype=np.float64) - projected_mean  # [N, 4]
+        new_mean = mean + np.einsum("ni,nij->nj", innovation, gain_t)
+        new_covariance = covariance - gain_t.transpose(0, 2, 1) @ projected_covariance @ gain_t
+        return new_mean, new_covariance
+
+    def gating_distance(self, mean: np.ndarray, covariance: np.ndarray, measurements: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance of every measurement to every track, ``[N, M]``.
+
+        ``d^2 = (z - H x)^T S^-1 (z - H x)`` with the projected covariance ``S`` of each track, for
+        all N tracks x M measurements at once. Compare with :data:`GATING_THRESHOLD`.
+
+        Args:
+            mean: ``[N, 8]``; covariance: ``[N, 8, 8]``; measurements: ``[M, 4]`` ``(cx, cy, a, h)``.
+        """
+        measurements = np.asarray(measurements, dtype=np.float64).reshape(-1, MEASUREMENT_DIM)
+        if len(mean) == 0 or len(measurements) == 0:
+            return np.zeros((len(mean), len(measurements)))
+        projected_mean, projected_covariance = self.project(mean, covariance)
+        difference = measurements[None, :, :] - projected_mean[:, None, :]  # [N, M, 4]
+        precision = np.linalg.inv(projected_covariance)  # [N, 4, 4]
+        return np.einsum("nmi,nmi->nm", difference @ precision, difference)
+
+
+def _diagonal(values: np.ndarray) -> np.ndarray:
+    """Stack of diagonal matrices ``[N, D, D]`` from ``[N, D]``."""
+    matrices = np.zeros(values.shape + values.shape[-1:])
+    index = np.arange(values.shape[-1])
+    matrices[:, index, index] = values
+    return matrices

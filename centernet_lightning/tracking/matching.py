@@ -1,0 +1,101 @@
+"""Association costs between tracks and detections, and the thresholded optimal assignment.
+
+Every cost is a distance in ``[0, 1]`` (``inf`` where a pair is ruled out), ``[T, N]`` for T tracks
+and N detections: 1 - IoU, the cosine distance of re-ID embeddings, and FairMOT's fusion of the
+embedding distance with the Kalman gating distance. :func:`linear_assignment` then matches with
+the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``), never pairing above a cost
+threshold, the semantics of ``lap.lapjv(cost, extend_cost=True, cost_limit=thresh)`` that
+FairMOT and ByteTrack call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torchvision.ops import box_iou
+
+__all__ = ["embedding_distance", "fuse_motion", "fuse_score", "iou_distance", "linear_assignment"]
+
+
+def iou_distance(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """``1 - IoU`` of XYXY pixel boxes, ``[A, 4]`` x ``[B, 4]`` -> ``[A, B]`` float64."""
+    if len(boxes_a) == 0 or len(boxes_b) == 0:
+        return np.ones((len(boxes_a), len(boxes_b)))
+    iou = box_iou(torch.from_numpy(np.asarray(boxes_a, np.float64)), torch.from_numpy(np.asarray(boxes_b, np.float64)))
+    # A box of zero area gives 0/0; it overlaps nothing.
+    return 1.0 - torch.nan_to_num(iou, nan=0.0).numpy()
+
+
+def embedding_distance(track_features: np.ndarray, detection_features: np.ndarray) -> np.ndarray:
+    """Cosine distance ``1 - cos`` of unit-norm embeddings, ``[T, D]`` x ``[N, D]`` -> ``[T, N]``.
+
+    Clipped at 0 below as FairMOT (``max(0, cdist(..., "cosine"))``); the inputs must already be
+    L2-normalised, which the tracker guarantees, so the distance is one matrix product.
+    """
+    if len(track_features) == 0 or len(detection_features) == 0:
+        return np.ones((len(track_features), len(detection_features)))
+    return np.maximum(0.0, 1.0 - track_features @ detection_features.T)
+
+
+def fuse_motion(
+    cost: np.ndarray, gating_distance: np.ndarray, gating_threshold: float, appearance_weight: float = 0.98
+) -> np.ndarray:
+    """FairMOT's ``fuse_motion``: gate by motion, then blend appearance with motion.
+
+    ``cost = w * cost + (1 - w) * d^2`` where ``d^2`` is the squared Mahalanobis distance of the
+    detection to the track's Kalman prediction, and ``inf`` where ``d^2 > gating_threshold``.
+
+    Args:
+        cost: ``[T, N]`` appearance (embedding) distance.
+        gating_distance: ``[T, N]`` squared Mahalanobis distance (``KalmanFilter.gating_distance``).
+        gating_threshold: chi-square 0.95 quantile with 4 degrees of freedom (9.4877) in FairMOT.
+        appearance_weight: ``lambda_`` of FairMOT, 0.98.
+    """
+    fused = appearance_weight * cost + (1.0 - appearance_weight) * gating_distance
+    return np.where(gating_distance > gating_threshold, np.inf, fused)
+
+
+def fuse_score(cost: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """ByteTrack's ``fuse_score``: ``1 - (1 - cost) * score``, so confident detections match first.
+
+    Args:
+        cost: ``[T, N]`` IoU distance; scores: ``[N]`` detection scores in [0, 1].
+    """
+    return 1.0 - (1.0 - cost) * np.asarray(scores)[None, :]
+
+
+def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Minimum-cost matching of rows to columns that never uses a pair costing ``thresh`` or more.
+
+    FairMOT and ByteTrack solve this with ``lap.lapjv(extend_cost=True, cost_limit=thresh)``, which
+    pads the matrix with dummy rows and columns of cost ``thresh / 2``: leaving a row and a column
+    unmatched costs ``thresh`` together, so the optimum maximises ``sum(thresh - cost)`` over the
+    matched pairs. The same optimum is a plain rectangular assignment on the gains
+    ``min(cost - thresh, 0)`` (pairs of gain 0 are not matches), which needs no padding, and rows or
+    columns without any pair below the threshold can be left out of the solve altogether.
+
+    Args:
+        cost: ``[R, C]`` float, ``inf`` allowed (never matched).
+        thresh: a pair matches only if its cost is below this.
+
+    Returns:
+        ``matches`` int64 ``[K, 2]`` (row, column), sorted by row; ``unmatched_rows`` int64 and
+        ``unmatched_cols`` int64, ascending.
+    """
+    cost = np.asarray(cost, dtype=np.float64)
+    num_rows, num_cols = cost.shape
+    gain = np.minimum(np.nan_to_num(cost, nan=np.inf) - thresh, 0.0)  # < 0: a pair worth matching
+    feasible = gain < 0
+    rows = np.flatnonzero(feasible.any(axis=1))
+    cols = np.flatnonzero(feasible.any(axis=0))
+    matches = np.empty((0, 2), dtype=np.int64)
+    if len(rows) and len(cols):
+        sub_rows, sub_cols = linear_sum_assignment(gain[np.ix_(rows, cols)])
+        keep = gain[rows[sub_rows], cols[sub_cols]] < 0
+        matches = np.stack((rows[sub_rows[keep]], cols[sub_cols[keep]]), axis=1).astype(np.int64)
+    row_matched = np.zeros(num_rows, dtype=bool)
+    col_matched = np.zeros(num_cols, dtype=bool)
+    row_matched[matches[:, 0]] = True
+    col_matched[matches[:, 1]] = True
+    return matches, np.flatnonzero(~row_matched), np.flatnonzero(~col_matched)
