@@ -1,0 +1,811 @@
+"""Tracking metrics (HOTA, CLEAR MOT, identity) on MOTChallenge files or in-memory tracks.
+
+The numbers are TrackEval's (the official MOTChallenge evaluation code): its metric classes
+``trackeval.metrics.HOTA``, ``CLEAR`` and ``Identity`` run on per-frame IoU matrices that this
+module prepares itself. We do not drive TrackEval's ``Evaluator`` / ``MotChallenge2DBox``
+file machinery, because it needs a fixed folder layout, seqmap or ``seqinfo.ini`` files and a
+tracker-name folder, prints to stdout, and cannot take tracks held in memory (a validation loop).
+The preprocessing it applies is reproduced here rule for rule (and pinned against it by the tests):
+
+- **MOT16 / MOT17 / MOT20** ground truth (9 columns: ``frame, id, bb_left, bb_top, bb_width,
+  bb_height, flag, class, visibility``): only class 1 (pedestrian) rows with ``flag != 0`` are
+  evaluated. In every frame that holds a distractor (class 2 person on vehicle, 7 static person,
+  8 distractor, 12 reflection; MOT20 adds 6 non-motorised vehicle), predictions are matched to
+  *all* ground-truth rows of the frame (Hungarian, IoU >= 0.5) and a prediction matched to a
+  distractor is dropped: neither true nor false positive. Other rows (cars, occluders,
+  zero-flagged pedestrians) take part in that matching, then are dropped; a prediction on them
+  counts as a false positive.
+- **2D MOT 2015** ground truth (10 columns, the last three world coordinates, no class): rows
+  with ``flag == 0`` are dropped; nothing else.
+- CLEAR (MOTA, MOTP, IDSW, ...) and Identity (IDF1, ...) match at IoU >= 0.5; HOTA averages over
+  the 19 thresholds 0.05, 0.10, ..., 0.95 (``HOTA``, ``DetA``, ``AssA``, ... are those means).
+  IoU is TrackEval's (continuous coordinates, ``x2 = x1 + w``, no ``+1``).
+
+Every value is a fraction in [0, 1] or a count: the benchmarks print percentages
+(``MOTA = 0.526`` is their 52.6). ``MOTP`` is TrackEval's and the MOTChallenge devkit's, the
+mean IoU of matched pairs; py-motmetrics reports ``1 - MOTP`` (mean IoU distance) under the same
+name. On the TUD-Campus files shipped with motmetrics (CEM tracker, MOT15 train) this module,
+TrackEval's own pipeline, motmetrics' pinned test values and the MOTChallenge devkit table in
+motmetrics' README all give MOTA 52.6, IDF1 55.8, IDSW 7, FP 13, FN 150, MOTP 72.3
+(motmetrics 0.277); see ``tests/eval/test_mot_eval.py``.
+
+File conventions (MOTChallenge's instructions: "All frame numbers, target IDs and bounding boxes
+are 1-based"): frames count from 1, and the top-left image pixel is (1, 1). Inside the library
+boxes are XYXY in 0-based continuous pixels, so ``bb_left = x1 + 1``, ``bb_top = y1 + 1``,
+``bb_width = x2 - x1``, ``bb_height = y2 - y1``, converted exactly once, in :func:`read_mot_txt`
+and :func:`write_mot_txt` (as VOC's 1-based boxes are in ``datasets/voc.py``). Metrics do not
+depend on this shift (IoU is shift-invariant) as long as ground truth and predictions pass
+through the same convention. FairMOT writes its tracker's boxes and reads the ground truth with
+no shift either way, which is self-consistent but one pixel off the stated convention.
+
+NumPy 2: upstream TrackEval on GitHub (version 1.0.dev1) still uses ``np.float`` / ``np.int``,
+removed in NumPy 1.24, and fails inside ``eval_sequence``. The ``trackeval`` 1.3 releases on
+PyPI (a maintained fork) replaced them and require NumPy >= 2.3 on Python 3.11; the installed
+1.3.0 has no removed alias left. We therefore patch nothing in numpy (a global shim would leak
+into users' code) and refuse TrackEval older than 1.3 with an error that says what to install.
+"""
+
+from __future__ import annotations
+
+import configparser
+import functools
+import io
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+__all__ = [
+    "MOT_METRIC_NAMES",
+    "MOTEvaluator",
+    "MOTResults",
+    "MOTRows",
+    "evaluate_mot",
+    "evaluate_mot_sequences",
+    "evaluate_tracks",
+    "read_mot_txt",
+    "write_mot_txt",
+]
+
+logger = logging.getLogger(__name__)
+
+Benchmark = Literal["auto", "MOT15", "MOT16", "MOT17", "MOT20"]
+
+# Every key of the dicts the evaluate functions return, in table order. HOTA family: means over
+# the 19 alpha thresholds; CLEAR and Identity: TrackEval's fields (CLR_TP -> TP, CLR_Re -> Recall...).
+MOT_METRIC_NAMES: tuple[str, ...] = (
+    "HOTA",
+    "DetA",
+    "AssA",
+    "DetRe",
+    "DetPr",
+    "AssRe",
+    "AssPr",
+    "LocA",
+    "MOTA",
+    "MOTP",
+    "MODA",
+    "IDF1",
+    "IDP",
+    "IDR",
+    "IDSW",
+    "TP",
+    "FP",
+    "FN",
+    "Recall",
+    "Precision",
+    "MT",
+    "PT",
+    "ML",
+    "Frag",
+    "IDTP",
+    "IDFP",
+    "IDFN",
+)
+_HOTA_FIELDS = ("HOTA", "DetA", "AssA", "DetRe", "DetPr", "AssRe", "AssPr", "LocA")
+_CLEAR_FIELDS = {
+    "MOTA": "MOTA",
+    "MOTP": "MOTP",
+    "MODA": "MODA",
+    "IDSW": "IDSW",
+    "TP": "CLR_TP",
+    "FP": "CLR_FP",
+    "FN": "CLR_FN",
+    "Recall": "CLR_Re",
+    "Precision": "CLR_Pr",
+    "MT": "MT",
+    "PT": "PT",
+    "ML": "ML",
+    "Frag": "Frag",
+}
+_IDENTITY_FIELDS = ("IDF1", "IDP", "IDR", "IDTP", "IDFP", "IDFN")
+
+# MOT16/17/20 class ids (TrackEval's MotChallenge2DBox.class_name_to_class_id).
+_PEDESTRIAN = 1
+_NUM_CLASSES = 13
+_DISTRACTOR_CLASSES = {
+    "MOT16": (2, 7, 8, 12),  # person on vehicle, static person, distractor, reflection
+    "MOT17": (2, 7, 8, 12),
+    "MOT20": (2, 6, 7, 8, 12),  # + non-motorised vehicle
+}
+# TrackEval matches predictions to distractors at this IoU whatever the CLEAR threshold.
+_DISTRACTOR_IOU = 0.5
+_EPS = np.finfo(np.float64).eps
+
+# What happens to a ground-truth row: evaluated; a distractor (removes the prediction matched to
+# it); or only present for the distractor matching, then dropped.
+_EVALUATED, _DISTRACTOR, _MATCH_ONLY = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class MOTRows:
+    """The rows of one MOTChallenge txt file, in file order.
+
+    Attributes:
+        frames: int64 [N], frame numbers counted from 1.
+        ids: int64 [N], track ids (-1 in detection files).
+        boxes: float64 [N, 4], XYXY in 0-based continuous pixels (``x1 = bb_left - 1``).
+        scores: float64 [N], column 7: the confidence of results, the evaluate flag of ground
+            truth (0 = ignore); 1.0 where the file has only 6 columns.
+        extra: float64 [N, E], columns 8 onward as written: ``class, visibility`` in MOT16/17/20
+            ground truth; world ``x, y, z`` (usually -1) in 2D MOT 2015 files and results.
+    """
+
+    frames: np.ndarray
+    ids: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    extra: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+class MOTResults(NamedTuple):
+    """Metrics of several sequences: TrackEval's combination over all of them, and each one.
+
+    Both hold dicts keyed by :data:`MOT_METRIC_NAMES`. ``combined`` is not a mean of the
+    sequences: counts are summed and HOTA's association scores weighted by true positives.
+    """
+
+    combined: dict[str, float]
+    sequences: dict[str, dict[str, float]]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and writing MOTChallenge files
+
+
+def _line_number(lines: list[str], row: int) -> int:
+    """1-based line number of the ``row``-th non-blank line (blank lines hold no row)."""
+    seen = -1
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            seen += 1
+            if seen == row:
+                return number
+    raise IndexError(row)
+
+
+def _parse_lines(path: Path, lines: list[str], delimiter: str | None) -> np.ndarray:
+    """Row-by-row parse: slower than ``np.loadtxt`` but names the bad line, and drops a trailing
+    delimiter (``1,2,...,-1,``) as TrackEval's reader does."""
+    rows: list[list[float]] = []
+    width, width_line = 0, 0
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text:
+            continue
+        fields = [field.strip() for field in text.split(delimiter)]
+        if delimiter is not None and fields[-1] == "":
+            fields.pop()
+        if len(fields) < 6:
+            raise ValueError(
+                f"{path}:{number}: {len(fields)} values; a MOTChallenge row starts with frame, id, "
+                f"bb_left, bb_top, bb_width, bb_height: {text!r}"
+            )
+        if not rows:
+            width, width_line = len(fields), number
+        elif len(fields) != width:
+            raise ValueError(f"{path}:{number}: {len(fields)} values, but line {width_line} has {width}: {text!r}")
+        try:
+            rows.append([float(field) for field in fields])
+        except ValueError:
+            column = next(k for k, field in enumerate(fields, 1) if not _is_number(field))
+            raise ValueError(f"{path}:{number}: column {column} is not a number: {fields[column - 1]!r}") from None
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_mot_txt(path: str | os.PathLike) -> MOTRows:
+    """Read a MOTChallenge ground-truth, results or detection txt file.
+
+    Rows are ``frame, id, bb_left, bb_top, bb_width, bb_height[, conf[, ...]]``: ground truth
+    ``frame, id, x, y, w, h, flag, class, visibility`` (MOT16/17/20) or ``..., flag, -1, -1, -1``
+    (2D MOT 2015), results ``frame, id, x, y, w, h, conf, -1, -1, -1``. Commas (spaces around
+    them allowed) or whitespace separate values; blank lines are skipped. Boxes come back XYXY
+    in 0-based pixels (see the module docstring).
+
+    Raises:
+        ValueError: naming the file and line, for a row with fewer than 6 values, a different
+            number of values than the first row, a value that is not a number, a frame that is
+            not a whole number >= 1, an id that is not a whole number, or a box value that is
+            not finite.
+    """
+    path = Path(path)
+    text = path.read_text()
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        empty = np.empty(0, np.float64)
+        return MOTRows(empty.astype(np.int64), empty.astype(np.int64), np.empty((0, 4)), empty, np.empty((0, 0)))
+    delimiter = "," if "," in first else None
+    try:
+        # comments=None: a header or "#" line is an error to report, not a row to skip silently.
+        table = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=2, dtype=np.float64, comments=None)
+    except ValueError:  # a bad line, or a trailing delimiter: the slow path names it or accepts it
+        table = _parse_lines(path, lines, delimiter)
+    if table.shape[1] < 6:
+        _parse_lines(path, lines, delimiter)  # raises, naming the first short line
+
+    def fail(rows: np.ndarray, message: str) -> None:
+        row = int(np.flatnonzero(rows)[0])
+        raise ValueError(f"{path}:{_line_number(lines, row)}: {message.format(value=table[row])}")
+
+    frames, ids = table[:, 0], table[:, 1]
+    if not np.isfinite(table[:, :6]).all():
+        fail(~np.isfinite(table[:, :6]).all(axis=1), "frame, id and box must be finite numbers: {value}")
+    if (frames != np.round(frames)).any() or (frames < 1).any():
+        bad = (frames != np.round(frames)) | (frames < 1)
+        fail(bad, "the frame (column 1) must be a whole number >= 1 (MOTChallenge counts frames from 1): {value}")
+    if (ids != np.round(ids)).any():
+        fail(ids != np.round(ids), "the id (column 2) must be a whole number: {value}")
+    left_top = table[:, 2:4] - 1.0  # 1-based pixel numbers -> 0-based continuous coordinates
+    boxes = np.concatenate([left_top, left_top + table[:, 4:6]], axis=1)
+    scores = table[:, 6].copy() if table.shape[1] > 6 else np.ones(len(table))
+    return MOTRows(frames.astype(np.int64), ids.astype(np.int64), boxes, scores, table[:, 7:].copy())
+
+
+def _as_numpy(values: Any, dtype: type) -> np.ndarray:
+    """A tensor (any device) or array-like as a numpy array of ``dtype``."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=dtype)
+
+
+def _boxes(values: Any, name: str) -> np.ndarray:
+    """float64 [N, 4] from a tensor or array-like ([0] and [0, 4] both mean no box)."""
+    boxes = _as_numpy(values, np.float64)
+    if boxes.size == 0:
+        return boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"{name} must be [N, 4] XYXY pixels, got shape {list(boxes.shape)}")
+    if not np.isfinite(boxes).all():
+        raise ValueError(f"{name} hold non-finite values at rows {np.flatnonzero(~np.isfinite(boxes).all(1))[:5]}")
+    return boxes
+
+
+def write_mot_txt(
+    path: str | os.PathLike,
+    frames: Any,
+    ids: Any,
+    boxes: Any,
+    scores: Any = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write tracks as a MOTChallenge results file; returns its path.
+
+    Args:
+        path: the file to create (parent folders are created).
+        frames: int [N], frame numbers counted from 1.
+        ids: int [N], track ids.
+        boxes: float [N, 4], XYXY in 0-based pixels of the original image; written as 1-based
+            ``bb_left, bb_top, bb_width, bb_height`` with 3 decimals.
+        scores: float [N] confidences, or None to write 1 (as FairMOT does).
+        overwrite: replace an existing file; otherwise an existing file raises FileExistsError.
+
+    Rows are ``frame, id, bb_left, bb_top, bb_width, bb_height, conf, -1, -1, -1`` (the 10 values
+    the benchmark requires), sorted by frame then id. The file appears complete or not at all:
+    it is written to a temporary file in the same folder, then renamed.
+    """
+    path = Path(path)
+    frames = _as_numpy(frames, np.float64).reshape(-1)
+    ids = _as_numpy(ids, np.float64).reshape(-1)
+    boxes = _boxes(boxes, "boxes")
+    count = len(frames)
+    scores = np.ones(count) if scores is None else _as_numpy(scores, np.float64).reshape(-1)
+    if boxes.shape != (count, 4) or ids.shape != (count,) or scores.shape != (count,):
+        raise ValueError(
+            f"frames [{count}], ids {list(ids.shape)}, boxes {list(boxes.shape)} and scores {list(scores.shape)} "
+            f"must be [N], [N], [N, 4] and [N] with N = {count}"
+        )
+    if count and ((frames < 1).any() or (frames != np.round(frames)).any()):
+        raise ValueError(f"frames must be whole numbers >= 1 (MOTChallenge counts from 1), got {np.unique(frames)[:5]}")
+    if (ids != np.round(ids)).any():
+        raise ValueError("ids must be whole numbers")
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it (nothing was written)")
+    order = np.lexsort((ids, frames))
+    table = np.column_stack([frames, ids, boxes[:, :2] + 1.0, boxes[:, 2:] - boxes[:, :2], scores])[order]
+    buffer = io.StringIO()
+    np.savetxt(buffer, table, fmt="%d,%d,%.3f,%.3f,%.3f,%.3f,%.6g,-1,-1,-1")
+    _write_atomically(path, buffer.getvalue(), overwrite)
+    return path
+
+
+def _write_atomically(path: Path, text: str, overwrite: bool) -> None:
+    """Write ``text`` to a temporary file next to ``path``, then give it the name ``path``.
+
+    Without ``overwrite``, ``os.link`` refuses a file that appeared meanwhile (FileExistsError);
+    where the file system has no hard links, an exists check then a rename stands in.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; a results file is meant to be shared
+        if overwrite:
+            os.replace(temporary, path)
+            return
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            raise FileExistsError(f"{path} appeared while writing; nothing was overwritten") from None
+        except OSError:  # no hard links here
+            if path.exists():
+                raise FileExistsError(f"{path} appeared while writing; nothing was overwritten") from None
+            os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+# --------------------------------------------------------------------------------------------
+# One sequence, ready for TrackEval's metric classes
+
+
+@dataclass(frozen=True)
+class _Tracks:
+    """One sequence's rows. Ground truth carries a role per row (``_EVALUATED`` ...)."""
+
+    name: str  # for error messages: a file path, or "predictions of sequence 'x'"
+    frames: np.ndarray  # int64 [N], from 1
+    ids: np.ndarray  # int64 [N]
+    boxes: np.ndarray  # float64 [N, 4] XYXY pixels
+    roles: np.ndarray | None = None  # int8 [N], ground truth only
+
+
+def _check_unique_ids(tracks: _Tracks) -> None:
+    """TrackEval refuses an id that appears twice in one frame; so do we, naming it."""
+    order = np.lexsort((tracks.ids, tracks.frames))
+    frames, ids = tracks.frames[order], tracks.ids[order]
+    repeated = (frames[1:] == frames[:-1]) & (ids[1:] == ids[:-1])
+    if repeated.any():
+        index = int(np.flatnonzero(repeated)[0])
+        raise ValueError(f"{tracks.name}: id {ids[index]} appears twice in frame {frames[index]}; ids must be unique")
+
+
+def _frame_slices(frames: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Order sorting rows by frame, and the start of each frame 1..num_frames (+ end) in it."""
+    order = np.argsort(frames, kind="stable")
+    starts = np.searchsorted(frames[order], np.arange(1, num_frames + 2))
+    return order, starts
+
+
+def _relabel(ids_per_frame: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """Map ids to 0..K-1 (TrackEval's metrics index arrays by id); returns them and K."""
+    if not ids_per_frame:
+        return [], 0
+    lengths = [len(ids) for ids in ids_per_frame]
+    unique, contiguous = np.unique(np.concatenate([np.empty(0, np.int64), *ids_per_frame]), return_inverse=True)
+    return np.split(contiguous.astype(np.int64), np.cumsum(lengths)[:-1]), len(unique)
+
+
+def _trackeval_data(gt: _Tracks, predictions: _Tracks, num_frames: int) -> dict[str, Any]:
+    """TrackEval's preprocessed sequence dict: per-frame ids and IoU matrices, distractors removed."""
+    from trackeval.datasets import MotChallenge2DBox
+
+    _check_unique_ids(gt)
+    _check_unique_ids(predictions)
+    gt_order, gt_starts = _frame_slices(gt.frames, num_frames)
+    pred_order, pred_starts = _frame_slices(predictions.frames, num_frames)
+    gt_ids, pred_ids, similarities = [], [], []
+    # A loop over frames, as in TrackEval's own metrics: the matching is per frame.
+    for t in range(num_frames):
+        gt_rows = gt_order[gt_starts[t] : gt_starts[t + 1]]
+        pred_rows = pred_order[pred_starts[t] : pred_starts[t + 1]]
+        iou = MotChallenge2DBox._calculate_box_ious(
+            gt.boxes[gt_rows], predictions.boxes[pred_rows], box_format="x0y0x1y1"
+        )  # [G, P], TrackEval's own IoU so that ties at the threshold fall the same way
+        roles = gt.roles[gt_rows]
+        keep = np.ones(len(pred_rows), dtype=bool)
+        if len(pred_rows) and (roles == _DISTRACTOR).any():
+            scores = np.where(iou >= _DISTRACTOR_IOU - _EPS, iou, 0.0)
+            rows, cols = linear_sum_assignment(-scores)
+            matched = scores[rows, cols] > _EPS
+            keep[cols[matched & (roles[rows] == _DISTRACTOR)]] = False
+        evaluated = roles == _EVALUATED
+        gt_ids.append(gt.ids[gt_rows][evaluated])
+        pred_ids.append(predictions.ids[pred_rows][keep])
+        similarities.append(iou[evaluated][:, keep])
+    gt_ids, num_gt_ids = _relabel(gt_ids)
+    pred_ids, num_pred_ids = _relabel(pred_ids)
+    return {
+        "num_timesteps": num_frames,
+        "num_gt_ids": num_gt_ids,
+        "num_tracker_ids": num_pred_ids,
+        "num_gt_dets": sum(len(ids) for ids in gt_ids),
+        "num_tracker_dets": sum(len(ids) for ids in pred_ids),
+        "gt_ids": gt_ids,
+        "tracker_ids": pred_ids,
+        "similarity_scores": similarities,
+        "seq": gt.name,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# TrackEval's metrics
+
+
+@functools.cache
+def _check_trackeval_version() -> None:
+    """Refuse a TrackEval that NumPy 2 breaks, saying what to install (module docstring)."""
+    try:
+        installed = version("trackeval")
+    except PackageNotFoundError:  # a source checkout on sys.path: let its own import speak
+        return
+    major_minor = tuple(int(part) for part in re.findall(r"\d+", installed)[:2])
+    if major_minor < (1, 3) and not hasattr(np, "float"):
+        raise ImportError(
+            f"trackeval {installed} (the GitHub version) uses np.float / np.int, removed in NumPy 1.24; "
+            f"NumPy {np.__version__} is installed. Install the maintained release: pip install 'trackeval>=1.3'"
+        )
+
+
+def _metrics(iou_threshold: float) -> dict[str, Any]:
+    """TrackEval's HOTA, CLEAR and Identity metric objects (imported here: trackeval takes ~0.7 s)."""
+    _check_trackeval_version()
+    from trackeval.metrics import CLEAR, HOTA, Identity
+
+    config = {"THRESHOLD": float(iou_threshold), "PRINT_CONFIG": False}
+    return {"HOTA": HOTA(), "CLEAR": CLEAR(dict(config)), "Identity": Identity(dict(config))}
+
+
+def _evaluate_sequence(data: dict[str, Any], metrics: dict[str, Any]) -> dict[str, dict]:
+    return {name: metric.eval_sequence(data) for name, metric in metrics.items()}
+
+
+def _combine(per_sequence: Sequence[dict[str, dict]], metrics: dict[str, Any]) -> dict[str, dict]:
+    return {
+        name: metric.combine_sequences({index: raw[name] for index, raw in enumerate(per_sequence)})
+        for name, metric in metrics.items()
+    }
+
+
+def _summary(raw: dict[str, dict]) -> dict[str, float]:
+    """TrackEval's result dicts -> one flat dict keyed by MOT_METRIC_NAMES (plain floats)."""
+    summary = {name: float(np.mean(raw["HOTA"][name])) for name in _HOTA_FIELDS}
+    summary.update({name: float(raw["CLEAR"][field]) for name, field in _CLEAR_FIELDS.items()})
+    summary.update({name: float(raw["Identity"][name]) for name in _IDENTITY_FIELDS})
+    return {name: summary[name] for name in MOT_METRIC_NAMES}
+
+
+def _evaluate(
+    sequences: Mapping[str, tuple[_Tracks, _Tracks, int]], iou_threshold: float
+) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
+    """Raw TrackEval results, combined and per sequence, for (gt, predictions, num_frames) triples."""
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+    metrics = _metrics(iou_threshold)
+    raw = {name: _evaluate_sequence(_trackeval_data(*triple), metrics) for name, triple in sequences.items()}
+    return _combine(list(raw.values()), metrics), raw
+
+
+# --------------------------------------------------------------------------------------------
+# MOTChallenge files
+
+
+def _resolve_benchmark(gt: MOTRows, benchmark: Benchmark) -> str:
+    if benchmark not in ("auto", "MOT15", "MOT16", "MOT17", "MOT20"):
+        raise ValueError(f"unknown benchmark {benchmark!r}; valid: 'auto', 'MOT15', 'MOT16', 'MOT17', 'MOT20'")
+    if benchmark != "auto":
+        return benchmark
+    # MOT16/17/20 ground truth has 9 columns (flag, class, visibility after the box); 2D MOT 2015
+    # has 10 (flag and world x, y, z), so its column 8 is no class.
+    return "MOT17" if gt.extra.shape[1] == 2 else "MOT15"
+
+
+def _gt_roles(gt: MOTRows, benchmark: str, name: str) -> np.ndarray:
+    """The role of each ground-truth row under the benchmark's rules (module docstring)."""
+    considered = gt.scores != 0
+    if benchmark == "MOT15":
+        return np.where(considered, _EVALUATED, _MATCH_ONLY).astype(np.int8)
+    if gt.extra.shape[1] < 1 and len(gt):
+        raise ValueError(f"{name}: {benchmark} ground truth needs a class column (column 8); this file has 7 columns")
+    classes = gt.extra[:, 0] if len(gt) else np.empty(0)
+    invalid = (classes != np.round(classes)) | (classes < 1) | (classes > _NUM_CLASSES)
+    if invalid.any():
+        row = int(np.flatnonzero(invalid)[0])
+        raise ValueError(
+            f"{name}: class {classes[row]:g} (column 8, frame {gt.frames[row]}, id {gt.ids[row]}) is not a "
+            f"{benchmark} class 1-{_NUM_CLASSES}; 2D MOT 2015 files hold world coordinates there: "
+            "pass benchmark='MOT15'"
+        )
+    roles = np.full(len(gt), _MATCH_ONLY, dtype=np.int8)
+    roles[np.isin(classes, _DISTRACTOR_CLASSES[benchmark])] = _DISTRACTOR
+    roles[(classes == _PEDESTRIAN) & considered] = _EVALUATED
+    return roles
+
+
+def _file_sequence(
+    gt_path: Path, results_path: Path, benchmark: Benchmark, num_frames: int | None = None
+) -> tuple[_Tracks, _Tracks, int]:
+    gt, results = read_mot_txt(gt_path), read_mot_txt(results_path)
+    roles = _gt_roles(gt, _resolve_benchmark(gt, benchmark), str(gt_path))
+    if results.extra.shape[1] and len(results) and (results.extra[:, 0] > 1).any():
+        row = int(np.flatnonzero(results.extra[:, 0] > 1)[0])
+        raise ValueError(
+            f"{results_path}: column 8 (class) is {results.extra[row, 0]:g} at frame {results.frames[row]}, "
+            f"id {results.ids[row]}; MOTChallenge evaluates pedestrians only (write 1 or -1 there)"
+        )
+    last_frame = int(max(gt.frames.max(initial=0), results.frames.max(initial=0)))
+    if num_frames is not None and last_frame > num_frames:
+        culprit = gt_path if gt.frames.max(initial=0) > num_frames else results_path
+        raise ValueError(f"{culprit}: frame {last_frame} is past the sequence's seqLength={num_frames} (seqinfo.ini)")
+    predictions = _Tracks(str(results_path), results.frames, results.ids, results.boxes)
+    gt_tracks = _Tracks(str(gt_path), gt.frames, gt.ids, gt.boxes, roles)
+    return gt_tracks, predictions, num_frames if num_frames is not None else last_frame
+
+
+def _gt_sequences(gt_dir: Path) -> dict[str, tuple[Path, Path | None]]:
+    """``{seq: (gt file, seqinfo.ini or None)}`` from ``{seq}/gt/gt.txt`` folders and ``{seq}.txt`` files."""
+    found: dict[str, tuple[Path, Path | None]] = {}
+    for gt_file in sorted(gt_dir.glob("*/gt/gt.txt")):
+        seqinfo = gt_file.parent.parent / "seqinfo.ini"
+        found[gt_file.parent.parent.name] = (gt_file, seqinfo if seqinfo.is_file() else None)
+    for gt_file in sorted(gt_dir.glob("*.txt")):
+        if gt_file.stem in found:
+            raise ValueError(
+                f"{gt_dir}: sequence {gt_file.stem!r} has both {gt_file.name} and {gt_file.stem}/gt/gt.txt"
+            )
+        found[gt_file.stem] = (gt_file, None)
+    return found
+
+
+def _sequence_length(seqinfo: Path) -> int:
+    parser = configparser.ConfigParser()
+    parser.read(seqinfo)
+    try:
+        return int(parser["Sequence"]["seqLength"])
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{seqinfo}: no whole-number seqLength in its [Sequence] section") from error
+
+
+def evaluate_mot_sequences(
+    gt_dir: str | os.PathLike,
+    results_dir: str | os.PathLike,
+    *,
+    sequences: Sequence[str] | None = None,
+    benchmark: Benchmark = "auto",
+    iou_threshold: float = 0.5,
+) -> MOTResults:
+    """Evaluate a folder of results files against a folder of ground truth, sequence by sequence.
+
+    Args:
+        gt_dir: holds ``{seq}/gt/gt.txt`` (the MOTChallenge layout; a ``{seq}/seqinfo.ini`` there
+            fixes the sequence length and frames past it are refused) and/or ``{seq}.txt`` files.
+        results_dir: holds ``{seq}.txt`` for every sequence evaluated (as submitted to the benchmark).
+        sequences: the sequences to evaluate; None for every one in ``gt_dir``.
+        benchmark: whose ground-truth rules apply (module docstring); ``"auto"`` picks MOT17's for
+            9-column ground truth and MOT15's otherwise, per sequence. MOT16 and MOT17 share rules.
+        iou_threshold: CLEAR's and Identity's match threshold (0.5 in every benchmark); HOTA
+            always averages over 0.05..0.95.
+
+    Returns:
+        :class:`MOTResults`: TrackEval's combination over the sequences and each sequence's
+        metrics, dicts keyed by :data:`MOT_METRIC_NAMES`.
+
+    Raises:
+        FileNotFoundError: a folder or a sequence's results file is missing.
+        ValueError: a malformed file or row (naming the file and line or frame and id).
+    """
+    gt_dir, results_dir = Path(gt_dir), Path(results_dir)
+    for folder in (gt_dir, results_dir):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder")
+    available = _gt_sequences(gt_dir)
+    if not available:
+        raise FileNotFoundError(f"{gt_dir} holds no ground truth ({{seq}}/gt/gt.txt or {{seq}}.txt)")
+    if sequences is None:
+        names = list(available)
+        extra = sorted(path.stem for path in results_dir.glob("*.txt") if path.stem not in available)
+        if extra:
+            logger.warning("%s: no ground truth for %s in %s; not evaluated", results_dir, ", ".join(extra), gt_dir)
+    else:
+        names = list(sequences)
+        unknown = [name for name in names if name not in available]
+        if unknown:
+            raise ValueError(f"{gt_dir} has no ground truth for {unknown}; it has {sorted(available)}")
+    triples = {}
+    for name in names:
+        gt_file, seqinfo = available[name]
+        results_file = results_dir / f"{name}.txt"
+        if not results_file.is_file():
+            raise FileNotFoundError(f"no results for sequence {name!r}: {results_file} is missing")
+        length = _sequence_length(seqinfo) if seqinfo is not None else None
+        triples[name] = _file_sequence(gt_file, results_file, benchmark, length)
+    combined, per_sequence = _evaluate(triples, iou_threshold)
+    return MOTResults(_summary(combined), {name: _summary(raw) for name, raw in per_sequence.items()})
+
+
+def evaluate_mot(
+    gt_path: str | os.PathLike,
+    results_path: str | os.PathLike,
+    *,
+    benchmark: Benchmark = "auto",
+    iou_threshold: float = 0.5,
+) -> dict[str, float]:
+    """HOTA, MOTA, IDF1 ... of a MOTChallenge results file against its ground truth.
+
+    Args:
+        gt_path: a ground-truth txt file (``gt/gt.txt``), or a folder of them (then
+            ``results_path`` is a folder too and the combined figures of
+            :func:`evaluate_mot_sequences` are returned).
+        results_path: the results txt file (``frame, id, x, y, w, h, conf, -1, -1, -1``) or folder.
+        benchmark: whose ground-truth rules apply: ``"MOT15"``, ``"MOT16"``, ``"MOT17"``, ``"MOT20"``,
+            or ``"auto"`` (MOT17's for 9-column ground truth, MOT15's otherwise).
+        iou_threshold: CLEAR's and Identity's match threshold (0.5 in every benchmark).
+
+    Returns:
+        ``{name: value}`` for every name of :data:`MOT_METRIC_NAMES`: fractions in [0, 1]
+        (HOTA, DetA, AssA, MOTA, MOTP = mean IoU of matches, IDF1, ...) and counts (IDSW, FP, FN,
+        ...). MOTA can be negative.
+    """
+    gt_path, results_path = Path(gt_path), Path(results_path)
+    if gt_path.is_dir() or results_path.is_dir():
+        if not (gt_path.is_dir() and results_path.is_dir()):
+            raise ValueError(f"{gt_path} and {results_path} must both be files or both be folders")
+        return evaluate_mot_sequences(gt_path, results_path, benchmark=benchmark, iou_threshold=iou_threshold).combined
+    triple = _file_sequence(gt_path, results_path, benchmark)
+    _, per_sequence = _evaluate({gt_path.name: triple}, iou_threshold)
+    return _summary(per_sequence[gt_path.name])
+
+
+# --------------------------------------------------------------------------------------------
+# Tracks in memory (validation loops)
+
+
+class MOTEvaluator:
+    """Collects tracked frames of one or more sequences, then computes TrackEval's metrics.
+
+    Call :meth:`add` once per frame, in temporal order within each sequence (the frame number is
+    the count of frames added to that sequence); sequences may interleave. Ground truth here is
+    already filtered to the objects to evaluate, except ``gt_ignore`` rows, which act as
+    MOTChallenge distractors (a prediction matched to one at IoU >= 0.5 is dropped, not a false
+    positive). Everything stays on this process: under DDP, track and evaluate each sequence on
+    one rank, or gather the frames yourself.
+
+    Args:
+        iou_threshold: CLEAR's and Identity's match threshold (0.5 in every benchmark).
+    """
+
+    def __init__(self, iou_threshold: float = 0.5) -> None:
+        self.iou_threshold = iou_threshold
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every frame added."""
+        # Per sequence, per frame: (gt ids, gt boxes, gt roles, pred ids, pred boxes).
+        self._frames: dict[str, list[tuple[np.ndarray, ...]]] = {}
+
+    def add(
+        self,
+        gt_ids: Any,
+        gt_boxes: Any,
+        pred_ids: Any,
+        pred_boxes: Any,
+        *,
+        gt_ignore: Any = None,
+        sequence: str = "sequence",
+    ) -> None:
+        """Add one frame.
+
+        Args:
+            gt_ids: int [N] ground-truth track ids, unique in the frame.
+            gt_boxes: float [N, 4] XYXY pixels.
+            pred_ids: int [M] predicted track ids, unique in the frame.
+            pred_boxes: float [M, 4] XYXY pixels, the same image's pixels as ``gt_boxes``.
+            gt_ignore: bool [N] or None; True marks a region to ignore (distractor, crowd).
+            sequence: the video this frame belongs to.
+
+        Tensors (any device) or array-likes.
+        """
+        frame = len(self._frames.get(sequence, [])) + 1
+        where = f"sequence {sequence!r}, frame {frame}"
+        gt_ids = _as_numpy(gt_ids, np.int64).reshape(-1)
+        pred_ids = _as_numpy(pred_ids, np.int64).reshape(-1)
+        gt_boxes = _boxes(gt_boxes, f"{where}: gt_boxes")
+        pred_boxes = _boxes(pred_boxes, f"{where}: pred_boxes")
+        ignore = np.zeros(len(gt_ids), bool) if gt_ignore is None else _as_numpy(gt_ignore, bool).reshape(-1)
+        if len(gt_boxes) != len(gt_ids) or len(ignore) != len(gt_ids):
+            raise ValueError(
+                f"{where}: gt_ids [{len(gt_ids)}], gt_boxes [{len(gt_boxes)}, 4] and gt_ignore [{len(ignore)}] "
+                "must have one entry per object"
+            )
+        if len(pred_boxes) != len(pred_ids):
+            raise ValueError(f"{where}: pred_ids [{len(pred_ids)}] and pred_boxes [{len(pred_boxes)}, 4] differ")
+        roles = np.where(ignore, _DISTRACTOR, _EVALUATED).astype(np.int8)
+        self._frames.setdefault(sequence, []).append((gt_ids, gt_boxes, roles, pred_ids, pred_boxes))
+
+    def evaluate(self) -> MOTResults:
+        """TrackEval's metrics of every sequence added, and their combination."""
+        if not self._frames:
+            raise ValueError("no frames were added")
+        triples = {}
+        for sequence, frames in self._frames.items():
+            counts = [(len(frame[0]), len(frame[3])) for frame in frames]
+            frame_numbers = np.arange(1, len(frames) + 1)
+            gt_frames = np.repeat(frame_numbers, [gt for gt, _ in counts])
+            pred_frames = np.repeat(frame_numbers, [pred for _, pred in counts])
+            columns = [np.concatenate(column) for column in zip(*frames)]
+            gt = _Tracks(f"ground truth of sequence {sequence!r}", gt_frames, columns[0], columns[1], columns[2])
+            predictions = _Tracks(f"predictions of sequence {sequence!r}", pred_frames, columns[3], columns[4])
+            triples[sequence] = (gt, predictions, len(frames))
+        combined, per_sequence = _evaluate(triples, self.iou_threshold)
+        return MOTResults(_summary(combined), {name: _summary(raw) for name, raw in per_sequence.items()})
+
+
+def evaluate_tracks(
+    gt_ids: Sequence[Any],
+    gt_boxes: Sequence[Any],
+    pred_ids: Sequence[Any],
+    pred_boxes: Sequence[Any],
+    *,
+    gt_ignore: Sequence[Any] | None = None,
+    iou_threshold: float = 0.5,
+) -> dict[str, float]:
+    """TrackEval's metrics of one sequence held in memory: one list entry per frame, in order.
+
+    Args:
+        gt_ids: per frame, int [N_t] ground-truth track ids.
+        gt_boxes: per frame, float [N_t, 4] XYXY pixels.
+        pred_ids: per frame, int [M_t] predicted track ids.
+        pred_boxes: per frame, float [M_t, 4] XYXY pixels.
+        gt_ignore: per frame, bool [N_t] distractor / ignore flags, or None.
+        iou_threshold: CLEAR's and Identity's match threshold.
+
+    Returns:
+        ``{name: value}`` for every name of :data:`MOT_METRIC_NAMES`, as :func:`evaluate_mot`.
+    """
+    lengths = {len(gt_ids), len(gt_boxes), len(pred_ids), len(pred_boxes)}
+    if gt_ignore is not None:
+        lengths.add(len(gt_ignore))
+    if len(lengths) != 1:
+        raise ValueError(
+            f"one entry per frame in every list: gt_ids {len(gt_ids)}, gt_boxes {len(gt_boxes)}, "
+            f"pred_ids {len(pred_ids)}, pred_boxes {len(pred_boxes)}"
+            + ("" if gt_ignore is None else f", gt_ignore {len(gt_ignore)}")
+        )
+    evaluator = MOTEvaluator(iou_threshold)
+    for index in range(len(gt_ids)):
+        ignore = None if gt_ignore is None else gt_ignore[index]
+        evaluator.add(gt_ids[index], gt_boxes[index], pred_ids[index], pred_boxes[index], gt_ignore=ignore)
+    return evaluator.evaluate().sequences["sequence"]
