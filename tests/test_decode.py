@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from centernet_lightning.decode import apply_nms, decode_ltrb, topk_peaks
+from centernet_lightning import decode
+from centernet_lightning.decode import apply_nms, decode_ltrb, suppress_non_peaks, topk_peaks
 from centernet_lightning.models.detector import decode_outputs
 from centernet_lightning.structures import Detections
 from centernet_lightning.targets import render_heatmaps
@@ -50,6 +52,159 @@ def test_topk_peaks_caps_k_and_sorts():
     # Every (label, y, x) is a distinct cell.
     cells = set(zip(labels[0].tolist(), ys[0].tolist(), xs[0].tolist()))
     assert len(cells) == 60
+
+
+def reference_topk_peaks(scores: torch.Tensor, k: int, kernel: int = 3) -> tuple[torch.Tensor, ...]:
+    """The decoding before the fast path: the original's ``_nms`` and one topk over all C*H*W values."""
+    batch_size, num_classes, height, width = scores.shape
+    pooled = F.max_pool2d(scores, kernel, stride=1, padding=(kernel - 1) // 2)
+    peaks = scores * (pooled == scores).to(scores.dtype)
+    top_scores, top_indices = peaks.reshape(batch_size, -1).topk(min(k, num_classes * height * width))
+    labels = top_indices // (height * width)
+    spatial = top_indices % (height * width)
+    return top_scores, labels, spatial // width, spatial % width, spatial
+
+
+def assert_bit_identical(actual: tuple[torch.Tensor, ...], expected: tuple[torch.Tensor, ...]) -> None:
+    """Every field equal element by element, scores compared as bits (NaN, -0.0 and +0.0 included)."""
+    assert len(actual) == len(expected)
+    for got, want in zip(actual, expected):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        if got.is_floating_point():
+            got, want = got.view(torch.int32), want.view(torch.int32)
+        assert torch.equal(got, want)
+
+
+def random_heatmap(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Sigmoid of Gaussian logits: no two values equal in practice."""
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(shape, generator=generator) * 2 - 3).sigmoid()
+
+
+def tied_heatmap(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Four levels only: plateaus of equal neighbours that all survive the max-pool, and ties everywhere."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 4, shape, generator=generator).float() / 4
+
+
+def sparse_heatmap(shape: tuple[int, ...], seed: int, num_peaks: int = 3) -> torch.Tensor:
+    """Zeros with a few distinct positive cells per image: fewer peaks than k, the rest score-0 padding."""
+    generator = torch.Generator().manual_seed(seed)
+    heatmap = torch.zeros(shape)
+    flat = heatmap.view(shape[0], -1)
+    cells = torch.randperm(flat.shape[1], generator=generator)[:num_peaks]
+    flat[:, cells] = torch.rand(shape[0], num_peaks, generator=generator) * 0.5 + 0.25
+    return heatmap
+
+
+@pytest.mark.parametrize(
+    ("make", "shape", "k", "kernel"),
+    [
+        (random_heatmap, (3, 4, 13, 17), 20, 3),  # two stages, batch of 3, odd sizes
+        (random_heatmap, (2, 80, 32, 32), 100, 3),  # the realistic ratio of k to C*H*W
+        (random_heatmap, (2, 3, 9, 1), 5, 3),  # one column
+        (random_heatmap, (1, 2, 1, 11), 1, 3),  # one row per class: k + 1 = C * H, a single stage
+        (random_heatmap, (2, 5, 7, 6), 8, 5),
+        (random_heatmap, (2, 5, 7, 6), 8, 1),  # every cell is a peak
+        (tied_heatmap, (3, 4, 13, 17), 20, 3),  # ties and plateaus: the eager path falls back
+        (tied_heatmap, (2, 80, 16, 16), 100, 3),
+        (sparse_heatmap, (2, 6, 11, 9), 10, 3),  # 3 peaks, 7 entries of score-0 padding
+        (random_heatmap, (2, 2, 3, 4), 1000, 3),  # k capped at C*H*W = 24
+        (tied_heatmap, (2, 2, 3, 4), 1000, 3),
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_topk_peaks_is_bit_identical_to_the_single_topk(make, shape, k, kernel, seed):
+    scores = make(shape, seed)
+    assert_bit_identical(topk_peaks(scores, k, kernel), reference_topk_peaks(scores, k, kernel))
+
+
+def test_topk_peaks_bit_identical_with_nan_infinities_and_signed_zeros():
+    scores = random_heatmap((2, 3, 8, 9), seed=3) - 0.5  # negative scores: non-peaks become -0.0
+    scores[0, 1, 2, 3] = float("nan")
+    scores[0, 2, 5, 5] = float("inf")
+    scores[1, 0, 4, 4] = float("-inf")
+    scores[1, 2, 0, 0] = -0.0
+    peaks = topk_peaks(scores, 10)
+    assert peaks.scores[0, 0].isnan()  # topk ranks NaN first
+    assert_bit_identical(peaks, reference_topk_peaks(scores, 10))
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5, 7])
+@pytest.mark.parametrize("shape", [(2, 3, 10, 7), (1, 2, 1, 1), (1, 1, 2, 3)])
+def test_window_max_is_max_pool2d(kernel, shape):
+    scores = random_heatmap(shape, seed=kernel)
+    scores.view(-1)[0] = float("nan")
+    expected = F.max_pool2d(scores, kernel, stride=1, padding=kernel // 2)
+    torch.testing.assert_close(decode._window_max(scores, kernel), expected, rtol=0, atol=0, equal_nan=True)
+
+
+def test_suppress_non_peaks_hand_case():
+    scores = torch.tensor([[[[0.1, 0.5, 0.5, 0.2], [0.3, 0.2, 0.1, 0.1], [0.0, 0.4, 0.1, 0.6]]]])
+    # 0.5 0.5: a plateau, both kept; 0.4 sees only 0.3, 0.2, 0.1, 0.0 around it; the corner 0.6 is a peak.
+    expected = torch.tensor([[[[0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.4, 0.0, 0.6]]]])
+    assert torch.equal(suppress_non_peaks(scores), expected)
+    assert torch.equal(suppress_non_peaks(scores.requires_grad_()), expected)  # the autograd-safe pool
+
+
+def test_two_stage_topk_takes_the_fast_route_without_ties():
+    """Without ties the two stages alone (no fall-back) give the single topk's k + 1 values and cells."""
+    scores = random_heatmap((2, 80, 24, 20), seed=5)
+    peaks = suppress_non_peaks(scores)
+    top_scores, top_indices = decode._two_stage_topk(peaks, 101)
+    expected_scores, expected_indices = peaks.reshape(2, -1).topk(101)
+    assert (top_scores[:, :-1] > top_scores[:, 1:]).all()  # distinct: topk_peaks keeps this result
+    assert torch.equal(top_scores, expected_scores) and torch.equal(top_indices, expected_indices)
+
+
+@pytest.mark.parametrize("make", [tied_heatmap, sparse_heatmap])
+def test_two_stage_topk_values_are_exact_with_ties(make):
+    """With ties the values still match the single topk and each index points at its value."""
+    peaks = suppress_non_peaks(make((3, 5, 12, 10), seed=2))
+    top_scores, top_indices = decode._two_stage_topk(peaks, 25)
+    flat = peaks.reshape(3, -1)
+    assert torch.equal(top_scores, flat.topk(25).values)
+    assert torch.equal(flat.gather(1, top_indices), top_scores)
+    assert all(len(set(row)) == 25 for row in top_indices.tolist())  # no cell twice
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:FutureWarning", "ignore::torch.jit.TracerWarning")
+def test_traced_topk_peaks_matches_eager():
+    """The graph path (max_pool2d, two stages, no data-dependent branch) traces and gives eager's answer."""
+    traced = torch.jit.trace(lambda scores: tuple(topk_peaks(scores, 20)), (random_heatmap((2, 4, 13, 17), 0),))
+    graph = traced.inlined_graph if hasattr(traced, "inlined_graph") else traced.graph
+    assert "max_pool2d" in str(graph)
+    for seed in (1, 2):
+        scores = random_heatmap((2, 4, 13, 17), seed)
+        assert_bit_identical(traced(scores), reference_topk_peaks(scores, 20))
+    scores = tied_heatmap((2, 4, 13, 17), 3)
+    assert torch.equal(traced(scores)[0], reference_topk_peaks(scores, 20)[0])  # ties: same scores
+
+
+def test_onnx_graph_orders_ties_by_lower_index(tmp_path):
+    """Exported, the two stages give what a single ONNX TopK gives: equal scores by lower flat index."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+
+    class Peaks(torch.nn.Module):
+        def forward(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            peaks = topk_peaks(scores, 20)
+            return peaks.scores, peaks.labels, peaks.indices
+
+    torch.onnx.export(Peaks().eval(), (tied_heatmap((2, 4, 13, 17), 0),), tmp_path / "peaks.onnx", dynamo=True)
+    session = ort.InferenceSession(str(tmp_path / "peaks.onnx"))
+    for seed in (1, 2):
+        scores = tied_heatmap((2, 4, 13, 17), seed)
+        top_scores, labels, indices = session.run(None, {session.get_inputs()[0].name: scores.numpy()})
+        flat = suppress_non_peaks(scores).reshape(2, -1)
+        expected_scores, expected_indices = flat.sort(dim=1, descending=True, stable=True)
+        assert torch.equal(torch.from_numpy(top_scores), expected_scores[:, :20])
+        assert torch.equal(torch.from_numpy(labels * 13 * 17 + indices), expected_indices[:, :20])
+
+
+def test_topk_peaks_rejects_even_kernels():
+    with pytest.raises(ValueError, match="kernel must be a positive odd number"):
+        topk_peaks(torch.rand(1, 2, 5, 5), k=3, kernel=2)
 
 
 def test_decode_boxes_hand_case():
