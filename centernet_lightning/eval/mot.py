@@ -483,7 +483,12 @@ def _check_trackeval_version() -> None:
 def _metrics(iou_threshold: float) -> dict[str, Any]:
     """TrackEval's HOTA, CLEAR and Identity metric objects (imported here: trackeval takes ~0.7 s)."""
     _check_trackeval_version()
-    from trackeval.metrics import CLEAR, HOTA, Identity
+    try:
+        from trackeval.metrics import CLEAR, HOTA, Identity
+    except ModuleNotFoundError as error:
+        raise ImportError(
+            "Tracking metrics need TrackEval: pip install 'centernet-lightning[tracking]' (or 'trackeval>=1.3')"
+        ) from error
 
     config = {"THRESHOLD": float(iou_threshold), "PRINT_CONFIG": False}
     return {"HOTA": HOTA(), "CLEAR": CLEAR(dict(config)), "Identity": Identity(dict(config))}
