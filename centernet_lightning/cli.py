@@ -23,10 +23,11 @@ from lightning.pytorch.cli import LightningCLI
 
 from .callbacks import PredictionWriter, ValidationImageLogger
 from .checkpoint import check_checkpoint_classes, describe_hparam_changes, read_checkpoint, save_checkpoint
-from .datasets.coco import COCO_CLASSES
+from .datasets.coco import COCO_CATEGORY_IDS, COCO_CLASSES
 from .datasets.datamodule import DetectionDataModule
 from .datasets.synthetic import generate_synthetic_dataset
 from .eval import COCOEvaluation
+from .inference import InferenceSpec
 from .models.centernet import CenterNet, build_centernet
 from .models.info import format_info, model_info
 from .models.original_weights import load_original_weights, read_original_state_dict
@@ -329,8 +330,9 @@ def convert_weights_main(argv: list[str]) -> None:
     heatmap_keys = [key for key in original if key.endswith("weight") and key.split(".")[0] == "hm"]
     num_classes = int(original[sorted(heatmap_keys)[-1]].shape[0]) if heatmap_keys else 80
     model = _model_from_config(args.config, num_classes)
-    if num_classes == len(COCO_CLASSES):
+    if num_classes == len(COCO_CLASSES):  # the original models are trained on COCO at 512 px
         model.hparams.class_names = list(COCO_CLASSES)
+        model.inference_spec = InferenceSpec(class_names=list(COCO_CLASSES), category_ids=list(COCO_CATEGORY_IDS))
     untouched = load_original_weights(model, args.original)
     out = save_checkpoint(model, args.out)
     print(

@@ -11,7 +11,7 @@ import numpy as np
 from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, SampleTransform
 from centernet_lightning.structures import box_xywh_to_xyxy
 
-__all__ = ["COCO_CLASSES", "COCODataset", "load_coco_json"]
+__all__ = ["COCO_CATEGORY_IDS", "COCO_CLASSES", "COCODataset", "load_coco_json"]
 
 # The 80 COCO detection classes in category-id order: the labels of models trained on COCO.
 COCO_CLASSES = (
@@ -24,6 +24,10 @@ COCO_CLASSES = (
     "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
     "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
     "hair drier", "toothbrush",
+)  # fmt: skip
+# Their category ids in instances_*.json (1-90 with gaps: ids of the 2014 paper's unused classes are skipped).
+COCO_CATEGORY_IDS = (
+    *range(1, 12), *range(13, 26), 27, 28, *range(31, 45), *range(46, 66), 67, 70, *range(72, 83), *range(84, 91),
 )  # fmt: skip
 
 

@@ -27,6 +27,9 @@ def test_convert_weights_writes_a_checkpoint_that_reproduces_the_original(tmp_pa
     checkpoint = read_checkpoint(out)
     assert checkpoint["hyper_parameters"]["num_classes"] == 80
     assert checkpoint["hyper_parameters"]["class_names"] == list(COCO_CLASSES)
+    # predict writes COCO's own category ids (1-90 with gaps) and letterboxes to the paper's 512 px
+    assert checkpoint["inference"]["category_ids"][:12] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13]
+    assert checkpoint["inference"]["category_ids"][-1] == 90 and checkpoint["inference"]["input_size"] == 512
     model = CenterNet.load_from_checkpoint(out, map_location="cpu")
     assert_outputs_equal(reference, model.detector, size=64)
 
