@@ -1,0 +1,160 @@
+"""The synthetic tracking sequences: determinism, layout, and ground truth that matches the pixels."""
+
+from __future__ import annotations
+
+import configparser
+import time
+
+import numpy as np
+import pytest
+
+from centernet_lightning.datasets.mot import MOTDataset, read_mot_gt
+from centernet_lightning.datasets.synthetic_tracking import _render_sequence, generate_tracking_sequences
+
+
+def all_files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    """Six sequences straight from the renderer: 40 frames of 128 px, 6 identities each."""
+    return [_render_sequence(np.random.default_rng([11, index]), 40, 128, 6) for index in range(6)]
+
+
+def test_same_seed_gives_identical_files(tmp_path):
+    arguments = dict(num_sequences=2, num_val_sequences=1, frames_per_sequence=4, image_size=64)
+    first = all_files(generate_tracking_sequences(tmp_path / "a", seed=3, **arguments))
+    assert first == all_files(generate_tracking_sequences(tmp_path / "b", seed=3, **arguments))
+    other = all_files(generate_tracking_sequences(tmp_path / "c", seed=4, **arguments))
+    assert first.keys() == other.keys() and first["train/SEQ-01/gt/gt.txt"] != other["train/SEQ-01/gt/gt.txt"]
+
+
+def test_layout_and_reading_back(tmp_path):
+    start = time.perf_counter()
+    root = generate_tracking_sequences(tmp_path / "syn", num_sequences=2, num_val_sequences=1, seed=0)
+    assert time.perf_counter() - start < 10  # 150 frames of 256 px: well under a second on one idle core
+    files = all_files(root)
+    assert len(files) == 3 * (50 + 2)
+    info = configparser.ConfigParser()
+    info.read_string(files["train/SEQ-02/seqinfo.ini"].decode())
+    assert dict(info["Sequence"]) == {
+        "name": "SEQ-02",
+        "imdir": "img1",
+        "framerate": "30",
+        "seqlength": "50",
+        "imwidth": "256",
+        "imheight": "256",
+        "imext": ".jpg",
+    }
+    train = MOTDataset(root, "train")
+    assert len(train) == 100 and len(MOTDataset(root, "val")) == 50
+    for name, info in train.sequences.items():
+        rows = read_mot_gt(root / "train" / name / "gt" / "gt.txt")
+        assert 4 <= info.num_identities <= 8 and info.raw_ids.tolist() == list(range(1, info.num_identities + 1))
+        assert (np.diff(rows[:, 1] * 1000 + rows[:, 0]) > 0).all()  # sorted by id, then frame
+        assert (rows[:, 6] == 1).all() and (rows[:, 7] == 1).all()
+        # Every row comes back as an object of its frame: the box clipped to the image, its identity offset.
+        indices = [i for i, r in enumerate(train.records) if r.sequence == name]
+        read = np.concatenate([train.records[i].bboxes for i in indices])
+        ids = np.concatenate([train.records[i].fields["track_ids"] for i in indices])
+        by_frame = rows[np.argsort(rows[:, 0], kind="stable")]  # the reader's order: frame, then file order
+        x, y, w, h = by_frame[:, 2:6].T
+        np.testing.assert_array_equal(read, np.clip(np.stack([x, y, x + w, y + h], axis=1), 0, 256))
+        assert (ids == by_frame[:, 1] - 1 + info.first_identity).all()
+    assert train.num_identities == sum(info.num_identities for info in train.sequences.values())
+
+
+def test_refuses_a_non_empty_folder(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="is not empty"):
+        generate_tracking_sequences(tmp_path, num_sequences=1, num_val_sequences=0, frames_per_sequence=2)
+    generate_tracking_sequences(tmp_path, num_sequences=1, num_val_sequences=0, frames_per_sequence=2, overwrite=True)
+    assert (tmp_path / "mine.txt").read_text() == "keep me" and (tmp_path / "train" / "SEQ-01" / "gt").is_dir()
+    with pytest.raises(ValueError, match="objects_per_sequence"):
+        generate_tracking_sequences(tmp_path / "x", objects_per_sequence=(3, 2))
+
+
+def visible_box(owners: np.ndarray, identity: int) -> tuple[np.ndarray, int]:
+    """XYXY box of the pixels ``identity`` owns in one frame, and their count."""
+    ys, xs = np.nonzero(owners == identity)
+    if len(xs) == 0:
+        return np.zeros(4), 0
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]), len(xs)
+
+
+def test_boxes_and_visibility_match_the_drawn_pixels(rendered):
+    """A fully visible object's box is the box of its pixels; visibility = drawn pixels / all its pixels."""
+    fully_visible = 0
+    for sequence in rendered:
+        drawn = {}  # (frame, identity) -> count of drawn pixels
+        for frame, identity, x, y, w, h, _, _, visibility in sequence.rows:
+            box, count = visible_box(sequence.owners[int(frame) - 1], int(identity))
+            drawn[int(frame), int(identity)] = count
+            assert (count > 0) == (visibility > 0)
+            if count:  # the drawn pixels lie inside the (amodal) box
+                assert x <= box[0] and y <= box[1] and box[2] <= x + w and box[3] <= y + h
+            if visibility == 1:
+                fully_visible += 1
+                np.testing.assert_array_equal(box, [x, y, x + w, y + h])
+        for identity in np.unique(sequence.rows[:, 1]):
+            track = sequence.rows[sequence.rows[:, 1] == identity]
+            if (track[:, 8] == 1).any():  # then all its pixels are drawn in that frame
+                total = drawn[int(track[track[:, 8] == 1][0, 0]), int(identity)]
+                counts = np.array([drawn[int(f), int(identity)] for f in track[:, 0]])
+                np.testing.assert_allclose(track[:, 8], counts / total, atol=6e-6)
+        for frame in range(len(sequence.frames)):  # nothing is drawn that has no row
+            for identity in np.unique(sequence.owners[frame]):
+                assert identity == 0 or (frame + 1, int(identity)) in drawn
+    assert fully_visible > 200
+
+
+def test_motion_covers_entering_leaving_occlusion_crossing_and_turning(rendered):
+    entering = leaving = occluded = crossing = turning = 0
+    for sequence in rendered:
+        rows, frames = sequence.rows, len(sequence.frames)
+        size = sequence.frames.shape[1]
+        inside = (
+            (rows[:, 2] >= 0)
+            & (rows[:, 3] >= 0)
+            & (rows[:, 2] + rows[:, 4] <= size)
+            & (rows[:, 3] + rows[:, 5] <= size)
+        )
+        occluded += int(((rows[:, 8] < 0.7) & inside).sum() > 0)
+        centres_by_id = {}
+        for identity in np.unique(rows[:, 1]):
+            track = rows[rows[:, 1] == identity]
+            entering += int(track[0, 0] > 1)
+            leaving += int(track[-1, 0] < frames)
+            centres_by_id[identity] = {int(f): (x + w / 2, y + h / 2) for f, _, x, y, w, h, *_ in track}
+            centres = np.array([c for c in centres_by_id[identity].values()])
+            if len(centres) >= 20:
+                steps = np.diff(centres[::5], axis=0)
+                headings = np.unwrap(np.arctan2(steps[:, 1], steps[:, 0]))
+                turning += int(np.ptp(headings) > 0.6 and np.linalg.norm(steps, axis=1).min() > 3)
+        ids = list(centres_by_id)
+        for a_index, a in enumerate(ids):  # two centres closer than 4 px in one frame: a crossing
+            for b in ids[a_index + 1 :]:
+                common = set(centres_by_id[a]) & set(centres_by_id[b])
+                crossing += int(
+                    any(np.hypot(*np.subtract(centres_by_id[a][f], centres_by_id[b][f])) < 4 for f in common)
+                )
+    assert entering >= 3 and leaving >= 3 and occluded >= 3 and crossing >= 3 and turning >= 2
+
+
+def test_identities_keep_their_look_and_differ_from_each_other(rendered):
+    """Mean colour of an identity's fully visible pixels: stable over frames, different between identities."""
+    spreads, means = [], []
+    for sequence in rendered:
+        for identity in np.unique(sequence.rows[:, 1]):
+            track = sequence.rows[(sequence.rows[:, 1] == identity) & (sequence.rows[:, 8] == 1)]
+            colours = [
+                sequence.frames[int(f) - 1][sequence.owners[int(f) - 1] == identity].astype(np.float64).mean(axis=0)
+                for f in track[:, 0]
+            ]
+            if len(colours) >= 5:
+                spreads.append(np.linalg.norm(np.std(colours, axis=0)))
+                means.append(np.mean(colours, axis=0))
+    means = np.array(means)
+    gaps = np.linalg.norm(means[:, None] - means[None], axis=-1)[np.triu_indices(len(means), 1)]
+    assert len(spreads) >= 20 and np.median(spreads) < 3 and np.median(gaps) > 10 * np.median(spreads)
