@@ -1,0 +1,198 @@
+"""The benchmark: rows per backend and batch size whose figures agree with each other and with the
+FLOP count of ``models/info.py``, failed backends as rows, the command on a checkpoint and a config.
+
+A tiny resnet18 model at 64 px with few iterations; the figures are checked for consistency, not
+for speed (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+from centernet_lightning.checkpoint import save_checkpoint
+from centernet_lightning.deploy import BACKENDS, BenchmarkRow, benchmark_detector, benchmark_main, benchmark_table
+from centernet_lightning.deploy.benchmark import COLUMNS, measure_matmul_peak, parse_backends
+from centernet_lightning.models import CenterNet, model_info
+
+SIZE = 64
+PEAK = 100.0  # GFLOP/s given, so that the peak share is known exactly
+NECK = {"name": "simple", "upsample_channels": [32, 32, 32]}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tests share the machine: one intra-op thread is plenty at 64 px."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model() -> CenterNet:
+    torch.manual_seed(0)
+    return CenterNet(3, backbone={"name": "resnet18", "pretrained": False}, neck=NECK, head_width=16).eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> CenterNet:
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def rows(model: CenterNet) -> list[BenchmarkRow]:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    return benchmark_detector(
+        model,
+        SIZE,
+        batch_sizes=[1, 2],
+        backends="eager,channels_last,onnxruntime",
+        warmup=1,
+        iterations=5,
+        max_det=20,
+        matmul_peak=PEAK,
+    )
+
+
+def render(table) -> str:
+    console = Console(record=True, width=220)
+    console.print(table)
+    return console.export_text()
+
+
+def test_one_row_per_backend_and_batch_with_consistent_figures(rows: list[BenchmarkRow], model: CenterNet) -> None:
+    assert [(row.backend, row.batch) for row in rows] == [
+        (backend, batch) for backend in ("eager", "channels_last", "onnxruntime") for batch in (1, 2)
+    ]
+    gflops = model_info(model, SIZE)[-1]["gflops"]
+    eager_p50 = {row.batch: row.p50_ms for row in rows if row.backend == "eager"}
+    for row in rows:
+        assert row.error is None, row
+        assert row.gflops == pytest.approx(gflops, rel=1e-9)  # info.py's count, per image
+        assert 0 < row.p50_ms <= row.p90_ms
+        assert row.images_per_s == pytest.approx(row.batch / (row.p50_ms / 1000))
+        assert row.gflops_per_s == pytest.approx(gflops * row.images_per_s)
+        assert row.peak_share == pytest.approx(row.gflops_per_s / PEAK)
+        # The decoding is part of the timed call and far cheaper than the network.
+        assert 0 < row.decode_ms < row.p50_ms
+        assert row.decode_share == pytest.approx(row.decode_ms / row.p50_ms)
+        assert row.speedup == pytest.approx(eager_p50[row.batch] / row.p50_ms)
+    assert {row.speedup for row in rows if row.backend == "eager"} == {1.0}
+
+
+def test_gflops_are_the_whole_network_at_this_size(model: CenterNet) -> None:
+    # resnet18's stem alone: a 7x7 conv, 3 -> 64 channels, stride 2: 2 * 64 * 3 * 49 * 32 * 32 FLOPs.
+    stem = 2 * 64 * 3 * 49 * (SIZE // 2) ** 2 / 1e9
+    rows = benchmark_detector(model, SIZE, [1], "eager", warmup=0, iterations=1, matmul_peak=PEAK)
+    assert rows[0].gflops > stem
+    assert rows[0].gflops == pytest.approx(sum(row["gflops"] for row in model_info(model, SIZE)[:-1]))
+    bigger = benchmark_detector(model, 2 * SIZE, [1], "eager", warmup=0, iterations=1, matmul_peak=PEAK)
+    assert bigger[0].gflops == pytest.approx(4 * rows[0].gflops, rel=1e-6)  # convolutions scale with the area
+
+
+def test_table_has_the_columns_and_the_figures(rows: list[BenchmarkRow]) -> None:
+    failed = BenchmarkRow("compile", 8, rows[0].gflops, error="RuntimeError: no compiler")
+    text = render(benchmark_table([*rows, failed], title="tiny"))
+    for column in COLUMNS:
+        assert column in text
+    assert f"{rows[0].p50_ms:.1f}" in text and f"{rows[0].images_per_s:.1f}" in text
+    assert "RuntimeError: no compiler" in text
+    assert "1.00x" in text
+
+
+def test_backend_names_are_checked() -> None:
+    assert parse_backends("onnxruntime, eager,eager") == ("onnxruntime", "eager")
+    assert parse_backends(["compile"]) == ("compile",)
+    with pytest.raises(ValueError, match="valid names: eager, channels_last, compile, onnxruntime") as caught:
+        parse_backends("eager,tensorrt")
+    assert "tensorrt" in str(caught.value)
+    with pytest.raises(ValueError, match="valid names"):
+        parse_backends("")
+
+
+def test_command_rejects_bad_backends_and_half_on_the_cpu(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main(["--config", "unused.yaml", "--backend", "eager,tensorrt"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "tensorrt" in error and all(name in error for name in BACKENDS)
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main(["--config", "unused.yaml", "--device", "cpu", "--half"])
+    assert exit_info.value.code == 2
+    assert "half (float16) needs device cuda" in capsys.readouterr().err
+
+
+def test_a_backend_that_cannot_run_gives_a_row_with_the_reason(model: CenterNet, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed: import fails
+
+    def failing_compile(module, **options):
+        def run(images):
+            raise RuntimeError("Inductor could not build a kernel\nsecond line")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    rows = benchmark_detector(model, SIZE, [1], "onnxruntime,compile,eager", warmup=0, iterations=2, matmul_peak=PEAK)
+    assert [row.backend for row in rows] == ["onnxruntime", "compile", "eager"]
+    assert rows[0].error == "RuntimeError: onnxruntime is not installed (pip install centernet-lightning[export])"
+    assert rows[1].error == "RuntimeError: Inductor could not build a kernel"
+    assert rows[0].p50_ms is None and rows[1].images_per_s is None
+    assert rows[2].error is None and rows[2].p50_ms > 0
+
+
+def test_bad_settings_are_refused_before_any_work(model: CenterNet) -> None:
+    with pytest.raises(ValueError, match="half .* needs device cuda"):
+        benchmark_detector(model, SIZE, [1], "eager", half=True)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        benchmark_detector(model, 100, [1], "eager")
+    with pytest.raises(ValueError, match="batch sizes >= 1"):
+        benchmark_detector(model, SIZE, [0], "eager")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            benchmark_detector(model, SIZE, [1], "eager", device="cuda")
+
+
+def test_matmul_peak_is_a_rate() -> None:
+    peak = measure_matmul_peak("cpu", size=256, repeats=2)
+    # One 2-core machine does a few to a few hundred GFLOP/s in float32; far outside is a unit error.
+    assert 0.5 < peak < 20_000
+
+
+def test_command_on_a_checkpoint_written_by_a_test(tmp_path: Path, capsys) -> None:
+    ckpt = save_checkpoint(tiny_model(), tmp_path / "best.ckpt")
+    benchmark_main(
+        ["--ckpt_path", str(ckpt), "--imgsz", str(SIZE), "--batch", "1,2", "--backend", "eager,channels_last"]
+        + ["--device", "cpu", "--warmup", "0", "--iterations", "2"]
+    )
+    output = capsys.readouterr().out
+    assert f"best.ckpt: 3 classes, {SIZE}x{SIZE}, cpu (1 thread), float32; matmul peak" in output
+    for column in COLUMNS:
+        assert column in output
+    table_rows = [line for line in output.splitlines() if line.startswith(("│ eager", "│ channels_last"))]
+    assert len(table_rows) == 4
+
+
+def test_command_line_module_on_a_config(tmp_path: Path) -> None:
+    config = tmp_path / "model.yaml"
+    # pretrained: true would download ImageNet weights; the benchmark builds it randomly initialised.
+    config.write_text(
+        "model:\n  backbone: {name: resnet18, pretrained: true}\n"
+        "  neck: {name: simple, upsample_channels: [32, 32, 32]}\n  head_width: 16\n"
+    )
+    command = [sys.executable, "-m", "centernet_lightning.deploy.benchmark", "--config", str(config)]
+    options = ["--imgsz", str(SIZE), "--batch", "1", "--backend", "eager", "--warmup", "0", "--iterations", "2"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}  # a shared machine
+    result = subprocess.run(
+        [*command, *options, "--device", "cpu"], capture_output=True, text=True, timeout=300, env=environment
+    )
+    assert result.returncode == 0, result.stderr
+    assert "80 classes" in result.stdout and "│ eager" in result.stdout
+    missing = subprocess.run([*command[:-1], str(tmp_path / "nope.yaml")], capture_output=True, text=True, timeout=300)
+    assert missing.returncode != 0 and "nope.yaml" in missing.stderr
