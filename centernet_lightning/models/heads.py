@@ -224,11 +224,15 @@ def _regression_loss(name: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     return REGRESSION_LOSSES[name]
 
 
+# reid.py subclasses Head (defined above), so its head is imported here, after the classes it needs.
+from .reid import ReIDHead  # noqa: E402
+
 HEAD_TYPES: dict[str, type[Head]] = {
     "heatmap": HeatmapHead,
     "box_2d": Box2DHead,
     "size": SizeHead,
     "offset": OffsetHead,
+    "reid": ReIDHead,  # FairMOT's re-ID embeddings (models/reid.py); trained by the FairMOT module
 }
 BOX_HEADS = ("box_2d", "size")  # a detector decodes its boxes from exactly one of these
 

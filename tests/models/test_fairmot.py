@@ -1,0 +1,210 @@
+"""The FairMOT LightningModule without a Trainer: outputs, losses, decoding with embeddings, a short overfit."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from centernet_lightning.decode import topk_peaks
+from centernet_lightning.models import FairMOT
+from centernet_lightning.models.reid import ReIDHead
+
+TINY = {"backbone": "resnet18", "neck": {"name": "fpn", "upsample_channels": [32, 32, 16]}, "head_width": 16}
+# (x1, y1, x2, y2, identity) in 64x64 images; identity k is a square painted in colour channel k.
+OBJECTS = [
+    [(4, 6, 26, 28, 0), (36, 4, 60, 26, 1), (10, 36, 34, 60, 2)],
+    [(34, 34, 58, 58, 0), (6, 30, 28, 54, 1)],
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tests share the machine: one intra-op thread is plenty at 64 px, and more oversubscribe."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(**kwargs) -> FairMOT:
+    torch.manual_seed(0)
+    return FairMOT(**{"num_identities": 3, "reid_dim": 16, **TINY, **kwargs})
+
+
+def make_batch() -> dict[str, torch.Tensor]:
+    """Two images, three identities; identities 0 and 1 appear in both at other places and sizes."""
+    images = torch.zeros(2, 3, 64, 64)
+    bboxes = torch.zeros(2, 3, 4)
+    track_ids = torch.full((2, 3), -1)
+    mask = torch.zeros(2, 3, dtype=torch.bool)
+    for i, objects in enumerate(OBJECTS):
+        for n, (x1, y1, x2, y2, identity) in enumerate(objects):
+            images[i, identity, y1:y2, x1:x2] = 1.0
+            bboxes[i, n] = torch.tensor([x1, y1, x2, y2], dtype=torch.float32)
+            track_ids[i, n] = identity
+            mask[i, n] = True
+    labels = torch.zeros(2, 3, dtype=torch.int64)
+    return {"images": images, "bboxes": bboxes, "labels": labels, "mask": mask, "track_ids": track_ids}
+
+
+def object_embeddings(model: FairMOT, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit embeddings [M, D] at every object's centre cell, and their identities [M]."""
+    model.eval()
+    with torch.no_grad():
+        outputs = model.get_encoded_outputs(batch["images"])
+    targets = model.encode_targets(batch, 16, 16)
+    embeddings = ReIDHead.decode_embeddings(outputs["reid"], targets.indices)
+    return embeddings[batch["mask"]], batch["track_ids"][batch["mask"]]
+
+
+def test_outputs_and_export_friendly_forward():
+    model = tiny_model().eval()
+    images = make_batch()["images"]
+    outputs = model.get_encoded_outputs(images)
+    assert set(outputs) == {"heatmap", "box_2d", "reid"}
+    assert outputs["reid"].shape == (2, 16, 16, 16)
+    forward = model(images)
+    torch.testing.assert_close(forward["heatmap"], outputs["heatmap"].sigmoid())
+    torch.testing.assert_close(forward["box_2d"], outputs["box_2d"])
+    torch.testing.assert_close(forward["reid"].norm(dim=1), torch.ones(2, 16, 16))
+    assert model.identity_loss.embedding_scale == pytest.approx(math.sqrt(2) * math.log(2))
+
+
+def test_uncertainty_weighted_loss_against_its_parts():
+    model = tiny_model()
+    batch = make_batch()
+    outputs = model.get_encoded_outputs(batch["images"])
+    losses = model.compute_loss(outputs, batch)
+    assert set(losses) == {"heatmap", "box_2d", "reid", "detection", "total"}
+    torch.testing.assert_close(losses["detection"], losses["heatmap"] + 5.0 * losses["box_2d"])
+    targets = model.encode_targets(batch, 16, 16)
+    torch.testing.assert_close(
+        losses["reid"], model.identity_loss(outputs["reid"], targets.indices, batch["track_ids"])
+    )
+    # FairMOT's MotLoss: 0.5 * (exp(-s_det) * det + exp(-s_id) * id + s_det + s_id), s starting at -1.85, -1.05.
+    detection, reid = losses["detection"].item(), losses["reid"].item()
+    expected = 0.5 * (math.exp(1.85) * detection + math.exp(1.05) * reid - 1.85 - 1.05)
+    assert losses["total"].item() == pytest.approx(expected, rel=1e-5)
+
+    losses["total"].backward()
+    for parameter in (model.uncertainty.s_det, model.uncertainty.s_id, model.identity_loss.classifier.weight):
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+    assert model.detector.heads[0]["reid"].layers[-1].weight.grad.abs().sum() > 0
+
+
+def test_fixed_weighting():
+    model = tiny_model(loss_weighting="fixed", reid_loss_weight=0.5)
+    assert model.uncertainty is None
+    batch = make_batch()
+    losses = model.compute_loss(model.get_encoded_outputs(batch["images"]), batch)
+    torch.testing.assert_close(losses["total"], losses["detection"] + 0.5 * losses["reid"])
+
+
+def test_ignored_and_unidentified_objects_have_no_identity_target():
+    model = tiny_model()
+    batch = make_batch()
+    outputs = model.get_encoded_outputs(batch["images"])
+    reference = model.compute_loss(
+        outputs,
+        {
+            **batch,
+            "track_ids": batch["track_ids"].masked_fill(
+                torch.tensor([[False, False, True], [False, False, False]]), -1
+            ),
+        },
+    )["reid"]
+    # An ignore region keeps its track id in the batch, yet is no identity target.
+    ignore = torch.tensor([[False, False, True], [False, False, False]])
+    flagged = model.compute_loss(outputs, {**batch, "ignore": ignore})["reid"]
+    torch.testing.assert_close(flagged, reference)
+
+
+def test_bad_settings_and_batches_are_clear_errors():
+    with pytest.raises(ValueError, match="loss_weighting"):
+        tiny_model(loss_weighting="sum")
+    with pytest.raises(ValueError, match="model.tracker"):
+        tiny_model(tracker={"no_such_setting": 1})
+    model = tiny_model()
+    batch = make_batch()
+    del batch["track_ids"]
+    with pytest.raises(ValueError, match="track_ids"):
+        model.compute_loss(model.get_encoded_outputs(batch["images"]), batch)
+
+
+def test_log_variances_are_not_weight_decayed():
+    model = tiny_model(optimizer={"name": "AdamW", "lr": 1e-3, "weight_decay": 0.01})
+    groups = model.configure_optimizers()["optimizer"].param_groups
+    assert [group["weight_decay"] for group in groups] == [0.01, 0.0]
+    assert groups[1]["params"] == [model.uncertainty.s_det, model.uncertainty.s_id]
+    trained = {id(p) for group in groups for p in group["params"]}
+    assert trained == {id(p) for p in model.parameters()}  # the classifier and s_det / s_id included
+
+
+@pytest.mark.parametrize("nms_iou", [None, 0.3])
+def test_gather_tracking2d_gives_unit_embeddings_at_the_peak_cells(nms_iou):
+    model = tiny_model().eval()
+    with torch.no_grad():
+        outputs = model.get_encoded_outputs(make_batch()["images"])
+    detections = model.gather_tracking2d(outputs, num_detections=20, nms_iou=nms_iou)
+    assert detections["embeddings"].shape == (2, 20, 16)
+    torch.testing.assert_close(detections["embeddings"].norm(dim=-1), torch.ones(2, 20))
+    peaks = topk_peaks(outputs["heatmap"].sigmoid(), 20)
+    for b in range(2):
+        for k in range(20):
+            # Each detection's peak cell (y, x) from the heatmap, and the normalised reid vector there.
+            position = (peaks.indices[b] == detections["indices"][b, k]).nonzero()[0, 0]
+            y, x = int(peaks.ys[b, position]), int(peaks.xs[b, position])
+            torch.testing.assert_close(detections["embeddings"][b, k], F.normalize(outputs["reid"][b, :, y, x], dim=0))
+    # The forward (export) outputs decode to the same detections and embeddings.
+    with torch.no_grad():
+        from_forward = model.gather_tracking2d(model(make_batch()["images"]), 20, nms_iou=nms_iou, logits=False)
+    for key in detections:
+        torch.testing.assert_close(from_forward[key], detections[key])
+
+
+@pytest.fixture(scope="module")
+def trained() -> FairMOT:
+    """The tiny model after 40 steps on the two images."""
+    model = tiny_model(optimizer={"name": "AdamW", "lr": 2e-3})
+    batch = make_batch()
+    optimizer = model.configure_optimizers()["optimizer"]
+    for _ in range(40):
+        model.train()
+        losses = model.compute_loss(model.get_encoded_outputs(batch["images"]), batch)
+        optimizer.zero_grad()
+        losses["total"].backward()
+        optimizer.step()
+    return model
+
+
+def separation(embeddings: torch.Tensor, identities: torch.Tensor) -> tuple[float, float]:
+    """(lowest cosine similarity of two objects of one identity, highest of two of different ones)."""
+    similarity = embeddings @ embeddings.T
+    same = identities[:, None] == identities[None, :]
+    pairs = ~torch.eye(len(identities), dtype=torch.bool)
+    return similarity[same & pairs].min().item(), similarity[~same].max().item()
+
+
+def test_embeddings_learn_identities(trained):
+    batch = make_batch()
+    same_before, different_before = separation(*object_embeddings(tiny_model(), batch))
+    assert different_before > 0.5  # untrained, every embedding points about the same way
+    embeddings, identities = object_embeddings(trained, batch)
+    same, different = separation(embeddings, identities)
+    assert same > 0.9 and different < 0.3, (same, different)
+    logits = trained.identity_loss.classifier(trained.identity_loss.embedding_scale * embeddings)
+    assert (logits.argmax(-1) == identities).all()
+
+
+def test_track_frames_keeps_each_identity_on_one_track(trained):
+    frames = make_batch()["images"]
+    # Frame 0 three times: three objects standing still, one track each throughout.
+    sequence = [frames[0], frames[0], frames[0]]
+    tracks = list(trained.track_frames(sequence, trained.build_tracker(high_thresh=0.3)))
+    assert [len(frame["ids"]) for frame in tracks] == [3, 3, 3]
+    assert all((frame["ids"] == tracks[0]["ids"]).all() for frame in tracks)
+    with pytest.raises(ValueError, match="one \\[3, H, W\\] image per frame"):
+        next(trained.track_frames([frames]))
