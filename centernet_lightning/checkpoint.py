@@ -8,17 +8,24 @@ not a PyTorch file at all.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["read_checkpoint", "save_checkpoint", "check_checkpoint_classes", "describe_hparam_changes"]
+__all__ = [
+    "read_checkpoint",
+    "save_checkpoint",
+    "load_trained_module",
+    "check_checkpoint_classes",
+    "describe_hparam_changes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +86,45 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, epoch: int = 0) ->
         if os.path.exists(temporary):
             os.unlink(temporary)
     return path
+
+
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+
+def load_trained_module(
+    ckpt_path: str | Path, module_class: type[ModuleT], map_location: str | torch.device = "cpu"
+) -> ModuleT:
+    """A trained LightningModule (CenterNet, FairMOT) from its checkpoint, in eval mode, without a
+    Trainer or a config.
+
+    The file is read safely (``weights_only``), the module rebuilt from its hyperparameters (no
+    ImageNet backbone download, no ``init_weights``: every weight comes from the file), the weights
+    loaded strictly and ``on_load_checkpoint`` called (CenterNet reads its inference spec there).
+    ValueError when the file does not describe a ``module_class``.
+    """
+    checkpoint = read_checkpoint(ckpt_path)
+    if not isinstance(checkpoint.get("state_dict"), Mapping) or not checkpoint.get("hyper_parameters"):
+        raise ValueError(
+            f"{ckpt_path} has no state_dict with hyper_parameters: a checkpoint written by training or "
+            "`centernet convert-weights` is needed, not a bare state dict"
+        )
+    accepted = set(inspect.signature(module_class.__init__).parameters) - {"self", "init_weights"}
+    arguments = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}  # drops LightningCLI's
+    backbone = arguments.get("backbone", "resnet18")
+    arguments["backbone"] = {**({"name": backbone} if isinstance(backbone, str) else backbone), "pretrained": False}
+    try:
+        module = module_class(**arguments)
+    except TypeError as error:
+        raise ValueError(f"{ckpt_path} does not describe a {module_class.__name__}: {error}") from None
+    try:
+        module.load_state_dict(checkpoint["state_dict"], strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"The weights in {ckpt_path} do not fit the model its hyperparameters describe: {error}"
+        ) from None
+    if hasattr(module, "on_load_checkpoint"):
+        module.on_load_checkpoint(checkpoint)
+    return module.to(map_location).eval()
 
 
 def check_checkpoint_classes(

@@ -4,7 +4,6 @@ and the optimiser. COCO evaluation is a callback (``eval/callbacks.py``), data i
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ import torch
 import yaml
 from torch import Tensor
 
-from ..checkpoint import read_checkpoint
+from ..checkpoint import load_trained_module, read_checkpoint
 from ..inference.predictor import detect_source
 from ..inference.sources import open_source
 from ..inference.spec import InferenceSpec
@@ -314,32 +313,9 @@ def build_centernet(config: str | Path | Mapping[str, Any], num_classes: int | N
 
 
 def load_centernet(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> CenterNet:
-    """A trained CenterNet from its checkpoint, in eval mode, without a Trainer or a config.
-
-    The file is read safely (``weights_only``), the model rebuilt from its hyperparameters (no
-    ImageNet backbone download, no ``init_weights``: every weight comes from the file) and the
-    weights loaded strictly; :attr:`CenterNet.inference_spec` comes from the checkpoint. ValueError
-    when the file does not describe a model.
-    """
-    checkpoint = read_checkpoint(ckpt_path)
-    if not isinstance(checkpoint.get("state_dict"), Mapping) or not checkpoint.get("hyper_parameters"):
-        raise ValueError(
-            f"{ckpt_path} has no state_dict with hyper_parameters: a checkpoint written by training or "
-            "`centernet convert-weights` is needed, not a bare state dict"
-        )
-    accepted = set(inspect.signature(CenterNet.__init__).parameters) - {"self", "init_weights"}
-    arguments = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}  # drops LightningCLI's
-    backbone = arguments.get("backbone", "resnet18")
-    arguments["backbone"] = {**({"name": backbone} if isinstance(backbone, str) else backbone), "pretrained": False}
-    model = CenterNet(**arguments)
-    try:
-        model.load_state_dict(checkpoint["state_dict"], strict=True)
-    except RuntimeError as error:
-        raise ValueError(
-            f"The weights in {ckpt_path} do not fit the model its hyperparameters describe: {error}"
-        ) from None
-    model.on_load_checkpoint(checkpoint)
-    return model.to(map_location).eval()
+    """A trained CenterNet from its checkpoint, in eval mode, without a Trainer or a config (see
+    :func:`~centernet_lightning.checkpoint.load_trained_module`)."""
+    return load_trained_module(ckpt_path, CenterNet, map_location)
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
