@@ -1,4 +1,5 @@
-"""Dataset readers (COCO, VOC, YOLO, CrowdHuman, image folders), the synthetic shapes dataset,
+"""Dataset readers (COCO, VOC, YOLO, CrowdHuman, image folders; MOTChallenge and KITTI tracking
+sequences), the synthetic shapes dataset and synthetic tracking sequences,
 transforms and the collate function. Every reader returns the sample dict of
 :mod:`centernet_lightning.structures`; :func:`collate_detection` makes the one ``Batch``."""
 
@@ -7,7 +8,11 @@ from centernet_lightning.datasets.collate import collate_detection
 from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, read_image
 from centernet_lightning.datasets.crowdhuman import CrowdHumanDataset
 from centernet_lightning.datasets.inference import InferenceDataset
+from centernet_lightning.datasets.kitti_tracking import KITTITrackingDataset
+from centernet_lightning.datasets.mot import MOT_CLASSES, MOTDataset
 from centernet_lightning.datasets.synthetic import SHAPE_NAMES, generate_synthetic_dataset
+from centernet_lightning.datasets.synthetic_tracking import generate_tracking_sequences
+from centernet_lightning.datasets.tracking import FrameRecord, SequenceInfo, frames_by_sequence, with_box_identities
 from centernet_lightning.datasets.transforms import (
     PRESETS,
     DetectionTransform,
@@ -22,6 +27,11 @@ __all__ = [
     "CrowdHumanDataset",
     "DetectionDataset",
     "DetectionTransform",
+    "FrameRecord",
+    "KITTITrackingDataset",
+    "MOTDataset",
+    "MOT_CLASSES",
+    "SequenceInfo",
     "ImageRecord",
     "InferenceDataset",
     "PRESETS",
@@ -32,6 +42,9 @@ __all__ = [
     "build_albumentation",
     "build_transforms",
     "collate_detection",
+    "frames_by_sequence",
     "generate_synthetic_dataset",
+    "generate_tracking_sequences",
     "read_image",
+    "with_box_identities",
 ]

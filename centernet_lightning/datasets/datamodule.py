@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,10 @@ from .collate import collate_detection
 from .common import DetectionDataset, read_image_size, sanitize_boxes
 from .crowdhuman import CrowdHumanDataset
 from .inference import InferenceDataset
+from .kitti_tracking import KITTITrackingDataset
+from .mot import MOTDataset
 from .synthetic import SHAPE_NAMES, generate_synthetic_dataset
+from .synthetic_tracking import generate_tracking_sequences
 from .transforms import DetectionTransform, build_transforms
 from .voc import VOCDataset
 from .yolo import YOLODataset
@@ -35,7 +38,16 @@ DATASETS: dict[str, type[DetectionDataset]] = {
     "voc": VOCDataset,
     "yolo": YOLODataset,
     "crowdhuman": CrowdHumanDataset,
+    "mot": MOTDataset,
+    "kitti_tracking": KITTITrackingDataset,
+    "synthetic_tracking": MOTDataset,  # generated on first use, then read as MOTChallenge sequences
 }
+# The generated datasets: their generator and a path that exists once one is complete.
+GENERATORS: dict[str, tuple[Callable[..., Path], str]] = {
+    "synthetic": (generate_synthetic_dataset, "annotations"),
+    "synthetic_tracking": (generate_tracking_sequences, "train"),
+}
+SYNTHETIC_TRACKING_CLASSES = ("object",)
 
 
 def coco_ground_truth(dataset: DetectionDataset) -> tuple[dict[str, Any], list[int]]:
@@ -76,8 +88,10 @@ class DetectionDataModule(L.LightningDataModule):
     """Datasets and loaders for detection.
 
     Args:
-        dataset: ``coco``, ``voc``, ``yolo``, ``crowdhuman`` or ``synthetic`` (COCO-format shapes
-            generated into ``data_dir`` on first use, see ``synthetic``).
+        dataset: ``coco``, ``voc``, ``yolo``, ``crowdhuman``, ``synthetic`` (COCO-format shapes
+            generated into ``data_dir`` on first use, see ``synthetic``), or for tracking ``mot``
+            (MOTChallenge sequences), ``kitti_tracking`` or ``synthetic_tracking`` (sequences
+            generated in MOTChallenge layout on first use; splits ``train`` and ``val``).
         data_dir: dataset root (the layout each reader expects is in its docstring).
         train_split, val_split, test_split: split names; None disables a split.
         dataset_params: extra reader arguments, e.g. ``{names: [...]}`` for YOLO,
@@ -89,7 +103,8 @@ class DetectionDataModule(L.LightningDataModule):
         batch_size, val_batch_size: images per batch (val defaults to batch_size).
         num_workers: DataLoader worker processes.
         skip_bad_images: log and skip unreadable images instead of failing.
-        synthetic: arguments of ``generate_synthetic_dataset`` for ``dataset: synthetic``.
+        synthetic: arguments of the generator of ``dataset: synthetic`` (``generate_synthetic_dataset``)
+            or ``synthetic_tracking`` (``generate_tracking_sequences``).
         predict_dir: folder of images for ``centernet predict`` (default: the val split).
         class_names: the class names, when no annotations should be read for them (e.g.
             ``centernet predict`` on a folder of images with only a checkpoint).
@@ -132,23 +147,24 @@ class DetectionDataModule(L.LightningDataModule):
         It is written to a temporary sibling folder and renamed into place, so an interrupted or
         concurrent generation never leaves a half-written dataset behind.
         """
-        if self.hparams.dataset != "synthetic":
+        if self.hparams.dataset not in GENERATORS:
             return
+        generate, marker = GENERATORS[self.hparams.dataset]
         data_dir = Path(self.hparams.data_dir)
-        if (data_dir / "annotations").is_dir():
+        if (data_dir / marker).is_dir():
             return
         if data_dir.exists() and any(data_dir.iterdir()):
             raise FileExistsError(f"{data_dir} is not empty and holds no synthetic dataset; choose another data_dir")
-        log.info("Generating the synthetic dataset in %s", data_dir)
+        log.info("Generating the %s dataset in %s", self.hparams.dataset, data_dir)
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         temporary = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}-", dir=data_dir.parent))
         try:
-            generate_synthetic_dataset(temporary, overwrite=True, **(self.hparams.synthetic or {}))
+            generate(temporary, overwrite=True, **(self.hparams.synthetic or {}))
             if data_dir.exists():
                 data_dir.rmdir()  # empty, checked above
             temporary.rename(data_dir)
         except OSError:
-            if not (data_dir / "annotations").is_dir():  # another process finished first otherwise
+            if not (data_dir / marker).is_dir():  # another process finished first otherwise
                 raise
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -163,6 +179,8 @@ class DetectionDataModule(L.LightningDataModule):
         self.prepare_data()
         transforms = self._transforms(train)
         params = dict(self.hparams.dataset_params or {})
+        if self.hparams.dataset == "synthetic_tracking":
+            params.setdefault("class_names", SYNTHETIC_TRACKING_CLASSES)
         if self.hparams.skip_bad_images:
             params["skip_bad_images"] = True
         return DATASETS[self.hparams.dataset](self.hparams.data_dir, split, transforms=transforms, **params)
@@ -202,6 +220,8 @@ class DetectionDataModule(L.LightningDataModule):
         if self.hparams.dataset == "synthetic":
             num_classes = (self.hparams.synthetic or {}).get("num_classes", 3)
             return list(SHAPE_NAMES[:num_classes])
+        if self.hparams.dataset == "synthetic_tracking":
+            return list(SYNTHETIC_TRACKING_CLASSES)
         for stage, split in (("train", "train_split"), ("val", "val_split"), ("test", "test_split")):
             if self.hparams[split] is not None:
                 return self._dataset(stage).class_names
@@ -210,6 +230,14 @@ class DetectionDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @cached_property
+    def num_identities(self) -> int:
+        """Identities of the training split (the re-ID classifier's size): a tracking dataset's
+        ``num_identities``, 0 for detection datasets (no track ids)."""
+        if self.hparams.train_split is None:
+            raise ValueError("num_identities is read from the training split, and data.train_split is null")
+        return int(getattr(self._dataset("train"), "num_identities", 0))
 
     @cached_property
     def category_ids(self) -> list[int]:
