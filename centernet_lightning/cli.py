@@ -45,7 +45,8 @@ Subcommands: fit, validate, test, predict (Lightning; see `centernet fit --help`
 `centernet convert-weights ORIG.pth --config X --out model.ckpt` (original CenterNet weights) and
 `centernet export --ckpt_path best.ckpt --format onnx|torchscript` (decoding inside the graph),
 `centernet predict --ckpt_path best.ckpt --source PATH` (images, folders, globs or videos; no config) and
-`centernet benchmark --ckpt_path best.ckpt` (latency, images/s and GFLOPs per backend)."""
+`centernet benchmark --ckpt_path best.ckpt` (latency, images/s and GFLOPs per backend) and
+`centernet track --ckpt_path model.ckpt --source VIDEO_OR_FRAMES` (MOTChallenge results + drawn video)."""
 
 
 def _is_local_path(ckpt_path: str) -> bool:
@@ -363,6 +364,10 @@ def main(argv: list[str] | None = None) -> None:
         from .inference.command import predict_main
 
         predict_main(argv[1:])
+    elif argv[:1] == ["track"]:
+        from .inference.track_command import track_main
+
+        track_main(argv[1:])
     elif argv[:1] == ["benchmark"]:
         from .deploy.benchmark import benchmark_main  # ONNX tools are an optional extra: import on use
 

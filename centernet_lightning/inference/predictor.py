@@ -54,16 +54,20 @@ def detect_images(
 
     Returns:
         ``bboxes`` float32 [N, K, 4] XYXY original pixels, ``scores`` float32 [N, K] (descending,
-        0 for padding), ``labels`` int64 [N, K] (-1 for padding).
+        0 for padding), ``labels`` int64 [N, K] (-1 for padding), and ``embeddings`` float32
+        [N, K, D] when the detector gives them (FairMOT).
     """
     inputs, letterbox, original_sizes = preprocess_images(images, spec.input_size, spec.pad_position)
     detections = detect(inputs.to(device))
     bboxes = letterbox_inverse(detections["bboxes"].float().cpu(), letterbox, original_sizes)
-    return {
+    found = {
         "bboxes": bboxes.numpy(),
         "scores": detections["scores"].float().cpu().numpy(),
         "labels": detections["labels"].cpu().numpy().astype(np.int64),
     }
+    if "embeddings" in detections:
+        found["embeddings"] = detections["embeddings"].float().cpu().numpy()
+    return found
 
 
 def detect_source(
@@ -85,6 +89,8 @@ def detect_source(
         if readable:
             found = detect_images(detect, [frames[index].image for index in readable], spec, device)
             width = min(k, found["scores"].shape[1])
+            if "embeddings" in found:
+                results["embeddings"] = np.zeros((len(frames), k, found["embeddings"].shape[-1]), np.float32)
             for key, values in found.items():
                 results[key][readable, :width] = values[:, :width]
         yield frames, results

@@ -1,0 +1,141 @@
+"""``centernet track --ckpt_path model.ckpt --source VIDEO_OR_FRAME_DIR``: tracks in a new run folder.
+
+Writes ``<name>.txt`` (MOTChallenge results: ``frame, id, bb_left, bb_top, bb_width, bb_height,
+score, -1, -1, -1``, frames from 1) and ``<name>.mp4`` (boxes, ids, short trails, one colour per
+id) into ``runs/track``, ``runs/track2``, ... A FairMOT checkpoint tracks with its embeddings and
+its ``tracker`` settings; a detection-only CenterNet checkpoint tracks by motion and IoU (ByteTrack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..checkpoint import load_trained_module, read_checkpoint
+from ..tracking import Tracker
+from .outputs import VideoSink, new_run_dir
+from .predictor import resolve_device
+from .sources import open_source
+from .spec import InferenceSpec
+from .track import TrackDrawer, source_frame_rate, track_source
+
+__all__ = ["track_main", "load_tracking_model"]
+
+
+def load_tracking_model(ckpt_path: str | Path, device: Any = "cpu") -> Any:
+    """A FairMOT (checkpoints with ``num_identities``) or a CenterNet, in eval mode on ``device``."""
+    from ..models.centernet import CenterNet
+    from ..models.fairmot import FairMOT
+
+    hparams = read_checkpoint(ckpt_path).get("hyper_parameters") or {}
+    module_class = FairMOT if "num_identities" in hparams else CenterNet
+    return load_trained_module(ckpt_path, module_class, device)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="centernet track", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ckpt_path", "--ckpt-path", required=True, help="a FairMOT or CenterNet checkpoint")
+    parser.add_argument("--source", required=True, help="a video file or a folder of frames (sorted by name)")
+    parser.add_argument("--imgsz", type=int, default=None, help="input side in pixels (default: the checkpoint's)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--batch", type=int, default=8, help="frames per forward pass (default 8)")
+    parser.add_argument(
+        "--fps", type=float, default=None, help="frame rate (default: the video's or seqinfo.ini's, else 30)"
+    )
+    parser.add_argument(
+        "--tracker",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tracker settings, e.g. high_thresh=0.5 track_buffer=60",
+    )
+    parser.add_argument("--no-draw", dest="draw", action="store_false", help="do not write the drawn video")
+    parser.add_argument("--project", default="runs", help="parent of the run folder (default runs)")
+    parser.add_argument("--name", default="track", help="run folder name: track, track2, ... (default track)")
+    return parser
+
+
+def _tracker_settings(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    settings = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise ValueError(f"--tracker takes KEY=VALUE pairs, got {pair!r}")
+        settings[key] = yaml.safe_load(value)
+    return settings
+
+
+def track_main(argv: list[str]) -> None:
+    """``centernet track``: see the module docstring."""
+    from dataclasses import replace
+
+    from ..eval.mot import write_mot_txt
+
+    args = _parser().parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        model = load_tracking_model(args.ckpt_path, device)
+        spec: InferenceSpec = model.inference_spec
+        if args.imgsz is not None:
+            spec = replace(spec, input_size=args.imgsz)
+        source = open_source(args.source, skip_bad_images=True)
+        if source.kind != "video" and len(source) < 2:
+            raise ValueError(f"{args.source}: tracking needs a video or a folder of frames, not a single image")
+        frame_rate = args.fps or source_frame_rate(source)
+        settings = {**_tracker_settings(args.tracker), "frame_rate": frame_rate}
+        tracker = model.build_tracker(**settings) if hasattr(model, "build_tracker") else Tracker(**settings)
+    except (FileNotFoundError, ValueError, OSError, TypeError) as error:
+        sys.exit(f"centernet track: {error}")
+
+    run_dir = new_run_dir(args.project, args.name)
+    stem = Path(source.name.rstrip("/")).stem or "track"
+    frames, ids, boxes, scores = [], [], [], []
+    drawer, video = TrackDrawer(), None
+    count, start = 0, time.perf_counter()
+    k = int(model.hparams.num_detections)
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    try:
+        with Progress(*columns) as progress:
+            task = progress.add_task(f"track {source.name}", total=len(source) or None)
+            for frame, tracks in track_source(model.detect, source, spec, tracker, device, args.batch, k):
+                count += 1
+                frames.append(np.full(len(tracks["ids"]), frame.index + 1))
+                ids.append(tracks["ids"])
+                boxes.append(tracks["boxes"])
+                scores.append(tracks["scores"])
+                if args.draw and frame.image is not None:
+                    drawn = drawer.draw(frame.image, tracks)
+                    video = video or VideoSink(run_dir / f"{stem}.mp4", frame_rate, drawn.shape[:2])
+                    video.write(drawn)
+                progress.advance(task)
+    except OSError as error:
+        sys.exit(f"centernet track: {error}")
+    finally:
+        if video is not None:
+            video.close()
+    results = write_mot_txt(
+        run_dir / f"{stem}.txt",
+        np.concatenate(frames) if frames else np.zeros(0, int),
+        np.concatenate(ids) if ids else np.zeros(0, int),
+        np.concatenate(boxes) if boxes else np.zeros((0, 4)),
+        np.concatenate(scores) if scores else np.zeros(0),
+    )
+    seconds = time.perf_counter() - start
+    num_ids = len(np.unique(np.concatenate(ids))) if ids and sum(map(len, ids)) else 0
+    print(
+        f"{count} frames in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s on {device}): {num_ids} tracks"
+        f" -> {results}" + (f" and {video.path}" if video is not None else "")
+    )
