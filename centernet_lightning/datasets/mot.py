@@ -6,11 +6,15 @@ Layout, one folder per sequence::
     data_dir/{split}/{SEQ}/img1/000001.jpg    frames, numbered from 1
     data_dir/{split}/{SEQ}/gt/gt.txt          frame,id,bb_left,bb_top,bb_width,bb_height,conf,class,visibility
 
-Boxes: ``bb_left, bb_top, bb_width, bb_height`` become XYXY ``(left, top, left + width, top +
-height)`` with no shift. The devkit counts pixels from 1, but FairMOT's label scripts, TrackEval's
-``MotChallenge2DBox`` loader, CenterTrack's converter and mmtracking's all take the numbers as they
-stand, and so do their result writers; IoU-based metrics do not see a common shift. So a results
-file writes ``x1, y1, x2 - x1, y2 - y1`` of our boxes, and a round trip is exact.
+Boxes: MOTChallenge's instructions say "All frame numbers, target IDs and bounding boxes are
+1-based": the top-left image pixel is (1, 1). Inside the library boxes are XYXY in 0-based
+continuous pixels, so ``bb_left, bb_top, bb_width, bb_height`` become ``x1 = bb_left - 1``,
+``y1 = bb_top - 1``, ``x2 = x1 + bb_width``, ``y2 = y1 + bb_height``, converted here once (as VOC's
+1-based corners are in ``datasets/voc.py``). :func:`~centernet_lightning.eval.mot.read_mot_txt` and
+:func:`~centernet_lightning.eval.mot.write_mot_txt` use the same convention, so a model trained on
+these boxes, written as results and scored against the same ``gt.txt`` is not one pixel off.
+FairMOT's label scripts and TrackEval's loader read the numbers with no shift; IoU-based metrics do
+not notice, since ground truth and results share it.
 
 Filters, after the MOT17 devkit (class ids in :data:`MOT_CLASSES`) and the tools that train on it:
 
@@ -130,13 +134,18 @@ def _find_malformed_line(path: Path, text: str) -> ValueError:
 def read_mot_gt(path: Path, frame_ids: np.ndarray | None = None) -> np.ndarray:
     """Read and check a MOTChallenge ``gt.txt``.
 
+    :func:`centernet_lightning.eval.mot.read_mot_txt` parses the same files, but the datasets
+    package does not import ``eval``, and this reader adds the checks a training set needs (class,
+    visibility, frames of the sequence); a test pins that both give the same XYXY boxes.
+
     Args:
         path: the file; lines ``frame,id,bb_left,bb_top,bb_width,bb_height,conf,class,visibility``
             (extra columns are ignored, blank lines skipped).
         frame_ids: int [F] the frame numbers the sequence has, or None to skip that check.
 
     Returns:
-        float64 [R, 9], one row per line in file order.
+        float64 [R, 9], one row per line in file order, values as written (boxes still 1-based;
+        :class:`MOTDataset` converts them).
 
     Raises:
         ValueError naming the file and line for fewer than 9 values, non-numbers, non-finite values,
@@ -340,7 +349,7 @@ class MOTDataset(DetectionDataset):
         )
         label_of_class = np.zeros(max(MOT_CLASSES) + 1, dtype=np.int64)  # ignore regions of other classes: 0
         label_of_class[self.classes] = np.arange(len(self.classes))
-        boxes = box_xywh_to_xyxy(rows[:, 2:6])
+        boxes = box_xywh_to_xyxy(rows[:, 2:6]) - 1.0  # 1-based pixels -> 0-based XYXY (module docstring)
         return build_frame_records(
             info, frame_paths, frame_ids, first_image_id, frames, boxes, label_of_class[classes], raw_ids,
             is_target, is_ignore,

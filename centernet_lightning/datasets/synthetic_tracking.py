@@ -20,8 +20,11 @@ part outside the image included, so it may extend past the border, as MOTChallen
 ``conf`` 1, class 1; ``visibility`` = its pixels that are drawn in the frame (inside the image
 and not covered by a nearer object) / all its pixels. Fully hidden objects are written with
 visibility 0, as in MOT17; :class:`~centernet_lightning.datasets.mot.MOTDataset`'s
-``min_visibility`` filters them. Boxes are written as MOTDataset reads them (``bb_left`` = x1,
-no shift), so reading a sequence back gives the boxes that were drawn, clipped to the image.
+``min_visibility`` filters them. Boxes are written in MOTChallenge's 1-based pixels,
+``bb_left = x1 + 1``, ``bb_top = y1 + 1`` for a drawn box whose 0-based XYXY is ``(x1, y1, x2, y2)``
+(see :mod:`~centernet_lightning.datasets.mot`), so MOTDataset and
+:func:`~centernet_lightning.eval.mot.read_mot_txt` both read back the boxes that were drawn
+(MOTDataset clips them to the image).
 
 Output::
 
@@ -62,9 +65,10 @@ _PATTERNS = ("plain", "stripes", "halves", "dot", "checker")
 class RenderedSequence(NamedTuple):
     """One sequence as drawn, before JPEG encoding.
 
-    ``frames`` uint8 [T, S, S, 3] RGB; ``rows`` float64 [R, 9] the ``gt.txt`` rows
-    (frame 1-based, id 1-based, left, top, width, height, conf, class, visibility) sorted by id
-    then frame; ``owners`` int32 [T, S, S], the id whose pixel is drawn there (0: background).
+    ``frames`` uint8 [T, S, S, 3] RGB; ``rows`` float64 [R, 9] the ``gt.txt`` rows as written
+    (frame 1-based, id 1-based, bb_left, bb_top 1-based pixels, width, height, conf, class,
+    visibility) sorted by id then frame; ``owners`` int32 [T, S, S] (0-based pixel indices), the
+    id whose pixel is drawn there (0: background).
     """
 
     frames: np.ndarray
@@ -208,7 +212,8 @@ def _render_sequence(rng: np.random.Generator, num_frames: int, image_size: int,
         visible = np.bincount(owner.ravel(), minlength=len(identities) + 1)
         for k, (x0, y0, width, height) in boxes.items():
             visibility = visible[k + 1] / identities[k].mask.sum()
-            rows.append((t + 1, k + 1, x0, y0, width, height, 1, 1, round(float(visibility), 5)))
+            # MOTChallenge counts frames, ids and pixels from 1: bb_left = x0 + 1 (module docstring).
+            rows.append((t + 1, k + 1, x0 + 1, y0 + 1, width, height, 1, 1, round(float(visibility), 5)))
         # Uniform sensor noise of std noise_sigma: five times cheaper to draw than Gaussian noise.
         noise = (rng.random(image.shape, dtype=np.float32) - 0.5) * np.float32(noise_sigma * math.sqrt(12))
         frames[t] = np.clip(image + noise, 0, 255).astype(np.uint8)

@@ -12,18 +12,20 @@ from centernet_lightning.datasets import collate_detection
 from centernet_lightning.datasets.mot import MOTDataset, read_mot_gt
 from centernet_lightning.datasets.tracking import FrameRecord, frames_by_sequence
 from centernet_lightning.datasets.transforms import build_transforms
+from centernet_lightning.eval.mot import evaluate_mot, read_mot_txt, write_mot_txt
 
 HEIGHT, WIDTH = 40, 60
 # SEQ-A, 3 frames (frame 3 has no rows). Columns: frame,id,left,top,width,height,conf,class,visibility.
+# MOT pixels are 1-based: XYXY = (left - 1, top - 1, left - 1 + width, top - 1 + height).
 SEQ_A_GT = [
-    "1,1,10,5,20,30,1,1,1.0",  # pedestrian id 1 -> XYXY [10, 5, 30, 35]
-    "2,1,12.5,5,20,30,1,1,0.5",  # ... frame 2 -> [12.5, 5, 32.5, 35]
-    "1,9,-4,0,10,10,1,1,0.8",  # pedestrian id 9, past the left border -> [-4, 0, 6, 10] clipped to [0, 0, 6, 10]
-    "2,9,40,20,30,30,1,1,0.1",  # id 9 hardly visible -> [40, 20, 70, 50] clipped to [40, 20, 60, 40]
+    "1,1,10,5,20,30,1,1,1.0",  # pedestrian id 1 -> XYXY [9, 4, 29, 34]
+    "2,1,12.5,5,20,30,1,1,0.5",  # ... frame 2 -> [11.5, 4, 31.5, 34]
+    "1,9,-4,0,10,10,1,1,0.8",  # pedestrian id 9, past the left border -> [-5, -1, 5, 9] clipped to [0, 0, 5, 9]
+    "2,9,40,20,30,30,1,1,0.1",  # id 9 hardly visible -> [39, 19, 69, 49] clipped to [39, 19, 60, 40]
     "1,3,30,10,5,5,0,1,1.0",  # pedestrian with the consider flag 0: dropped
-    "2,4,0,0,8,8,0,7,1.0",  # static person (distractor, flag 0 as in MOT17): ignore region [0, 0, 8, 8]
+    "2,4,0,0,8,8,0,7,1.0",  # static person (distractor, flag 0 as in MOT17): ignore region [0, 0, 7, 7]
     "1,5,50,30,5,5,0,3,1.0",  # car: dropped
-    "1,6,1,1,4,4,0,12,0.3",  # reflection (distractor): ignore region [1, 1, 5, 5]
+    "1,6,1,1,4,4,0,12,0.3",  # reflection (distractor): ignore region [0, 0, 4, 4]
     "",  # blank lines are skipped
 ]
 # SEQ-B, 2 frames, reusing the raw ids 1 and 9 of SEQ-A.
@@ -72,15 +74,15 @@ def test_boxes_filters_and_ignore_regions(mot_root):
     dataset = MOTDataset(mot_root, "train")
     assert len(dataset) == 5 and dataset.class_names == ["pedestrian"] and dataset.num_classes == 1
     boxes, ids, ignore_boxes, ignore_ids = split_objects(dataset[0])
-    np.testing.assert_array_equal(boxes, [[10, 5, 30, 35], [0, 0, 6, 10]])
+    np.testing.assert_array_equal(boxes, [[9, 4, 29, 34], [0, 0, 5, 9]])
     assert boxes.dtype == np.float32 and ids.tolist() == [0, 1]  # raw ids 1, 9 -> 0, 1
-    np.testing.assert_array_equal(ignore_boxes, [[1, 1, 5, 5]])
+    np.testing.assert_array_equal(ignore_boxes, [[0, 0, 4, 4]])
     assert ignore_ids.tolist() == [-1]
     assert dataset[0]["labels"].tolist() == [0, 0, 0]
     boxes, ids, ignore_boxes, _ = split_objects(dataset[1])
-    np.testing.assert_array_equal(boxes, [[12.5, 5, 32.5, 35], [40, 20, 60, 40]])
+    np.testing.assert_array_equal(boxes, [[11.5, 4, 31.5, 34], [39, 19, 60, 40]])
     assert ids.tolist() == [0, 1]
-    np.testing.assert_array_equal(ignore_boxes, [[0, 0, 8, 8]])
+    np.testing.assert_array_equal(ignore_boxes, [[0, 0, 7, 7]])
 
 
 def test_identities_unique_across_sequences(mot_root):
@@ -94,6 +96,27 @@ def test_identities_unique_across_sequences(mot_root):
     assert dataset[4]["track_ids"].tolist() == [2]
     all_ids = np.concatenate([r.fields["track_ids"] for r in dataset.records])
     assert set(all_ids[all_ids >= 0].tolist()) == set(range(dataset.num_identities))
+
+
+def test_same_boxes_as_the_evaluation_reader_and_results_written_back_are_the_gt(mot_root, write_image, tmp_path):
+    """One convention: MOTDataset and eval.mot.read_mot_txt agree, and write_mot_txt of the boxes gives the gt back."""
+    gt = ["1,1,1,1,10,10,1,1,1", "1,2,20.5,3.25,15,20,1,1,1", "2,2,30,10,29,30,1,1,1", "2,1,2,1,10,10,1,1,1"]
+    gt_path = write_sequence(write_image, mot_root, "SEQ-C", 2, gt) / "gt" / "gt.txt"
+    dataset = MOTDataset(mot_root, "train", sequences=["SEQ-C"])
+    boxes = np.concatenate([r.bboxes for r in dataset.records])  # frame order, then file order; none clipped
+    np.testing.assert_array_equal(boxes[:2], [[0, 0, 10, 10], [19.5, 2.25, 34.5, 22.25]])  # 1-based -> 0-based
+    rows = read_mot_txt(gt_path)
+    np.testing.assert_array_equal(boxes, rows.boxes[np.argsort(rows.frames, kind="stable")])
+
+    info = dataset.sequences["SEQ-C"]
+    frames = np.concatenate([np.full(len(r.bboxes), r.frame_id) for r in dataset.records])
+    raw_ids = info.raw_ids[np.concatenate([r.fields["track_ids"] for r in dataset.records]) - info.first_identity]
+    results = write_mot_txt(tmp_path / "results.txt", frames, raw_ids, boxes)
+    written = np.loadtxt(results, delimiter=",", usecols=range(6), ndmin=2)
+    expected = np.loadtxt(gt_path, delimiter=",", usecols=range(6), ndmin=2)
+    np.testing.assert_array_equal(written, expected[np.lexsort((expected[:, 1], expected[:, 0]))])
+    metrics = evaluate_mot(gt_path, results)
+    assert metrics["MOTA"] == 1 and metrics["MOTP"] == pytest.approx(1.0, abs=1e-12)
 
 
 def test_frame_records_know_their_sequence(mot_root):
@@ -123,14 +146,14 @@ def test_empty_frame(mot_root):
 def test_min_visibility_makes_hidden_targets_ignore_regions(mot_root):
     sample = MOTDataset(mot_root, "train", min_visibility=0.25)[1]
     boxes, ids, ignore_boxes, ignore_ids = split_objects(sample)
-    np.testing.assert_array_equal(boxes, [[12.5, 5, 32.5, 35]])
-    np.testing.assert_array_equal(ignore_boxes, [[40, 20, 60, 40], [0, 0, 8, 8]])
+    np.testing.assert_array_equal(boxes, [[11.5, 4, 31.5, 34]])
+    np.testing.assert_array_equal(ignore_boxes, [[39, 19, 60, 40], [0, 0, 7, 7]])
     assert ids.tolist() == [0] and ignore_ids.tolist() == [-1, -1]
     at_threshold = MOTDataset(mot_root, "train", min_visibility=0.5)[1]
     assert at_threshold["track_ids"][~at_threshold["ignore"]].tolist() == [0]  # visibility 0.5 >= 0.5: a target
     dropped = MOTDataset(mot_root, "train", min_visibility=0.25, ignore_distractors=False)
     assert not np.concatenate([r.fields["ignore"] for r in dropped.records]).any()
-    np.testing.assert_array_equal(dropped[1]["bboxes"], [[12.5, 5, 32.5, 35]])
+    np.testing.assert_array_equal(dropped[1]["bboxes"], [[11.5, 4, 31.5, 34]])
     assert len(dropped[0]["bboxes"]) == 2  # the reflection is gone
 
 
@@ -163,7 +186,7 @@ def test_missing_seqinfo_gives_defaults_and_a_warning(mot_root, write_image, cap
     info = dataset.sequences["SEQ-C"]
     assert (info.num_frames, info.frame_rate, info.size) == (2, 30.0, None)
     assert dataset[0]["original_size"] == (HEIGHT, WIDTH) and dataset[1]["original_size"] == (30, 50)
-    np.testing.assert_array_equal(dataset[1]["bboxes"], [[1, 2, 4, 6]])
+    np.testing.assert_array_equal(dataset[1]["bboxes"], [[0, 1, 3, 5]])  # 1-based (1, 2) -> 0-based (0, 1)
 
 
 def test_frame_of_another_size_is_resized_to_seqinfo(mot_root, write_image, caplog):

@@ -10,6 +10,7 @@ import pytest
 
 from centernet_lightning.datasets.mot import MOTDataset, read_mot_gt
 from centernet_lightning.datasets.synthetic_tracking import _render_sequence, generate_tracking_sequences
+from centernet_lightning.eval.mot import read_mot_txt
 
 
 def all_files(root):
@@ -50,18 +51,23 @@ def test_layout_and_reading_back(tmp_path):
     train = MOTDataset(root, "train")
     assert len(train) == 100 and len(MOTDataset(root, "val")) == 50
     for name, info in train.sequences.items():
-        rows = read_mot_gt(root / "train" / name / "gt" / "gt.txt")
+        gt_path = root / "train" / name / "gt" / "gt.txt"
+        rows = read_mot_gt(gt_path)
         assert 4 <= info.num_identities <= 8 and info.raw_ids.tolist() == list(range(1, info.num_identities + 1))
         assert (np.diff(rows[:, 1] * 1000 + rows[:, 0]) > 0).all()  # sorted by id, then frame
         assert (rows[:, 6] == 1).all() and (rows[:, 7] == 1).all()
-        # Every row comes back as an object of its frame: the box clipped to the image, its identity offset.
+        # The file is 1-based (bb_left = x1 + 1), as the evaluation reader takes it.
+        boxes = read_mot_txt(gt_path).boxes
+        left, top, w, h = rows[:, 2:6].T
+        np.testing.assert_array_equal(boxes, np.stack([left - 1, top - 1, left - 1 + w, top - 1 + h], axis=1))
+        # Every row comes back as an object of its frame: the evaluation reader's box clipped to the image,
+        # its identity offset.
         indices = [i for i, r in enumerate(train.records) if r.sequence == name]
         read = np.concatenate([train.records[i].bboxes for i in indices])
         ids = np.concatenate([train.records[i].fields["track_ids"] for i in indices])
-        by_frame = rows[np.argsort(rows[:, 0], kind="stable")]  # the reader's order: frame, then file order
-        x, y, w, h = by_frame[:, 2:6].T
-        np.testing.assert_array_equal(read, np.clip(np.stack([x, y, x + w, y + h], axis=1), 0, 256))
-        assert (ids == by_frame[:, 1] - 1 + info.first_identity).all()
+        by_frame = np.argsort(rows[:, 0], kind="stable")  # the reader's order: frame, then file order
+        np.testing.assert_array_equal(read, np.clip(boxes[by_frame], 0, 256))
+        assert (ids == rows[by_frame, 1] - 1 + info.first_identity).all()
     assert train.num_identities == sum(info.num_identities for info in train.sequences.values())
 
 
@@ -88,7 +94,8 @@ def test_boxes_and_visibility_match_the_drawn_pixels(rendered):
     fully_visible = 0
     for sequence in rendered:
         drawn = {}  # (frame, identity) -> count of drawn pixels
-        for frame, identity, x, y, w, h, _, _, visibility in sequence.rows:
+        for frame, identity, left, top, w, h, _, _, visibility in sequence.rows:
+            x, y = left - 1, top - 1  # gt rows are 1-based, owners 0-based
             box, count = visible_box(sequence.owners[int(frame) - 1], int(identity))
             drawn[int(frame), int(identity)] = count
             assert (count > 0) == (visibility > 0)
@@ -109,17 +116,33 @@ def test_boxes_and_visibility_match_the_drawn_pixels(rendered):
     assert fully_visible > 200
 
 
+def test_dataset_reads_back_the_drawn_boxes(tmp_path):
+    """Generated files read by MOTDataset give exactly the boxes of the drawn pixels (fully visible objects)."""
+    root = generate_tracking_sequences(
+        tmp_path, num_sequences=1, num_val_sequences=0, frames_per_sequence=12, image_size=96, seed=5
+    )
+    rng = np.random.default_rng([5, 0, 0])  # the generator's RNG for train/SEQ-01 (seed, split code, index)
+    sequence = _render_sequence(rng, 12, 96, int(rng.integers(4, 9)))
+    dataset = MOTDataset(root, "train")
+    compared = 0
+    for record in dataset.records:
+        rows = sequence.rows[sequence.rows[:, 0] == record.frame_id]
+        rows = rows[np.argsort(rows[:, 1], kind="stable")]
+        order = np.argsort(record.fields["track_ids"], kind="stable")  # raw ids 1..n -> 0..n-1, same order
+        for row, box in zip(rows, record.bboxes[order], strict=True):
+            if row[8] == 1:
+                np.testing.assert_array_equal(box, visible_box(sequence.owners[record.frame_index], int(row[1]))[0])
+                compared += 1
+    assert compared >= 20
+
+
 def test_motion_covers_entering_leaving_occlusion_crossing_and_turning(rendered):
     entering = leaving = occluded = crossing = turning = 0
     for sequence in rendered:
         rows, frames = sequence.rows, len(sequence.frames)
         size = sequence.frames.shape[1]
-        inside = (
-            (rows[:, 2] >= 0)
-            & (rows[:, 3] >= 0)
-            & (rows[:, 2] + rows[:, 4] <= size)
-            & (rows[:, 3] + rows[:, 5] <= size)
-        )
+        x1, y1 = rows[:, 2] - 1, rows[:, 3] - 1  # 1-based gt -> 0-based
+        inside = (x1 >= 0) & (y1 >= 0) & (x1 + rows[:, 4] <= size) & (y1 + rows[:, 5] <= size)
         occluded += int(((rows[:, 8] < 0.7) & inside).sum() > 0)
         centres_by_id = {}
         for identity in np.unique(rows[:, 1]):
