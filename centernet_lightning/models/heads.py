@@ -13,7 +13,8 @@ offset      2         ``centre - floor(centre)`` (paper: L1, weight 1)      refi
 
 Every head is ``depth`` x (3x3 conv + ReLU) and a 1x1 conv on the stride-4 feature map, as in the
 original CenterNet (``head_conv``). Losses return the *unweighted* value; the head's ``weight``
-scales it in the total.
+scales it in the total. For the flip test (``tta.py``) each head also says how its output merges
+with the output of the mirrored image (``merge_flipped``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,16 @@ class Head(nn.Module):
         """This head's unweighted loss for its raw ``output`` against the shared ``targets``."""
         raise NotImplementedError
 
+    def merge_flipped(self, output: Tensor, mirrored_output: Tensor) -> Tensor:
+        """Flip test: merge the raw output [B, D, H, W] of the images with ``mirrored_output``, the raw
+        output of the same images mirrored left-right (still in the mirrored layout). Returns the
+        merged map in the un-mirrored layout, decoded like this head's raw output unless it says
+        otherwise. Head types that can be flip-tested override this (see ``tta.py``)."""
+        raise NotImplementedError(
+            f"The {type(self).__name__} head has no merge_flipped: flip test-time augmentation does not know how to "
+            "merge its outputs for an image and its mirror; turn flip off (tta.flip: false)"
+        )
+
 
 class HeatmapHead(Head):
     """Class heatmap logits [B, C, H, W]; the focal loss is computed from logits.
@@ -96,6 +107,11 @@ class HeatmapHead(Head):
 
     def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
         return self.loss_fn(output, targets.heatmap)
+
+    def merge_flipped(self, output: Tensor, mirrored_output: Tensor) -> Tensor:
+        """PROBABILITIES [B, C, H, W], not logits (decode them with ``logits=False``): the mean of both
+        sigmoids, the mirror's flipped back, as the original flip test averages ``hm`` after sigmoid."""
+        return (output.float().sigmoid() + mirrored_output.float().sigmoid().flip(-1)) / 2
 
     @staticmethod
     def decode(output: Tensor, num_detections: int, kernel: int = 3, logits: bool = True) -> Peaks:
@@ -143,6 +159,15 @@ class Box2DHead(Head):
         per_box = self.loss_fn(predicted[supervised], target[supervised])
         return per_box.sum() / supervised.sum().clamp(min=1)
 
+    def merge_flipped(self, output: Tensor, mirrored_output: Tensor) -> Tensor:
+        """Distances [B, 4, H, W]: the mean with the mirror's, flipped back with left and right swapped.
+
+        Cell ``W-1-x`` of the mirror has its centre at the mirror image of cell x's centre, so its
+        right distance is cell x's left one (and the other way round); top/bottom are unchanged.
+        """
+        flipped_back = mirrored_output.flip(-1)[:, [2, 1, 0, 3]]
+        return (output + flipped_back) / 2
+
     @staticmethod
     def decode_boxes(output: Tensor, peaks: Peaks, centers: Tensor | None = None) -> Tensor:
         """XYXY boxes [B, K, 4] in grid cells around each peak cell's centre (``centers`` unused:
@@ -167,6 +192,11 @@ class SizeHead(Head):
     def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
         return self.loss_fn(gather_cells(output.float(), targets.indices), targets.sizes, targets.valid)
 
+    def merge_flipped(self, output: Tensor, mirrored_output: Tensor) -> Tensor:
+        """Sizes [B, 2, H, W]: the mean with the mirror's flipped back (a width is the same in a
+        mirror), as the original flip test averages ``wh``."""
+        return (output + mirrored_output.flip(-1)) / 2
+
     @staticmethod
     def decode_boxes(output: Tensor, peaks: Peaks, centers: Tensor) -> Tensor:
         """XYXY boxes [B, K, 4] in grid cells from ``centers`` [B, K, 2] and the gathered sizes."""
@@ -189,6 +219,11 @@ class OffsetHead(Head):
     def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
         target = targets.centers - targets.cells.clamp(min=0).to(targets.centers.dtype)
         return self.loss_fn(gather_cells(output.float(), targets.indices), target, targets.valid)
+
+    def merge_flipped(self, output: Tensor, mirrored_output: Tensor) -> Tensor:
+        """The un-mirrored offsets [B, 2, H, W] alone, as the original flip test keeps ``reg`` of the
+        image only (the mirror's x offset is measured from the other side of a cell)."""
+        return output
 
     @staticmethod
     def decode_centers(output: Tensor, peaks: Peaks) -> Tensor:
