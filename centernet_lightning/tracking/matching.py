@@ -19,12 +19,13 @@ __all__ = ["embedding_distance", "fuse_motion", "fuse_score", "iou_distance", "l
 
 
 def iou_distance(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """``1 - IoU`` of XYXY pixel boxes, ``[A, 4]`` x ``[B, 4]`` -> ``[A, B]`` float64."""
+    """``1 - IoU`` of XYXY pixel boxes, ``[A, 4]`` x ``[B, 4]`` -> ``[A, B]`` float64 (computed in float32)."""
     if len(boxes_a) == 0 or len(boxes_b) == 0:
         return np.ones((len(boxes_a), len(boxes_b)))
-    iou = box_iou(torch.from_numpy(np.asarray(boxes_a, np.float64)), torch.from_numpy(np.asarray(boxes_b, np.float64)))
+    # float32 halves the memory traffic of the [A, B] intermediates; IoU needs no more precision.
+    iou = box_iou(torch.from_numpy(np.asarray(boxes_a, np.float32)), torch.from_numpy(np.asarray(boxes_b, np.float32)))
     # A box of zero area gives 0/0; it overlaps nothing.
-    return 1.0 - torch.nan_to_num(iou, nan=0.0).numpy()
+    return 1.0 - torch.nan_to_num(iou, nan=0.0).numpy().astype(np.float64)
 
 
 def embedding_distance(track_features: np.ndarray, detection_features: np.ndarray) -> np.ndarray:
@@ -52,8 +53,10 @@ def fuse_motion(
         gating_threshold: chi-square 0.95 quantile with 4 degrees of freedom (9.4877) in FairMOT.
         appearance_weight: ``lambda_`` of FairMOT, 0.98.
     """
-    fused = appearance_weight * cost + (1.0 - appearance_weight) * gating_distance
-    return np.where(gating_distance > gating_threshold, np.inf, fused)
+    fused = appearance_weight * cost
+    fused += (1.0 - appearance_weight) * gating_distance
+    fused[gating_distance > gating_threshold] = np.inf
+    return fused
 
 
 def fuse_score(cost: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -85,15 +88,27 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
     """
     cost = np.asarray(cost, dtype=np.float64)
     num_rows, num_cols = cost.shape
-    gain = np.minimum(np.nan_to_num(cost, nan=np.inf) - thresh, 0.0)  # < 0: a pair worth matching
+    gain = np.fmin(cost - thresh, 0.0)  # < 0: a pair worth matching; inf and NaN never match
     feasible = gain < 0
-    rows = np.flatnonzero(feasible.any(axis=1))
-    cols = np.flatnonzero(feasible.any(axis=0))
-    matches = np.empty((0, 2), dtype=np.int64)
+    per_row, per_col = feasible.sum(axis=1), feasible.sum(axis=0)
+    # A pair that is the only option of both its row and its column is a component of its own:
+    # it is matched in every optimum. In sparse scenes that is most pairs, and the Hungarian
+    # solve is left with the few contested rows and columns.
+    alone_rows, alone_cols = np.nonzero(feasible & (per_row == 1)[:, None] & (per_col == 1)[None, :])
+    contested = np.ones(num_rows, dtype=bool)
+    contested[alone_rows] = False
+    rows = np.flatnonzero(contested & (per_row > 0))
+    contested = np.ones(num_cols, dtype=bool)
+    contested[alone_cols] = False
+    cols = np.flatnonzero(contested & (per_col > 0))
+    matched_rows, matched_cols = [alone_rows], [alone_cols]
     if len(rows) and len(cols):
         sub_rows, sub_cols = linear_sum_assignment(gain[np.ix_(rows, cols)])
         keep = gain[rows[sub_rows], cols[sub_cols]] < 0
-        matches = np.stack((rows[sub_rows[keep]], cols[sub_cols[keep]]), axis=1).astype(np.int64)
+        matched_rows.append(rows[sub_rows[keep]])
+        matched_cols.append(cols[sub_cols[keep]])
+    matches = np.stack((np.concatenate(matched_rows), np.concatenate(matched_cols)), axis=1).astype(np.int64)
+    matches = matches[np.argsort(matches[:, 0], kind="stable")]
     row_matched = np.zeros(num_rows, dtype=bool)
     col_matched = np.zeros(num_cols, dtype=bool)
     row_matched[matches[:, 0]] = True
