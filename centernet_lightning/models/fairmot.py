@@ -5,7 +5,8 @@ FairMOT (Zhang et al., IJCV 2021) is composed here from the same parts as
 :class:`~centernet_lightning.models.CenterNetDetector` built with one more head (``reid``, see
 ``models/reid.py``); the training module owns the identity classifier (:class:`IdentityLoss`) and
 the loss balance (:class:`UncertaintyWeighting` or fixed weights). Tracking metrics (HOTA, MOTA,
-IDF1) are computed outside the model, by an evaluation callback that runs :meth:`FairMOT.build_tracker`
+IDF1) are computed outside the model, by the evaluation callback
+:class:`~centernet_lightning.eval.mot_callback.MOTEvaluation`, which runs :meth:`FairMOT.build_tracker`
 over each validation sequence; nothing in ``models/`` imports ``datasets/`` or ``eval/``.
 """
 
@@ -216,16 +217,20 @@ class FairMOT(L.LightningModule):
             self.hparams.heatmap_parameter,
         )
 
-    def compute_loss(self, outputs: Outputs | Sequence[Outputs], batch: Batch) -> dict[str, Tensor]:
+    def compute_loss(
+        self, outputs: Outputs | Sequence[Outputs], batch: Batch, identities: bool = True
+    ) -> dict[str, Tensor]:
         """Losses for a batch: each head's unweighted loss, ``detection`` (the weighted sum of the
         detection heads, FairMOT's ``det_loss``) and ``total``.
 
         ``total`` is :class:`UncertaintyWeighting` of ``detection`` and ``reid`` (it can be negative:
         it holds ``(s_det + s_id) / 2``) or, with fixed weighting, ``detection + weight * reid``.
         ``batch`` needs ``track_ids`` [B, N] (identities, -1 for none) beside the detection targets.
+        With ``identities=False`` only the detection heads' losses and ``detection`` are computed
+        (validation: the classifier knows the training set's identities, not another split's).
         For stacked outputs every loss is averaged over the stacks.
         """
-        if "track_ids" not in batch:
+        if identities and "track_ids" not in batch:
             raise ValueError(
                 "FairMOT trains on batches with track_ids (identities of the objects); this batch has keys "
                 f"{sorted(batch)}: use a tracking dataset, or give every box an identity of its own"
@@ -234,19 +239,23 @@ class FairMOT(L.LightningModule):
         height, width = per_stack[-1]["heatmap"].shape[-2:]
         targets = self.encode_targets(batch, height, width)
         # Objects without a peak (padding, ignore regions, degenerate boxes) have no identity target.
-        identities = batch["track_ids"].masked_fill(~targets.valid, -1)
+        track_ids = batch["track_ids"].masked_fill(~targets.valid, -1) if identities else None
         num_stacks = len(per_stack)
         losses: dict[str, Tensor] = {}
         detection: Tensor | float = 0.0
         for stack_heads, stack_outputs in zip(self.detector.heads[-num_stacks:], per_stack):
             for name, head in stack_heads.items():
                 if isinstance(head, ReIDHead):
-                    value = self.identity_loss(stack_outputs[name], targets.indices, identities)
+                    if track_ids is None:
+                        continue
+                    value = self.identity_loss(stack_outputs[name], targets.indices, track_ids)
                 else:
                     value = head.loss(stack_outputs[name], targets)
                     detection = detection + head.weight * value / num_stacks
                 losses[name] = losses.get(name, 0.0) + value / num_stacks
         losses["detection"] = detection
+        if not identities:
+            return losses
         if self.uncertainty is not None:
             losses["total"] = self.uncertainty(detection, losses["reid"])
         else:
@@ -275,15 +284,18 @@ class FairMOT(L.LightningModule):
         return self._evaluation_step(batch, "test")
 
     def _evaluation_step(self, batch: Batch | None, prefix: str) -> TrackingDetections | None:
-        """Losses logged (when the batch has identities); the detections with their embeddings
-        (input pixels) go to the evaluation callbacks, which run the tracker per sequence."""
+        """Detection losses logged; the detections with their embeddings (input pixels) go to the
+        evaluation callbacks (``MOTEvaluation`` runs the tracker per sequence).
+
+        The identity loss is not evaluated: another split's identities are other people, numbered
+        on their own, whom the training set's classifier cannot name.
+        """
         if batch is None:
             return None
         outputs = self.get_encoded_outputs(batch["images"])
-        if "track_ids" in batch:
-            losses = self.compute_loss(outputs, batch)
-            batch_size = batch["images"].shape[0]
-            self.log_dict({f"{prefix}/{k}_loss": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
+        losses = self.compute_loss(outputs, batch, identities=False)
+        batch_size = batch["images"].shape[0]
+        self.log_dict({f"{prefix}/{k}_loss": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
         return self.gather_tracking2d(outputs)
 
     def predict_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:

@@ -95,6 +95,18 @@ def test_uncertainty_weighted_loss_against_its_parts():
     assert model.detector.heads[0]["reid"].layers[-1].weight.grad.abs().sum() > 0
 
 
+def test_validation_losses_leave_identities_out():
+    model = tiny_model()
+    batch = make_batch()
+    outputs = model.get_encoded_outputs(batch["images"])
+    full = model.compute_loss(outputs, batch)
+    del batch["track_ids"]  # validation splits need none: their identities are not the classifier's
+    detection_only = model.compute_loss(outputs, batch, identities=False)
+    assert set(detection_only) == {"heatmap", "box_2d", "detection"}
+    for key in detection_only:
+        torch.testing.assert_close(detection_only[key], full[key])
+
+
 def test_fixed_weighting():
     model = tiny_model(loss_weighting="fixed", reid_loss_weight=0.5)
     assert model.uncertainty is None

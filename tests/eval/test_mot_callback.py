@@ -1,0 +1,109 @@
+"""The tracking-metrics callback: frames collected in any order, tracked per sequence, scored by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from centernet_lightning.datasets.tracking import FrameRecord
+from centernet_lightning.eval.mot_callback import MOTEvaluation
+from centernet_lightning.tracking import Tracker
+
+LETTERBOX = (0.5, 0.0, 8.0)  # input pixel = original pixel * 0.5 + (0, 8)
+
+
+def box(x: float, y: float) -> list[float]:
+    return [x, y, x + 40.0, y + 80.0]
+
+
+def make_records() -> list[FrameRecord]:
+    """Sequence A: identities 0 and 1 walking right, and an ignore region; sequence B: identity 2."""
+    records = []
+    for t in range(3):
+        bboxes = np.array([box(20 + 4 * t, 30), box(150 + 4 * t, 40), box(300, 100)], np.float32)
+        fields = {"track_ids": np.array([0, 1, -1]), "ignore": np.array([False, False, True])}
+        records.append(
+            FrameRecord(
+                Path(f"A/{t}.jpg"), len(records), bboxes, np.zeros(3, np.int64), fields, sequence="A", frame_index=t
+            )
+        )
+    for t in range(3):
+        bboxes = np.array([box(60, 20 + 4 * t)], np.float32)
+        fields = {"track_ids": np.array([2]), "ignore": np.array([False])}
+        records.append(
+            FrameRecord(
+                Path(f"B/{t}.jpg"), len(records), bboxes, np.zeros(1, np.int64), fields, sequence="B", frame_index=t
+            )
+        )
+    return records
+
+
+def model_outputs(record: FrameRecord, drop: bool) -> tuple[dict, dict]:
+    """Perfect detections of every object of the record (input pixels, K = 4 with padding), or none
+    of them when ``drop``; identity k's embedding is the unit vector k (the ignore region's is 3)."""
+    scale, pad_x, pad_y = LETTERBOX
+    count = 0 if drop else len(record.bboxes)
+    bboxes = torch.zeros(1, 4, 4)
+    scores = torch.zeros(1, 4)
+    labels = torch.full((1, 4), -1)
+    embeddings = torch.zeros(1, 4, 4)
+    for n in range(count):
+        bboxes[0, n] = torch.tensor(record.bboxes[n]) * scale + torch.tensor([pad_x, pad_y, pad_x, pad_y])
+        scores[0, n], labels[0, n] = 0.9, 0
+        embeddings[0, n, int(record.fields["track_ids"][n]) % 4] = 1.0
+    detections = {"bboxes": bboxes, "scores": scores, "labels": labels, "embeddings": embeddings}
+    batch = {
+        "image_ids": torch.tensor([record.image_id]),
+        "letterbox": torch.tensor([LETTERBOX]),
+        "original_sizes": torch.tensor([[480, 640]]),
+    }
+    return detections, batch
+
+
+def test_tracks_each_sequence_and_scores_it():
+    records = make_records()
+    logged = {}
+    module = SimpleNamespace(build_tracker=lambda **overrides: Tracker(**overrides), log_dict=logged.update)
+    loader = SimpleNamespace(dataset=SimpleNamespace(records=records, sequences={}))
+    trainer = SimpleNamespace(sanity_checking=False, world_size=1, val_dataloaders=loader)
+    callback = MOTEvaluation()
+    callback.on_validation_epoch_start(trainer, module)
+    # Frames arrive in any order; sequence B's second frame has no detection.
+    for index in (5, 0, 3, 1, 4, 2):
+        detections, batch = model_outputs(records[index], drop=index == 4)
+        callback.on_validation_batch_end(trainer, module, detections, batch, 0)
+    callback.on_validation_epoch_end(trainer, module)
+
+    # 9 evaluated boxes (the ignore region is neither a hit nor a false positive); one missed.
+    assert callback.last_metrics["FN"] == 1 and callback.last_metrics["FP"] == 0
+    assert callback.last_metrics["IDSW"] == 0  # identity 2 is picked up again by its embedding
+    assert logged["val/MOTA"] == pytest.approx(1 - 1 / 9)
+    assert logged["val/IDF1"] == pytest.approx(2 * 8 / (2 * 8 + 0 + 1))
+    assert callback.last_sequences["A"]["MOTA"] == 1.0 and callback.last_sequences["A"]["IDF1"] == 1.0
+    assert set(logged) == {f"val/{name}" for name in ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW")}
+
+
+def test_sanity_check_and_modules_without_a_tracker_are_skipped():
+    callback = MOTEvaluation()
+    records = make_records()
+    loader = SimpleNamespace(dataset=SimpleNamespace(records=records))
+    logged = {}
+    for trainer, module in (
+        (
+            SimpleNamespace(sanity_checking=True, world_size=1, val_dataloaders=loader),
+            SimpleNamespace(build_tracker=Tracker, log_dict=logged.update),
+        ),
+        (
+            SimpleNamespace(sanity_checking=False, world_size=1, val_dataloaders=loader),
+            SimpleNamespace(log_dict=logged.update),
+        ),
+    ):
+        callback.on_validation_epoch_start(trainer, module)
+        detections, batch = model_outputs(records[0], drop=False)
+        callback.on_validation_batch_end(trainer, module, detections, batch, 0)
+        callback.on_validation_epoch_end(trainer, module)
+    assert logged == {}
