@@ -27,12 +27,13 @@ from .datasets.coco import COCO_CATEGORY_IDS, COCO_CLASSES
 from .datasets.datamodule import DetectionDataModule
 from .datasets.synthetic import generate_synthetic_dataset
 from .eval import COCOEvaluation
+from .eval.mot_callback import MOTEvaluation
 from .inference import InferenceSpec
 from .models.centernet import CenterNet, build_centernet
 from .models.info import format_info, model_info
 from .models.original_weights import load_original_weights, read_original_state_dict
 
-__all__ = ["CenterNetCLI", "main"]
+__all__ = ["CenterNetCLI", "TrackingCLI", "is_tracking_config", "main"]
 
 log = logging.getLogger("centernet_lightning")
 
@@ -196,16 +197,78 @@ class CenterNetCLI(LightningCLI):
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
 
 
-def make_cli(args: list[str] | None, run: bool = True) -> CenterNetCLI:
-    """Build (and by default run) the Lightning CLI on ``args`` (None: the command line)."""
+class TrackingCLI(LightningCLI):
+    """LightningCLI for FairMOT + DetectionDataModule (a tracking dataset), chosen by ``main`` for
+    configs whose ``model.class_path`` is ``centernet_lightning.models.FairMOT``.
+
+    Extra config groups: ``mot_eval`` (MOTEvaluation: HOTA/MOTA/IDF1 of every validation),
+    ``checkpoint`` (best ``val/IDF1``), ``last_checkpoint``, ``progress_bar``, ``lr_monitor``. The
+    class count, class names and identity count come from the data.
+    """
+
+    def _parse_ckpt_path(self) -> None:
+        """The config describes the model; ``--ckpt_path`` only gives the weights (read safely)."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and _is_local_path(str(ckpt_path)):
+            read_checkpoint(ckpt_path)  # a clear error for an unreadable file, before any work
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
+        parser.link_arguments("data.num_identities", "model.init_args.num_identities", apply_on="instantiate")
+        parser.add_lightning_class_args(MOTEvaluation, "mot_eval")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/IDF1",
+                "checkpoint.mode": "max",
+                "checkpoint.filename": "best-epoch{epoch:03d}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.set_defaults(
+            {
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.monitor": None,
+                "last_checkpoint.save_top_k": 1,
+                "last_checkpoint.enable_version_counter": False,
+            }
+        )
+        parser.add_lightning_class_args(RichProgressBar, "progress_bar")
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.set_defaults({"lr_monitor.logging_interval": "step"})
+
+
+def is_tracking_config(args: list[str]) -> bool:
+    """Whether a ``--config`` among ``args`` is a tracking config (``model.class_path`` FairMOT)."""
+    import yaml
+
+    for index, arg in enumerate(args):
+        if arg in ("--config", "-c") and index + 1 < len(args):
+            path = Path(args[index + 1])
+        elif arg.startswith("--config="):
+            path = Path(arg.split("=", 1)[1])
+        else:
+            continue
+        if path.is_file():
+            model = (yaml.safe_load(path.read_text()) or {}).get("model")
+            if isinstance(model, dict) and str(model.get("class_path", "")).rsplit(".", 1)[-1] == "FairMOT":
+                return True
+    return False
+
+
+def make_cli(args: list[str] | None, run: bool = True) -> LightningCLI:
+    """Build (and by default run) the Lightning CLI on ``args`` (None: the command line): the
+    tracking CLI for a FairMOT config, else the detection CLI."""
     with _command_line_consumed() if args is not None else nullcontext():
         return _make_cli(args, run)
 
 
-def _make_cli(args: list[str] | None, run: bool) -> CenterNetCLI:
-    return CenterNetCLI(
-        CenterNet,
-        DetectionDataModule,
+def _make_cli(args: list[str] | None, run: bool) -> LightningCLI:
+    tracking = is_tracking_config(sys.argv[1:] if args is None else args)
+    options: dict[str, Any] = dict(
         args=args,
         run=run,
         seed_everything_default=0,
@@ -213,11 +276,16 @@ def _make_cli(args: list[str] | None, run: bool) -> CenterNetCLI:
         trainer_defaults={
             "logger": {
                 "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                "init_args": {"save_dir": "runs", "name": "centernet"},
+                "init_args": {"save_dir": "runs", "name": "fairmot" if tracking else "centernet"},
             }
         },
         parser_kwargs={"description": DESCRIPTION},
     )
+    if tracking:
+        from .models.fairmot import FairMOT
+
+        return TrackingCLI(FairMOT, DetectionDataModule, subclass_mode_model=True, **options)
+    return CenterNetCLI(CenterNet, DetectionDataModule, **options)
 
 
 def synth_main(argv: list[str]) -> None:

@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,11 +21,11 @@ from ..checkpoint import load_trained_module, read_checkpoint
 from ..tracking import Tracker
 from .outputs import VideoSink, new_run_dir
 from .predictor import resolve_device
-from .sources import open_source
+from .sources import ImageSource, open_source
 from .spec import InferenceSpec
 from .track import TrackDrawer, source_frame_rate, track_source
 
-__all__ = ["track_main", "load_tracking_model"]
+__all__ = ["TrackingRun", "load_tracking_model", "track_main", "track_to_files"]
 
 
 def load_tracking_model(ckpt_path: str | Path, device: Any = "cpu") -> Any:
@@ -77,8 +77,6 @@ def track_main(argv: list[str]) -> None:
     """``centernet track``: see the module docstring."""
     from dataclasses import replace
 
-    from ..eval.mot import write_mot_txt
-
     args = _parser().parse_args(argv)
     try:
         device = resolve_device(args.device)
@@ -96,6 +94,42 @@ def track_main(argv: list[str]) -> None:
         sys.exit(f"centernet track: {error}")
 
     run_dir = new_run_dir(args.project, args.name)
+    try:
+        written = track_to_files(model, source, spec, tracker, run_dir, frame_rate, device, args.batch, args.draw)
+    except OSError as error:
+        sys.exit(f"centernet track: {error}")
+    print(
+        f"{written.frames} frames in {written.seconds:.1f} s ({written.frames / max(written.seconds, 1e-9):.1f} "
+        f"frames/s on {device}): {written.tracks} tracks -> {written.results}"
+        + (f" and {written.video}" if written.video is not None else "")
+    )
+
+
+class TrackingRun(NamedTuple):
+    """What :func:`track_to_files` wrote and measured."""
+
+    results: Path  # MOTChallenge txt
+    video: Path | None  # drawn mp4
+    frames: int
+    tracks: int  # distinct ids
+    seconds: float
+
+
+def track_to_files(
+    model: Any,
+    source: ImageSource,
+    spec: InferenceSpec,
+    tracker: Tracker,
+    run_dir: Path,
+    frame_rate: float = 30.0,
+    device: Any = "cpu",
+    batch_size: int = 8,
+    draw: bool = True,
+) -> TrackingRun:
+    """Track ``source`` with ``model`` (FairMOT or CenterNet) and write ``<name>.txt`` (and
+    ``<name>.mp4`` at ``frame_rate`` when ``draw``) into ``run_dir``, with a Rich progress bar."""
+    from ..eval.mot import write_mot_txt
+
     stem = Path(source.name.rstrip("/")).stem or "track"
     frames, ids, boxes, scores = [], [], [], []
     drawer, video = TrackDrawer(), None
@@ -110,32 +144,28 @@ def track_main(argv: list[str]) -> None:
     try:
         with Progress(*columns) as progress:
             task = progress.add_task(f"track {source.name}", total=len(source) or None)
-            for frame, tracks in track_source(model.detect, source, spec, tracker, device, args.batch, k):
+            for frame, tracks in track_source(model.detect, source, spec, tracker, device, batch_size, k):
                 count += 1
                 frames.append(np.full(len(tracks["ids"]), frame.index + 1))
-                ids.append(tracks["ids"])
-                boxes.append(tracks["boxes"])
-                scores.append(tracks["scores"])
-                if args.draw and frame.image is not None:
+                ids.append(np.asarray(tracks["ids"]))
+                boxes.append(np.asarray(tracks["boxes"]).reshape(-1, 4))
+                scores.append(np.asarray(tracks["scores"]))
+                if draw and frame.image is not None:
                     drawn = drawer.draw(frame.image, tracks)
                     video = video or VideoSink(run_dir / f"{stem}.mp4", frame_rate, drawn.shape[:2])
                     video.write(drawn)
                 progress.advance(task)
-    except OSError as error:
-        sys.exit(f"centernet track: {error}")
     finally:
         if video is not None:
             video.close()
+    all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     results = write_mot_txt(
         run_dir / f"{stem}.txt",
-        np.concatenate(frames) if frames else np.zeros(0, int),
-        np.concatenate(ids) if ids else np.zeros(0, int),
+        np.concatenate(frames) if frames else np.zeros(0, np.int64),
+        all_ids,
         np.concatenate(boxes) if boxes else np.zeros((0, 4)),
         np.concatenate(scores) if scores else np.zeros(0),
     )
-    seconds = time.perf_counter() - start
-    num_ids = len(np.unique(np.concatenate(ids))) if ids and sum(map(len, ids)) else 0
-    print(
-        f"{count} frames in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s on {device}): {num_ids} tracks"
-        f" -> {results}" + (f" and {video.path}" if video is not None else "")
+    return TrackingRun(
+        results, video.path if video else None, count, len(np.unique(all_ids)), time.perf_counter() - start
     )

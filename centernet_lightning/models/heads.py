@@ -9,6 +9,7 @@ heatmap     C         Gaussian peaks at object centres (CornerNet/TTFNet)   3x3 
 box_2d      4         left/top/right/bottom distances from the peak cell    cell centre -/+ distances
 size        2         ``(w, h)`` of the box (paper: L1, weight 0.1)         centre -/+ size / 2
 offset      2         ``centre - floor(centre)`` (paper: L1, weight 1)      refines the peak's centre
+reid        D         the object's identity (FairMOT, loss in ``reid.py``)  unit embedding at the peak
 ==========  ========  ====================================================  ========================
 
 Every head is ``depth`` x (3x3 conv + ReLU) and a 1x1 conv on the stride-4 feature map, as in the
