@@ -66,6 +66,14 @@ class InferenceSpec:
         return {**values, "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
+    def from_datamodule(cls, datamodule: Any, class_names: list[str] | None) -> InferenceSpec:
+        """The spec of a model trained on ``datamodule`` (its ``input_size`` and ``category_ids``)."""
+        input_size = getattr(datamodule, "hparams", {}).get("input_size") or DEFAULT_INPUT_SIZE
+        return cls(
+            input_size=int(input_size), class_names=class_names, category_ids=getattr(datamodule, "category_ids", None)
+        )
+
+    @classmethod
     def from_checkpoint(cls, checkpoint: Mapping[str, Any]) -> InferenceSpec:
         """The spec of a checkpoint dict: its ``inference`` entry, else what the data module and
         model hyperparameters say (older checkpoints), else the defaults."""

@@ -130,7 +130,8 @@ def track_to_files(
     ``<name>.mp4`` at ``frame_rate`` when ``draw``) into ``run_dir``, with a Rich progress bar."""
     from ..eval.mot import write_mot_txt
 
-    stem = Path(source.name.rstrip("/")).stem or "track"
+    name = Path(source.name.rstrip("/"))
+    stem = (name.parent.name if name.name == "img1" else name.stem) or "track"  # MOTChallenge: SEQ/img1
     frames, ids, boxes, scores = [], [], [], []
     drawer, video = TrackDrawer(), None
     count, start = 0, time.perf_counter()

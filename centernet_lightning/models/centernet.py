@@ -262,11 +262,7 @@ class CenterNet(L.LightningModule):
         if input_size:  # lets the model summary report real FLOPs and output shapes
             self.example_input_array = torch.zeros(1, 3, input_size, input_size)
         if stage == "fit" and datamodule is not None:
-            self.inference_spec = InferenceSpec(
-                input_size=int(input_size or self.inference_spec.input_size),
-                class_names=self.hparams.class_names,
-                category_ids=getattr(datamodule, "category_ids", None),
-            )
+            self.inference_spec = InferenceSpec.from_datamodule(datamodule, self.hparams.class_names)
         if self.hparams.init_weights and not getattr(self, "_weights_loaded", False):
             load_weights(self, self.hparams.init_weights)
             self._weights_loaded = True

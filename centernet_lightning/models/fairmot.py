@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..inference.spec import InferenceSpec
 from ..structures import Batch, Detections, letterbox_inverse
 from ..targets import CenterTargets, encode_targets, gaussian_radii
 from ..tracking import Tracker, Tracks
@@ -124,6 +125,8 @@ class FairMOT(L.LightningModule):
         self.uncertainty = UncertaintyWeighting() if loss_weighting == "uncertainty" else None
         self.num_classes = num_classes
         self.stride = self.detector.stride
+        # Input size, normalisation, class names and category ids for inference (see CenterNet).
+        self.inference_spec = InferenceSpec(class_names=class_names)
 
     # ----------------------------------------------------------------------------- inference
     def get_encoded_outputs(self, images: Tensor) -> Outputs | list[Outputs]:
@@ -312,12 +315,47 @@ class FairMOT(L.LightningModule):
 
     # ----------------------------------------------------------------------------- set-up
     def setup(self, stage: str) -> None:
-        input_size = getattr(getattr(self._trainer, "datamodule", None), "hparams", {}).get("input_size")
+        datamodule = getattr(self._trainer, "datamodule", None)
+        input_size = getattr(datamodule, "hparams", {}).get("input_size")
         if input_size:  # lets the model summary report real FLOPs and output shapes
             self.example_input_array = torch.zeros(1, 3, input_size, input_size)
+        if stage == "fit" and datamodule is not None:
+            self.inference_spec = InferenceSpec.from_datamodule(datamodule, self.hparams.class_names)
         if self.hparams.init_weights and not getattr(self, "_weights_loaded", False):
             load_weights(self, self.hparams.init_weights)
             self._weights_loaded = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["inference"] = self.inference_spec.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.inference_spec = InferenceSpec.from_checkpoint(checkpoint)
+
+    def inference_tracking2d(
+        self, source: Any, batch_size: int = 8, tracker: Tracker | None = None, **tracker_overrides: Any
+    ) -> list[Tracks]:
+        """Track a video or a folder of frames (sorted by name): the tracks reported at each frame.
+
+        Frames are letterboxed and normalised as in validation (:attr:`inference_spec`), detected in
+        batches of ``batch_size`` on the model's device, and fed to ``tracker`` (None: a fresh
+        :meth:`build_tracker` with ``tracker_overrides``; the frame rate defaults to the video's or
+        the ``seqinfo.ini``'s). Returns one :class:`~centernet_lightning.tracking.Tracks` per frame:
+        ``ids`` int [M], ``boxes`` float [M, 4] XYXY original pixels, ``scores`` [M].
+        """
+        from ..inference.sources import open_source
+        from ..inference.track import source_frame_rate, track_source
+
+        frames = open_source(source)
+        if tracker is None:
+            tracker = self.build_tracker(**{"frame_rate": source_frame_rate(frames), **tracker_overrides})
+        was_training = self.training
+        self.eval()
+        try:
+            k = int(self.hparams.num_detections)
+            found = track_source(self.detect, frames, self.inference_spec, tracker, self.device, batch_size, k)
+            return [tracks for _, tracks in found]
+        finally:
+            self.train(was_training)
 
     def configure_optimizers(self) -> dict[str, Any]:
         # s_det and s_id are log-variances, not weights: weight decay would pull the learnt balance
