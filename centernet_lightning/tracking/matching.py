@@ -11,21 +11,37 @@ FairMOT and ByteTrack call.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy.optimize import linear_sum_assignment
-from torchvision.ops import box_iou
 
 __all__ = ["embedding_distance", "fuse_motion", "fuse_score", "iou_distance", "linear_assignment"]
 
 
 def iou_distance(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """``1 - IoU`` of XYXY pixel boxes, ``[A, 4]`` x ``[B, 4]`` -> ``[A, B]`` float64 (computed in float32)."""
+    """``1 - IoU`` of XYXY pixel boxes, ``[A, 4]`` x ``[B, 4]`` -> ``[A, B]`` float64 (computed in float32).
+
+    The same values as ``torchvision.ops.box_iou`` (a test pins them), written in numpy with
+    in-place steps because the tracker's state is numpy and this runs on every frame: at
+    1000 x 1000 boxes it is about twice as fast as ``box_iou`` after conversion, in float32 (IoU
+    needs no more precision). Boxes of zero area overlap nothing.
+    """
     if len(boxes_a) == 0 or len(boxes_b) == 0:
         return np.ones((len(boxes_a), len(boxes_b)))
-    # float32 halves the memory traffic of the [A, B] intermediates; IoU needs no more precision.
-    iou = box_iou(torch.from_numpy(np.asarray(boxes_a, np.float32)), torch.from_numpy(np.asarray(boxes_b, np.float32)))
-    # A box of zero area gives 0/0; it overlaps nothing.
-    return 1.0 - torch.nan_to_num(iou, nan=0.0).numpy().astype(np.float64)
+    a = np.asarray(boxes_a, dtype=np.float32)
+    b = np.asarray(boxes_b, dtype=np.float32)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    inter = np.minimum(a[:, None, 2], b[None, :, 2])  # [A, B] overlap width, then area
+    inter -= np.maximum(a[:, None, 0], b[None, :, 0])
+    np.maximum(inter, 0, out=inter)
+    height = np.minimum(a[:, None, 3], b[None, :, 3])
+    height -= np.maximum(a[:, None, 1], b[None, :, 1])
+    np.maximum(height, 0, out=height)
+    inter *= height
+    union = area_a[:, None] + area_b[None, :]
+    union -= inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return 1.0 - iou.astype(np.float64)
 
 
 def embedding_distance(track_features: np.ndarray, detection_features: np.ndarray) -> np.ndarray:

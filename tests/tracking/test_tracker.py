@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from torchvision.ops import box_iou
 
 from centernet_lightning.tracking import Tracker, TrackState, linear_assignment
 from centernet_lightning.tracking.matching import fuse_motion, iou_distance
@@ -90,7 +91,18 @@ def test_fuse_motion_and_iou_distance_by_hand() -> None:
     np.testing.assert_allclose(fused, [[0.98 * 0.5 + 0.02 * 5, np.inf]])
     # two 10x10 boxes overlapping by half: IoU 50 / 150
     distance = iou_distance(np.array([[0.0, 0, 10, 10]]), np.array([[5.0, 0, 15, 10], [20, 20, 30, 30]]))
-    np.testing.assert_allclose(distance, [[1 - 1 / 3, 1.0]])
+    np.testing.assert_allclose(distance, [[1 - 1 / 3, 1.0]], rtol=1e-6)
+
+
+def test_iou_distance_equals_torchvision() -> None:
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 500, (2, 30, 2))
+    sizes = rng.uniform(0, 80, (2, 30, 2))
+    sizes[0, :3] = 0  # zero-area boxes overlap nothing
+    boxes_a, boxes_b = (np.concatenate((c, c + s), axis=1) for c, s in zip(corners, sizes))
+    expected = torch.nan_to_num(box_iou(torch.from_numpy(boxes_a), torch.from_numpy(boxes_b)), nan=0.0).numpy()
+    np.testing.assert_allclose(iou_distance(boxes_a, boxes_b), 1 - expected, atol=1e-6)
+    assert (iou_distance(boxes_a, boxes_b)[:3] == 1).all()
 
 
 # --- life cycle and association ------------------------------------------------------------
