@@ -1,7 +1,7 @@
-"""CenterNet object detection on PyTorch Lightning.
+"""CenterNet object detection and FairMOT tracking on PyTorch Lightning.
 
 The public API: models and their parts, target rendering, losses, decoding, datasets and the
-data module, COCO evaluation, drawing.
+data module, COCO and MOT evaluation, inference, the tracker, drawing.
 """
 
 from .callbacks import PredictionWriter, ValidationImageLogger
@@ -9,6 +9,8 @@ from .datasets import (
     COCODataset,
     CrowdHumanDataset,
     InferenceDataset,
+    KITTITrackingDataset,
+    MOTDataset,
     VOCDataset,
     YOLODataset,
     build_transforms,
@@ -17,13 +19,15 @@ from .datasets import (
 )
 from .datasets.datamodule import DetectionDataModule
 from .decode import Peaks, topk_peaks
-from .eval import COCOEvaluation, COCOEvaluator
+from .eval import COCOEvaluation, COCOEvaluator, MOTEvaluation, evaluate_mot
+from .inference import InferenceSpec, open_source
 from .losses import cornernet_focal_loss, quality_focal_loss
 from .models import (
     BiFPNNeck,
     Box2DHead,
     CenterNet,
     CenterNetDetector,
+    FairMOT,
     FPNNeck,
     HeatmapHead,
     IDANeck,
@@ -35,10 +39,12 @@ from .models import (
     TimmBackbone,
     build_centernet,
     build_detector,
+    load_centernet,
     load_original_weights,
 )
 from .structures import Batch, Detections, letterbox_inverse
 from .targets import cornernet_radius, render_heatmap, render_heatmaps
+from .tracking import Tracker
 from .visualize import draw_boxes
 
 __version__ = "0.1.0"
@@ -55,6 +61,11 @@ __all__ = [
     "CrowdHumanDataset",
     "Detections",
     "DetectionDataModule",
+    "FairMOT",
+    "InferenceSpec",
+    "KITTITrackingDataset",
+    "MOTDataset",
+    "MOTEvaluation",
     "FPNNeck",
     "HeatmapHead",
     "IDANeck",
@@ -67,6 +78,7 @@ __all__ = [
     "SimpleNeck",
     "SizeHead",
     "TimmBackbone",
+    "Tracker",
     "VOCDataset",
     "ValidationImageLogger",
     "YOLODataset",
@@ -77,9 +89,12 @@ __all__ = [
     "cornernet_focal_loss",
     "cornernet_radius",
     "draw_boxes",
+    "evaluate_mot",
     "generate_synthetic_dataset",
     "letterbox_inverse",
+    "load_centernet",
     "load_original_weights",
+    "open_source",
     "quality_focal_loss",
     "render_heatmap",
     "render_heatmaps",

@@ -14,6 +14,7 @@ from centernet_lightning.eval.mot import (
     read_mot_txt,
     write_mot_txt,
 )
+from centernet_lightning.eval.mot_callback import MOTEvaluation
 
 __all__ = [
     "BACKENDS",
@@ -21,6 +22,7 @@ __all__ = [
     "MOT_METRIC_NAMES",
     "COCOEvaluation",
     "COCOEvaluator",
+    "MOTEvaluation",
     "MOTEvaluator",
     "MOTResults",
     "MOTRows",

@@ -2,7 +2,7 @@
 (``CenterNet`` for detection, ``FairMOT`` for detection + re-ID embeddings)."""
 
 from .backbones import BACKBONES, MobileNetBackbone, ResNetBackbone, TimmBackbone, build_backbone
-from .centernet import CenterNet, build_centernet, load_weights
+from .centernet import CenterNet, build_centernet, load_centernet, load_weights
 from .detector import CenterNetDetector, build_detector
 from .fairmot import FairMOT, TrackingDetections
 from .heads import HEAD_TYPES, Box2DHead, Head, HeatmapHead, OffsetHead, SizeHead
@@ -41,6 +41,7 @@ __all__ = [
     "UncertaintyWeighting",
     "build_backbone",
     "build_centernet",
+    "load_centernet",
     "build_detector",
     "build_neck",
     "fairmot_embedding_scale",
