@@ -132,7 +132,8 @@ class CenterNetCLI(LightningCLI):
         if unknown:
             log.warning("Checkpoint %s has model settings this version does not know, ignored: %s", ckpt_path, unknown)
         configured = _as_dict(self.config[subcommand].get("model"))
-        from_checkpoint = {k: v for k, v in hparams.items() if k in known and k != "init_weights"}
+        # init_weights: the checkpoint holds the weights; tta: an inference choice of this run
+        from_checkpoint = {k: v for k, v in hparams.items() if k in known and k not in ("init_weights", "tta")}
         self.config = self.parser.parse_object({subcommand: {"model": from_checkpoint}}, self.config)
         changes = describe_hparam_changes(configured, _as_dict(self.config[subcommand].get("model")))
         if changes:
@@ -506,6 +507,10 @@ def main(argv: list[str] | None = None) -> None:
 
         export_main(argv[1:])
     else:
+        if argv[:1] in (["validate"], ["test"], ["predict"]) and any(a.split("=")[0] == "--tta" for a in argv):
+            # `--tta flip` is short for `--model.tta flip` (test-time augmentation of this run)
+            argv = [f"--model.tta{arg[5:]}" if arg.split("=")[0] == "--tta" else arg for arg in argv]
+            from_command_line = False
         make_cli(None if from_command_line else argv)
 
 

@@ -17,6 +17,11 @@ PACKAGES = [
     "centernet_lightning.targets",
     "centernet_lightning.losses",
     "centernet_lightning.decode",
+    "centernet_lightning.tracking",
+    "centernet_lightning.inference",
+    "centernet_lightning.deploy",
+    "centernet_lightning.preprocess",
+    "centernet_lightning.tta",
 ]
 
 

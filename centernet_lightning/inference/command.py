@@ -28,6 +28,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..structures import Detections
+from ..tta import parse_tta
 from ..visualize import draw_boxes
 from .outputs import VideoSink, coco_results, new_run_dir, unique_name, write_text_atomic, yolo_lines
 from .predictor import detect_source, resolve_device
@@ -57,7 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8; videos use it too)")
     parser.add_argument("--max-det", type=int, default=None, help="detections per image at most (default: the model's)")
     parser.add_argument(
-        "--tta", nargs="?", const="flip", default=None, help="test-time augmentation: flip (default when given)"
+        "--tta",
+        nargs="?",
+        const="flip",
+        default=None,
+        help="test-time augmentation: flip (alone), or e.g. 'flip,0.75,1,1.25' (flip at three scales, merged by NMS)",
     )
     parser.add_argument("--backend", choices=BACKENDS, default="eager", help="eager (default) or channels_last")
     parser.add_argument("--save-txt", action="store_true", help="also write YOLO-style labels/<name>.txt per image")
@@ -70,15 +75,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _detect_function(model: Any, backend: str, max_det: int, tta: str | None) -> Callable[[torch.Tensor], Detections]:
     """The network input -> Detections function of a backend."""
-    if tta is not None:
-        raise ValueError("--tta is not available yet")
+    augment = parse_tta(tta) if tta is not None else None  # a clear error for a bad --tta before any work
     if backend == "channels_last":
         model.to(memory_format=torch.channels_last)
 
     def detect(inputs: torch.Tensor) -> Detections:
         if backend == "channels_last":
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        return model.detect(inputs, num_detections=max_det, score_threshold=0.0)
+        return model.detect(inputs, num_detections=max_det, score_threshold=0.0, tta=augment)
 
     return detect
 

@@ -21,6 +21,7 @@ from ..inference.sources import open_source
 from ..inference.spec import InferenceSpec
 from ..structures import Batch, Detections, letterbox_inverse
 from ..targets import CenterTargets, encode_targets, gaussian_radii
+from ..tta import detect_with_tta, parse_tta
 from .detector import CenterNetDetector, Outputs, build_detector
 from .optim import build_optimizer, build_scheduler, check_optimization_config
 
@@ -54,6 +55,8 @@ class CenterNet(L.LightningModule):
         optimizer: ``{name: <torch.optim class>, **params}``, default AdamW lr 1e-3 wd 1e-4.
         lr_scheduler: None, ``{name: warmup_cosine, warmup_steps: int, min_lr_ratio: float}`` or
             ``{name: <torch.optim.lr_scheduler class>, interval: step|epoch, **params}``.
+        tta: test-time augmentation of validation, test and prediction: None, ``flip``,
+            ``"flip,0.75,1,1.25"`` or ``{flip, scales, nms_iou}`` (see :func:`~centernet_lightning.tta.parse_tta`).
         class_names: optional names, kept in the checkpoint for prediction and reports.
         init_weights: a checkpoint or state-dict file to start from (fine-tuning: weights only,
             no optimizer state); tensors whose shape differs, such as a heatmap head with another
@@ -80,11 +83,13 @@ class CenterNet(L.LightningModule):
         nms_iou: float | None = None,
         optimizer: dict[str, Any] | None = None,
         lr_scheduler: dict[str, Any] | None = None,
+        tta: bool | str | dict[str, Any] | None = None,
         class_names: list[str] | None = None,
         init_weights: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.tta = parse_tta(tta)  # fails early on a bad value
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class_names given for num_classes={num_classes}")
         gaussian_radii(torch.ones(1), torch.ones(1), heatmap_method)  # fail early on a bad name
@@ -144,9 +149,30 @@ class CenterNet(L.LightningModule):
         )
 
     @torch.no_grad()
-    def detect(self, images: Tensor, **decode_kwargs: Any) -> Detections:
-        """Run the model on images [B, 3, H, W] and decode (see :meth:`gather_detection2d`)."""
-        return self.gather_detection2d(self.get_encoded_outputs(images), **decode_kwargs)
+    def detect(
+        self,
+        images: Tensor,
+        num_detections: int | None = None,
+        score_threshold: float | None = None,
+        nms_iou: float | None = None,
+        tta: Any = None,
+    ) -> Detections:
+        """Run the model on images [B, 3, H, W] and decode (see :meth:`gather_detection2d`).
+
+        ``tta`` (None: the model's ``tta`` setting) runs test-time augmentation instead:
+        see :func:`~centernet_lightning.tta.detect_with_tta`.
+        """
+        augment = parse_tta(tta) if tta is not None else self.tta
+        if augment is None or not augment.enabled:
+            return self.gather_detection2d(self.get_encoded_outputs(images), num_detections, nms_iou, score_threshold)
+        return detect_with_tta(
+            self.detector,
+            images,
+            augment,
+            num_detections=num_detections or self.hparams.num_detections,
+            score_threshold=self.hparams.score_threshold if score_threshold is None else score_threshold,
+            nms_iou=self.hparams.nms_iou if nms_iou is None else nms_iou,
+        )
 
     def inference_detection2d(
         self,
@@ -155,6 +181,7 @@ class CenterNet(L.LightningModule):
         score_threshold: float | None = None,
         batch_size: int = 8,
         skip_bad_images: bool = False,
+        tta: Any = None,
     ) -> dict[str, np.ndarray]:
         """Detections of whole images, in each image's own pixels.
 
@@ -165,6 +192,7 @@ class CenterNet(L.LightningModule):
             score_threshold: scores below it become padding (None: the model's setting).
             batch_size: images per forward pass.
             skip_bad_images: an unreadable file gives a warning and an all-padding row instead of an error.
+            tta: test-time augmentation (None: the model's ``tta`` setting; see :meth:`detect`).
 
         Images are letterboxed to :attr:`inference_spec` ``.input_size`` and normalised as in
         ``validate``; the model runs in eval mode on its current device.
@@ -179,7 +207,7 @@ class CenterNet(L.LightningModule):
         try:
 
             def detect(inputs: Tensor) -> Detections:
-                return self.detect(inputs, num_detections=num_detections, score_threshold=score_threshold)
+                return self.detect(inputs, num_detections=num_detections, score_threshold=score_threshold, tta=tta)
 
             parts = [
                 results
@@ -241,6 +269,8 @@ class CenterNet(L.LightningModule):
         losses = self.compute_loss(outputs, batch)
         batch_size = batch["images"].shape[0]
         self.log_dict({f"{prefix}/{k}_loss": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
+        if self.tta is not None and self.tta.enabled:
+            return self.detect(batch["images"])
         return self.gather_detection2d(outputs)
 
     def predict_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:

@@ -138,6 +138,39 @@ def test_inference_detection2d_on_arrays_folder_and_skipped_files(folder: Path):
         model.inference_detection2d([np.zeros((8, 8), np.float32)])
 
 
+def test_tta_setting_drives_validation_and_inference(folder: Path):
+    """`model.tta` (config / `--tta`) changes the detections of the evaluation steps and of
+    inference; a mirror-symmetric image gives mirror-symmetric boxes under the flip test."""
+    from centernet_lightning.tta import detect_with_tta, parse_tta
+
+    plain, flipped = tiny_model(), tiny_model()
+    flipped.tta = parse_tta("flip")
+    half = picture(3, 96, 64)
+    symmetric = np.ascontiguousarray(np.concatenate([half, half[:, ::-1]], axis=1))  # 96 x 128, mirror-symmetric
+    found = flipped.inference_detection2d([symmetric], num_detections=20)
+    boxes = found["bboxes"][0][found["labels"][0] >= 0]
+    mirrored = boxes[:, [2, 1, 0, 3]] * [-1, 1, -1, 1] + [128, 0, 128, 0]
+    distance = np.abs(boxes[:, None, :] - mirrored[None, :, :]).max(-1)  # every box has its mirror image
+    assert distance.min(axis=1).max() < 0.05
+
+    paths = sorted(p for p in folder.iterdir() if p.suffix == ".png")
+    dataset = InferenceDataset(folder, img_names=[p.name for p in paths], transforms=build_transforms("val", SIZE))
+    batch = collate_detection([dataset[i] for i in range(len(paths))])
+    batch.update(
+        bboxes=torch.zeros(3, 0, 4),
+        labels=torch.zeros(3, 0, dtype=torch.long),
+        mask=torch.zeros(3, 0, dtype=torch.bool),
+    )
+    with torch.no_grad():
+        evaluated = flipped.validation_step(batch, 0)
+        expected = detect_with_tta(flipped.detector, batch["images"], parse_tta("flip"), num_detections=20)
+        unaugmented = plain.validation_step(batch, 0)
+    torch.testing.assert_close(evaluated["scores"], expected["scores"])
+    assert not torch.allclose(evaluated["scores"], unaugmented["scores"])
+    with pytest.raises(ValueError, match="bogus"):
+        CenterNet(num_classes=3, tta="bogus")
+
+
 def test_sources_name_what_matches_nothing(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="nothing_here"):
         open_source(tmp_path / "nothing_here")
