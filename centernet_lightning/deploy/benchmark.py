@@ -89,6 +89,7 @@ class BenchmarkRow:
     backend: str
     batch: int
     gflops: float  # per image, network only (the decoding has no multiply-accumulates)
+    matmul_peak: float | None = None  # GFLOP/s of the matmul that peak_share divides by
     p50_ms: float | None = None  # end-to-end latency of one batch: network + decoding
     p90_ms: float | None = None
     images_per_s: float | None = None  # batch / p50
@@ -116,28 +117,43 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class _MatmulProbe:
+    """A ``size`` x ``size`` matmul on ``device`` whose rate can be sampled between other work."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, size: int | None = None) -> None:
+        self.device = device
+        size = size or MATMUL_SIZE.get(device.type, 2048)
+        generator = torch.Generator().manual_seed(0)
+        self.left = torch.randn(size, size, generator=generator).to(device, dtype)
+        self.right = torch.randn(size, size, generator=generator).to(device, dtype)
+        self.flop = 2 * size**3
+        torch.mm(self.left, self.right)  # warm-up: thread pool, cuBLAS handle and kernel choice
+
+    def gflops_per_s(self) -> float:
+        """The rate of one matmul, GFLOP/s."""
+        return self.flop / _time_ms(partial(torch.mm, self.left, self.right), self.device) * 1e3 / 1e9
+
+
 @torch.inference_mode()
 def measure_matmul_peak(
     device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, size: int | None = None, repeats: int = 5
 ) -> float:
     """GFLOP/s of a ``size`` x ``size`` matmul (2 * size**3 FLOPs) on ``device``: the best of ``repeats``.
 
-    ``size`` defaults to 2048 on CPU and 8192 on CUDA.
+    ``size`` defaults to 2048 on CPU and 8192 on CUDA. On CUDA, float32 runs on TF32 tensor cores
+    when ``torch.backends.cuda.matmul.allow_tf32`` is on (``centernet`` sets matmul precision "high").
     """
-    device = torch.device(device)
-    size = size or MATMUL_SIZE.get(device.type, 2048)
-    generator = torch.Generator().manual_seed(0)
-    left = torch.randn(size, size, generator=generator).to(device, dtype)
-    right = torch.randn(size, size, generator=generator).to(device, dtype)
-    torch.mm(left, right)  # warm-up: thread pool, cuBLAS handle and kernel choice
-    best = float("inf")
-    for _ in range(repeats):
-        _synchronize(device)
-        start = time.perf_counter()
-        torch.mm(left, right)
-        _synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+    probe = _MatmulProbe(torch.device(device), dtype, size)
+    return max(probe.gflops_per_s() for _ in range(repeats))
+
+
+def _time_ms(call: Callable[[], Any], device: torch.device) -> float:
+    """Wall time of ``call()`` in milliseconds; on CUDA from an idle device to the end of its work."""
+    _synchronize(device)  # nothing queued before may land in this call's time
+    start = time.perf_counter()
+    call()
+    _synchronize(device)
+    return (time.perf_counter() - start) * 1000
 
 
 # --------------------------------------------------------------------------- backends
@@ -159,7 +175,7 @@ class _Setup(NamedTuple):
     """What every backend builder receives."""
 
     module: ExportModule  # network + decoding on the device (float16 network with half)
-    detector: CenterNetDetector  # the caller's network, untouched (float32, where it was)
+    detector: CenterNetDetector  # the caller's network, untouched
     device: torch.device
     workdir: Path  # a temporary folder for files (ONNX graphs)
     compile_mode: str | None
@@ -181,7 +197,7 @@ def _compile(setup: _Setup) -> _Backend:
     # switch to dynamic shapes at the second size, which are slower).
     compiled = torch.compile(module, dynamic=False, mode=setup.compile_mode)
     # Freezing is read when the first call compiles, so it has to be on around the calls.
-    return _Backend(module, torch.channels_last, lambda images: partial(compiled, images), partial(_inductor_freezing))
+    return _Backend(module, torch.channels_last, lambda images: partial(compiled, images), _inductor_freezing)
 
 
 @contextlib.contextmanager
@@ -204,6 +220,8 @@ def _onnxruntime(setup: _Setup) -> _Backend:
         raise RuntimeError(
             f"ONNX Runtime has no {provider} here (available: {', '.join(onnxruntime.get_available_providers())})"
         )
+    # The exporter traces a float32 copy on the CPU (its example input is a CPU tensor).
+    detector = copy.deepcopy(setup.detector).to("cpu", torch.float32)
     options = onnxruntime.SessionOptions()
     if setup.device.type == "cpu":  # as many threads as PyTorch's backends get, for a fair comparison
         options.intra_op_num_threads = torch.get_num_threads()
@@ -211,7 +229,7 @@ def _onnxruntime(setup: _Setup) -> _Backend:
     def prepare(images: Tensor) -> Callable[[], Any]:
         batch, _, height, width = images.shape
         path = export_onnx(
-            setup.detector,  # on its own device in float32: the exporter traces on CPU
+            detector,
             setup.workdir / f"batch{batch}.onnx",
             imgsz=(height, width),
             batch=batch,
@@ -246,14 +264,6 @@ def _checked_device(device: str | torch.device, half: bool) -> torch.device:
     return device
 
 
-def _time_ms(call: Callable[[], Any], device: torch.device) -> float:
-    _synchronize(device)  # nothing queued before may land in this call's time
-    start = time.perf_counter()
-    call()
-    _synchronize(device)
-    return (time.perf_counter() - start) * 1000
-
-
 def _describe(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
@@ -274,10 +284,12 @@ def benchmark_detector(
     compile_mode: str | None = None,
     progress: Progress | None = None,
 ) -> list[BenchmarkRow]:
-    """Time ``model`` end to end (network + decoding) on each backend and batch size.
+    """Time ``model`` end to end (network + decoding) and its decoding alone, per backend and batch size.
 
-    The backends take turns: each timed round runs every backend once on the same batch, so a
-    slow spell of a shared machine slows them alike and their ratios hold.
+    The backends take turns: each round runs every backend once on the same batch, each call
+    followed by the decoding alone on that batch's raw maps, and (when ``matmul_peak`` is None)
+    one matmul of the peak measurement. A slow spell of a shared machine slows them all alike, so
+    their ratios hold.
 
     Args:
         model: a CenterNet or its CenterNetDetector; it is copied, never changed.
@@ -288,8 +300,8 @@ def benchmark_detector(
         half: float16 network (input and decoding stay float32, as ``export --half``); CUDA only.
         warmup, iterations: untimed and timed rounds per batch size (after one untimed first call).
         max_det: K, the detections per image the decoding keeps.
-        matmul_peak: GFLOP/s that ``peak_share`` divides by; None: :func:`measure_matmul_peak` on
-            ``device`` now (float16 with ``half``).
+        matmul_peak: GFLOP/s that ``peak_share`` divides by; None: the best rate of a large matmul
+            (:func:`measure_matmul_peak`; float16 with ``half``) sampled before and during the run.
         compile_mode: ``torch.compile``'s ``mode`` for the ``compile`` backend (None: the default).
         progress: a Rich progress display to report on; None: none.
 
@@ -309,12 +321,15 @@ def benchmark_detector(
     module = build_export_module(detector, max_det=max_det, half=half).to(device)
     module.input_size(imgsz)  # ValueError for a size the network cannot take, before any work
     gflops = model_info(detector, imgsz)[-1]["gflops"]
+    peak_samples = [matmul_peak] if matmul_peak else []
+    probe = None
     if matmul_peak is None:
-        matmul_peak = measure_matmul_peak(device, torch.float16 if half else torch.float32)
+        probe = _MatmulProbe(device, torch.float16 if half else torch.float32)
+        peak_samples += [probe.gflops_per_s() for _ in range(3)]
 
     task = None
+    steps_per_batch = len(backends) * (1 + warmup + iterations)
     if progress is not None:
-        steps_per_batch = len(backends) * (1 + 2 * (warmup + iterations))
         task = progress.add_task("benchmark", total=len(batch_sizes) * steps_per_batch)
 
     def report(description: str | None = None, steps: int = 1) -> None:
@@ -322,7 +337,8 @@ def benchmark_detector(
             progress.update(task, advance=steps, **({"description": description} if description else {}))
 
     errors: dict[tuple[str, int], str] = {}  # (backend, batch) -> why it has no figures
-    rows: dict[tuple[str, int], BenchmarkRow] = {}
+    latencies: dict[tuple[str, int], list[float]] = {}  # end to end, ms
+    decode_latencies: dict[tuple[str, int], list[float]] = {}
     generator = torch.Generator().manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="centernet-benchmark-") as workdir:
         built: dict[str, _Backend] = {}
@@ -336,17 +352,34 @@ def benchmark_detector(
         for batch_index, batch in enumerate(batch_sizes):
             images = torch.randn(batch, 3, imgsz, imgsz, generator=generator).to(device)
             calls: dict[str, Callable[[], Any]] = {}
+            decodes: dict[str, Callable[[], Any]] = {}
+            raw_outputs: dict[str, Outputs] = {}  # memory format -> the eager network's maps of this batch
             for name, backend in built.items():
                 report(f"{name} batch {batch}: {'compiling' if name == 'compile' else 'first call'}")
+                network_input = images.contiguous(memory_format=backend.memory_format)
                 try:
                     with backend.context():
-                        calls[name] = backend.prepare(images.contiguous(memory_format=backend.memory_format))
-                        calls[name]()  # compiles, or initialises the session
+                        call = backend.prepare(network_input)
+                        call()  # compiles, or initialises the session
                 except Exception as error:
                     log.debug("Backend %s failed at batch %d", name, batch, exc_info=True)
                     errors[name, batch] = _describe(error)
-                    calls.pop(name, None)
-            latencies: dict[str, list[float]] = {name: [] for name in calls}
+                    continue
+                calls[name] = call
+                layout = str(backend.memory_format)  # every backend's module holds the same weights
+                if layout not in raw_outputs:
+                    raw_outputs[layout] = backend.module.detector(
+                        network_input.to(torch.float16) if half else network_input
+                    )
+                decodes[name] = partial(
+                    decode_outputs,
+                    raw_outputs[layout],
+                    module.detector.stride,
+                    max_det,
+                    score_threshold=0.0,
+                    nms_iou=None,
+                )
+                latencies[name, batch], decode_latencies[name, batch] = [], []
             for round_index in range(warmup + iterations):
                 timed = round_index >= warmup
                 report(f"batch {batch}: {'timing' if timed else 'warm-up'} round {round_index + 1}", 0)
@@ -358,55 +391,29 @@ def benchmark_detector(
                         errors[name, batch] = _describe(error)
                         del calls[name]
                         continue
+                    decode_milliseconds = _time_ms(decodes[name], device)
                     if timed:
-                        latencies[name].append(milliseconds)
+                        latencies[name, batch].append(milliseconds)
+                        decode_latencies[name, batch].append(decode_milliseconds)
                     report()
-            for name in calls:
-                report(f"{name} batch {batch}: decoding alone", 0)
-                rows[name, batch] = _row(
-                    name,
-                    batch,
-                    gflops,
-                    latencies[name],
-                    _decode_latencies(built[name], images, max_det, warmup, iterations, device, report),
-                    matmul_peak,
-                )
+                if probe is not None:
+                    peak_samples.append(probe.gflops_per_s())
             if progress is not None:  # failed backends skipped their steps
                 progress.update(task, completed=(batch_index + 1) * steps_per_batch)
+    peak = max(peak_samples)
+    rows = {
+        key: _row(*key, gflops, latencies[key], decode_latencies[key], peak) for key in latencies if key not in errors
+    }
     eager = {batch: row.p50_ms for (name, batch), row in rows.items() if name == "eager"}
     ordered = []
     for name in backends:
         for batch in batch_sizes:
             if (name, batch) in errors:
-                ordered.append(BenchmarkRow(name, batch, gflops, error=errors[name, batch]))
+                ordered.append(BenchmarkRow(name, batch, gflops, matmul_peak=peak, error=errors[name, batch]))
             else:
                 row = rows[name, batch]
                 ordered.append(replace(row, speedup=eager[batch] / row.p50_ms) if batch in eager else row)
     return ordered
-
-
-def _decode_latencies(
-    backend: _Backend,
-    images: Tensor,
-    max_det: int,
-    warmup: int,
-    iterations: int,
-    device: torch.device,
-    report: Callable[..., None],
-) -> list[float]:
-    """Times of ``decode_outputs`` alone (as ExportModule calls it) on the raw maps of ``images``,
-    given by the backend's eager network in its memory format."""
-    module = backend.module
-    network_input = images.contiguous(memory_format=backend.memory_format)
-    raw_outputs: Outputs = module.detector(network_input.to(torch.float16) if module.half else network_input)
-    decode = partial(decode_outputs, raw_outputs, module.detector.stride, max_det, score_threshold=0.0, nms_iou=None)
-    times = []
-    for round_index in range(warmup + iterations):
-        milliseconds = _time_ms(decode, device)
-        if round_index >= warmup:
-            times.append(milliseconds)
-        report()
-    return times
 
 
 def _row(
@@ -419,6 +426,7 @@ def _row(
         backend,
         batch,
         gflops,
+        matmul_peak=peak,
         p50_ms=p50,
         p90_ms=p90,
         images_per_s=images_per_s,
@@ -537,8 +545,6 @@ def benchmark_main(argv: list[str]) -> None:
         console = Console()
         if not console.is_terminal:
             console.width = max(console.width, 150)  # a log file gets the whole table on one line per row
-        with console.status(f"Measuring the {str(dtype).removeprefix('torch.')} matmul peak on {device}"):
-            peak = measure_matmul_peak(device, dtype)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
             rows = benchmark_detector(
@@ -551,7 +557,6 @@ def benchmark_main(argv: list[str]) -> None:
                 args.warmup,
                 args.iterations,
                 max_det,
-                matmul_peak=peak,
                 compile_mode=args.compile_mode,
                 progress=progress,
             )
@@ -564,11 +569,7 @@ def benchmark_main(argv: list[str]) -> None:
         machine = f"{device} ({torch.cuda.get_device_name(device)})"
     console.print(
         f"{source_name}: {detector.num_classes} classes, {imgsz}x{imgsz}, {machine}, "
-        f"{str(dtype).removeprefix('torch.')}; matmul peak {peak:.0f} GFLOP/s",
+        f"{str(dtype).removeprefix('torch.')}; matmul peak {rows[0].matmul_peak:.0f} GFLOP/s",
         soft_wrap=True,
     )
     console.print(benchmark_table(rows))
-
-
-if __name__ == "__main__":
-    benchmark_main(sys.argv[1:])

@@ -79,7 +79,7 @@ def test_one_row_per_backend_and_batch_with_consistent_figures(rows: list[Benchm
         assert 0 < row.p50_ms <= row.p90_ms
         assert row.images_per_s == pytest.approx(row.batch / (row.p50_ms / 1000))
         assert row.gflops_per_s == pytest.approx(gflops * row.images_per_s)
-        assert row.peak_share == pytest.approx(row.gflops_per_s / PEAK)
+        assert row.matmul_peak == PEAK and row.peak_share == pytest.approx(row.gflops_per_s / PEAK)
         # The decoding is part of the timed call and far cheaper than the network.
         assert 0 < row.decode_ms < row.p50_ms
         assert row.decode_share == pytest.approx(row.decode_ms / row.p50_ms)
@@ -165,6 +165,14 @@ def test_matmul_peak_is_a_rate() -> None:
     assert 0.5 < peak < 20_000
 
 
+def test_without_a_given_peak_the_matmul_is_sampled_during_the_run(model: CenterNet) -> None:
+    rows = benchmark_detector(model, SIZE, [1, 2], "eager", warmup=0, iterations=2)
+    peak = rows[0].matmul_peak
+    assert 0.5 < peak < 20_000 and rows[1].matmul_peak == peak  # one peak for the whole run
+    for row in rows:
+        assert row.peak_share == pytest.approx(row.gflops_per_s / peak)
+
+
 def test_command_on_a_checkpoint_written_by_a_test(tmp_path: Path, capsys) -> None:
     ckpt = save_checkpoint(tiny_model(), tmp_path / "best.ckpt")
     benchmark_main(
@@ -179,14 +187,17 @@ def test_command_on_a_checkpoint_written_by_a_test(tmp_path: Path, capsys) -> No
     assert len(table_rows) == 4
 
 
-def test_command_line_module_on_a_config(tmp_path: Path) -> None:
+@pytest.mark.slow  # a process of its own: imports torch and the library again
+def test_command_in_its_own_process_on_a_config(tmp_path: Path) -> None:
     config = tmp_path / "model.yaml"
     # pretrained: true would download ImageNet weights; the benchmark builds it randomly initialised.
     config.write_text(
         "model:\n  backbone: {name: resnet18, pretrained: true}\n"
         "  neck: {name: simple, upsample_channels: [32, 32, 32]}\n  head_width: 16\n"
     )
-    command = [sys.executable, "-m", "centernet_lightning.deploy.benchmark", "--config", str(config)]
+    # `centernet benchmark` in a process of its own (the module has no __main__: the package imports it).
+    program = "import sys; from centernet_lightning.deploy import benchmark_main; benchmark_main(sys.argv[1:])"
+    command = [sys.executable, "-c", program, "--config", str(config)]
     options = ["--imgsz", str(SIZE), "--batch", "1", "--backend", "eager", "--warmup", "0", "--iterations", "2"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}  # a shared machine
     result = subprocess.run(
@@ -196,3 +207,10 @@ def test_command_line_module_on_a_config(tmp_path: Path) -> None:
     assert "80 classes" in result.stdout and "│ eager" in result.stdout
     missing = subprocess.run([*command[:-1], str(tmp_path / "nope.yaml")], capture_output=True, text=True, timeout=300)
     assert missing.returncode != 0 and "nope.yaml" in missing.stderr
+
+
+@pytest.mark.slow  # Inductor compiles C++ kernels for the whole graph: 10-30 s on 2 shared cores
+def test_compile_backend_runs_with_freezing(model: CenterNet) -> None:
+    rows = benchmark_detector(model, SIZE, [1], "eager,compile", warmup=1, iterations=3, matmul_peak=PEAK)
+    assert rows[1].backend == "compile" and rows[1].error is None, rows[1]
+    assert rows[1].p50_ms > 0 and rows[1].speedup == pytest.approx(rows[0].p50_ms / rows[1].p50_ms)
