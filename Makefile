@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 STAMP_RUN := $(VENV)/.installed
 
-.PHONY: install install-dev test demo lint bench clean
+.PHONY: install install-dev test demo demo-track lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,15 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+STAMP_TRACK := $(VENV)/.installed-tracking
+
+$(STAMP_TRACK): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[tracking]"
+	touch $@ $(STAMP_RUN)
+
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $@ $(STAMP_RUN)
+	touch $@ $(STAMP_RUN) $(STAMP_TRACK)
 
 install: $(STAMP_RUN)
 install-dev: $(STAMP)
@@ -30,6 +36,9 @@ lint: $(STAMP)
 
 demo: $(STAMP_RUN)
 	$(BIN)/centernet demo --out runs/demo
+
+demo-track: $(STAMP_TRACK)
+	$(BIN)/centernet demo-track --out runs/demo_track
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/targets.py

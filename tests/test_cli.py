@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from centernet_lightning.cli import make_cli
+from centernet_lightning.cli import is_tracking_config, make_cli
 from centernet_lightning.models import build_centernet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def test_every_config_parses(config: Path, capsys) -> None:
 
 
 def test_build_centernet_from_every_config() -> None:
-    for config in CONFIGS:
+    for config in (c for c in CONFIGS if not is_tracking_config(["--config", str(c)])):
         with pytest.raises(ValueError, match="num_classes"):
             build_centernet(config)  # the data section decides the class count
     model = build_centernet(ROOT / "configs" / "demo.yaml", num_classes=3)

@@ -1,0 +1,98 @@
+"""The tracking side of the `centernet` command: a FairMOT config through fit and validate (HOTA,
+MOTA, IDF1 logged), then `centernet track` on a generated video and on a frame folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from centernet_lightning.cli import is_tracking_config
+from centernet_lightning.datasets import generate_tracking_sequences
+from centernet_lightning.eval.mot import evaluate_mot, read_mot_txt
+
+ROOT = Path(__file__).resolve().parents[1]
+CENTERNET = [sys.executable, "-m", "centernet_lightning.cli"]
+pytestmark = pytest.mark.slow
+
+
+def run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A FairMOT config fitted for one short epoch on generated sequences: (work dir, checkpoint)."""
+    work = tmp_path_factory.mktemp("tracking")
+    data = generate_tracking_sequences(
+        work / "data", num_sequences=2, num_val_sequences=1, frames_per_sequence=8, image_size=64, seed=3
+    )
+    demo = yaml.safe_load((ROOT / "configs" / "demo_track.yaml").read_text())
+    demo["model"]["init_args"].update(neck={"name": "fpn", "upsample_channels": [32, 32, 32]}, head_width=16)
+    demo["data"].update(dataset="mot", data_dir=str(data), input_size=64, batch_size=4, num_workers=0)
+    demo["data"]["dataset_params"] = {"class_names": ["object"]}
+    demo["data"].pop("synthetic")
+    demo["trainer"].update(
+        max_epochs=1, check_val_every_n_epoch=1, precision="32-true", accelerator="cpu", default_root_dir=str(work)
+    )
+    config = work / "fairmot.yaml"
+    config.write_text(yaml.safe_dump(demo))
+    assert is_tracking_config(["fit", "--config", str(config)])
+    fit = run([*CENTERNET, "fit", "--config", str(config), f"--trainer.logger.init_args.save_dir={work}"], work)
+    assert "val/IDF1" in fit.stdout + fit.stderr or list(work.rglob("events.out.tfevents*"))
+    checkpoints = sorted(work.rglob("last.ckpt"))
+    assert checkpoints, "fit wrote no last.ckpt"
+    return work, checkpoints[0]
+
+
+def test_validate_a_tracking_config_reports_mot_metrics(trained: tuple[Path, Path]) -> None:
+    work, checkpoint = trained
+    result = run([*CENTERNET, "validate", "--config", str(work / "fairmot.yaml"), "--ckpt_path", str(checkpoint)], work)
+    printed = result.stdout
+    for name in ("val/HOTA", "val/MOTA", "val/IDF1"):
+        assert name in printed, printed[-2000:]
+
+
+def test_track_command_on_a_video_and_a_frame_folder(trained: tuple[Path, Path]) -> None:
+    work, checkpoint = trained
+    frames_dir = work / "data" / "val" / "SEQ-01" / "img1"
+    frames = sorted(frames_dir.glob("*.jpg"))
+    video = work / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 64))
+    for path in frames:
+        writer.write(cv2.imread(str(path)))
+    writer.release()
+
+    result = run([*CENTERNET, "track", "--ckpt_path", str(checkpoint), "--source", str(video)], work)
+    assert f"{len(frames)} frames in" in result.stdout
+    drawn = cv2.VideoCapture(str(work / "runs" / "track" / "clip.mp4"))
+    assert int(drawn.get(cv2.CAP_PROP_FRAME_COUNT)) == len(frames)
+    rows = read_mot_txt(work / "runs" / "track" / "clip.txt")
+    assert rows.frames.size == 0 or (rows.frames.min() >= 1 and rows.frames.max() <= len(frames))
+
+    # A frame folder in MOTChallenge layout: results named after the sequence, scored against its gt.
+    result = run([*CENTERNET, "track", "--ckpt_path", str(checkpoint), "--source", str(frames_dir), "--no-draw"], work)
+    results = work / "runs" / "track2" / "SEQ-01.txt"
+    assert results.is_file() and not list((work / "runs" / "track2").glob("*.mp4"))
+    metrics = evaluate_mot(frames_dir.parent / "gt" / "gt.txt", results)
+    assert {"HOTA", "MOTA", "IDF1", "IDSW"} <= set(metrics) and np.isfinite(metrics["IDF1"])
+
+
+def test_track_command_names_a_missing_source(trained: tuple[Path, Path]) -> None:
+    work, checkpoint = trained
+    result = subprocess.run(
+        [*CENTERNET, "track", "--ckpt_path", str(checkpoint), "--source", str(work / "nope.mp4")],
+        capture_output=True,
+        text=True,
+        cwd=work,
+    )
+    assert result.returncode != 0 and "nope.mp4" in result.stderr
