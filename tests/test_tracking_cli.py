@@ -96,3 +96,19 @@ def test_track_command_names_a_missing_source(trained: tuple[Path, Path]) -> Non
         cwd=work,
     )
     assert result.returncode != 0 and "nope.mp4" in result.stderr
+
+
+def test_inference_tracking2d_matches_the_track_command(trained: tuple[Path, Path]) -> None:
+    from centernet_lightning.checkpoint import load_trained_module
+    from centernet_lightning.models import FairMOT
+
+    work, checkpoint = trained
+    frames_dir = work / "data" / "val" / "SEQ-01" / "img1"
+    model = load_trained_module(checkpoint, FairMOT)
+    assert model.inference_spec.input_size == 64 and model.inference_spec.class_names == ["object"]
+    tracks = model.inference_tracking2d(frames_dir, batch_size=3)
+    assert len(tracks) == len(list(frames_dir.glob("*.jpg")))
+    assert all(set(t) >= {"ids", "boxes", "scores"} and np.asarray(t["boxes"]).shape[-1] == 4 for t in tracks)
+    run([*CENTERNET, "track", "--ckpt_path", str(checkpoint), "--source", str(frames_dir), "--name", "same"], work)
+    rows = read_mot_txt(work / "runs" / "same" / "SEQ-01.txt")
+    assert rows.frames.size == sum(len(t["ids"]) for t in tracks)  # the command writes what Python returns
