@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -38,7 +40,7 @@ __all__ = ["predict_main", "BACKENDS"]
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("eager", "channels_last")
+BACKENDS = ("eager", "channels_last", "compile", "onnxruntime")
 DRAWN_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # others are drawn as .jpg
 
 
@@ -64,7 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="test-time augmentation: flip (alone), or e.g. 'flip,0.75,1,1.25' (flip at three scales, merged by NMS)",
     )
-    parser.add_argument("--backend", choices=BACKENDS, default="eager", help="eager (default) or channels_last")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="eager",
+        help="eager (default), channels_last, compile (torch.compile) or onnxruntime (exported, decoding in the graph)",
+    )
     parser.add_argument("--save-txt", action="store_true", help="also write YOLO-style labels/<name>.txt per image")
     parser.add_argument("--save-conf", action="store_true", help="append the score to each --save-txt line")
     parser.add_argument("--no-draw", dest="draw", action="store_false", help="do not write drawn images / video")
@@ -73,15 +80,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _detect_function(model: Any, backend: str, max_det: int, tta: str | None) -> Callable[[torch.Tensor], Detections]:
-    """The network input -> Detections function of a backend."""
+def _detect_function(
+    model: Any, backend: str, max_det: int, tta: str | None, input_size: int, workdir: Path
+) -> Callable[[torch.Tensor], Detections]:
+    """The network input -> Detections function of a backend (see docs/benchmarks.md for their speed).
+
+    ``channels_last`` runs the convolutions in NHWC; ``compile`` is ``torch.compile`` with inductor's
+    freezing (static shapes: each batch size compiles once); ``onnxruntime`` exports the model with
+    its decoding to ``workdir`` and runs the graph in ONNX Runtime.
+    """
     augment = parse_tta(tta) if tta is not None else None  # a clear error for a bad --tta before any work
-    if backend == "channels_last":
+    if augment is not None and backend in ("compile", "onnxruntime"):
+        raise ValueError(f"--tta runs on the eager or channels_last backends, not {backend}")
+    if backend == "onnxruntime":
+        from ..deploy import OnnxDetector, export_onnx
+
+        path = export_onnx(model, workdir / "model.onnx", imgsz=input_size, dynamic=True, max_det=max_det)
+        runtime = OnnxDetector(path)
+
+        def detect_onnx(inputs: torch.Tensor) -> Detections:
+            return {key: torch.from_numpy(value) for key, value in runtime(inputs).items()}  # type: ignore[return-value]
+
+        return detect_onnx
+    if backend in ("channels_last", "compile"):
         model.to(memory_format=torch.channels_last)
+    network = model.detector
+    if backend == "compile":
+        from torch._inductor import config as inductor_config
+
+        network = torch.compile(model.detector, dynamic=False)
 
     def detect(inputs: torch.Tensor) -> Detections:
-        if backend == "channels_last":
+        if backend != "eager":
             inputs = inputs.contiguous(memory_format=torch.channels_last)
+        if backend == "compile":
+            with inductor_config.patch(freezing=True):  # read when a batch size first compiles
+                return model.gather_detection2d(network(inputs), num_detections=max_det, score_threshold=0.0)
         return model.detect(inputs, num_detections=max_det, score_threshold=0.0, tta=augment)
 
     return detect
@@ -152,8 +186,9 @@ def predict_main(argv: list[str]) -> None:
             spec = replace(spec, input_size=args.imgsz)
         max_det = args.max_det or int(model.hparams.num_detections)
         source = open_source(args.source, skip_bad_images=True)
-        detect = _detect_function(model, args.backend, max_det, args.tta)
-    except (FileNotFoundError, ValueError, OSError, TypeError) as error:
+        workdir = Path(tempfile.mkdtemp(prefix="centernet-predict-"))
+        detect = _detect_function(model, args.backend, max_det, args.tta, spec.input_size, workdir)
+    except (FileNotFoundError, ValueError, OSError, TypeError, ImportError) as error:
         sys.exit(f"centernet predict: {error}")
     if spec.category_ids is None:
         log.info("The checkpoint stores no category ids: predictions.json uses the contiguous labels as ids")
@@ -184,6 +219,7 @@ def predict_main(argv: list[str]) -> None:
         sys.exit(f"centernet predict: {error}")
     finally:
         writer.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.perf_counter() - start
     what = f"{images} frames" if source.is_video else f"{images} images"
     skipped_note = f", {skipped} unreadable skipped" if skipped else ""

@@ -244,3 +244,34 @@ def test_predict_command_errors_name_the_source(checkpoint: Path, tmp_path: Path
     result = run_cli("--ckpt_path", str(checkpoint), "--source", str(tmp_path / "missing.mp4"), cwd=tmp_path)
     assert result.returncode != 0 and "missing.mp4" in result.stderr
     assert not (tmp_path / "runs").exists()  # nothing is written for a source that does not exist
+
+
+@pytest.mark.parametrize("backend", ["channels_last", "onnxruntime"])
+def test_fast_backends_give_the_eager_detections(backend: str, folder: Path, tmp_path: Path):
+    """`--backend` changes the speed, not the boxes (the ONNX graph decodes inside; parity tolerances
+    of the export tests)."""
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    from centernet_lightning.inference.command import _detect_function
+    from centernet_lightning.inference.predictor import detect_images
+
+    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.glob("*.png"))]
+    model = tiny_model()
+    spec = model.inference_spec
+    eager = detect_images(_detect_function(tiny_model(), "eager", 20, None, SIZE, tmp_path), images, spec)
+    fast = detect_images(_detect_function(model, backend, 20, None, SIZE, tmp_path), images, spec)
+    # Random weights give near-equal scores (~0.10) whose order, and even which of two neighbouring
+    # cells is the 3x3 peak, float rounding may change: match entry by entry, and ask for nearly all.
+    matched = total = 0
+    for image in range(len(images)):
+        for box, score, label in zip(eager["bboxes"][image], eager["scores"][image], eager["labels"][image]):
+            close = (
+                (fast["labels"][image] == label)
+                & (np.abs(fast["scores"][image] - score) < 1e-4)
+                & (np.abs(fast["bboxes"][image] - box).max(axis=1) < 0.05)
+            )
+            matched, total = matched + bool(close.any()), total + 1
+    assert matched >= 0.8 * total, f"{matched} of {total} detections agree"
+    np.testing.assert_allclose(fast["scores"][:, 0], eager["scores"][:, 0], atol=1e-4)  # the best of each image
+    with pytest.raises(ValueError, match="tta"):
+        _detect_function(tiny_model(), "onnxruntime", 20, "flip", SIZE, tmp_path)
