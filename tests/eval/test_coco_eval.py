@@ -129,14 +129,9 @@ def image_ids_of(gt: dict) -> list[int]:
 
 
 def test_public_api() -> None:
-    assert set(eval_api.__all__) == {
-        "BACKENDS",
-        "COCOEvaluation",
-        "METRIC_NAMES",
-        "COCOEvaluator",
-        "build_coco_gt",
-        "format_table",
-    }
+    coco_names = {"BACKENDS", "COCOEvaluation", "METRIC_NAMES", "COCOEvaluator", "build_coco_gt", "format_table"}
+    mot_names = {"MOTEvaluation", "MOTEvaluator", "evaluate_mot", "evaluate_tracks", "read_mot_txt", "write_mot_txt"}
+    assert coco_names | mot_names <= set(eval_api.__all__)
     for name in eval_api.__all__:
         assert hasattr(eval_api, name)
 
