@@ -47,7 +47,7 @@ class Peaks(NamedTuple):
     indices: Tensor
 
 
-def topk_peaks(scores: Tensor, k: int = 100, kernel: int = 3) -> Peaks:
+def topk_peaks(scores: Tensor, k: int = 100, kernel: int = 3, logits: bool = False) -> Peaks:
     """The k best local maxima over all classes and positions, as the original CenterNet decodes.
 
     A pixel is a peak when it equals the max of its ``kernel x kernel`` neighbourhood (the
@@ -56,15 +56,33 @@ def topk_peaks(scores: Tensor, k: int = 100, kernel: int = 3) -> Peaks:
     code (see :func:`_two_stage_topk` for how it gets there faster and what graphs do with ties).
 
     Args:
-        scores: [B, C, H, W] heatmap probabilities (after sigmoid).
+        scores: [B, C, H, W] heatmap probabilities (after sigmoid), or logits with ``logits``.
         k: peaks per image, capped at ``C * H * W``.
         kernel: odd side of the max-pool window, in grid cells.
+        logits: ``scores`` holds logits (any float dtype): the sigmoid is taken here, in float32,
+            image by image on the CPU (one image's map at a time instead of a batch-sized one).
 
     Returns:
         :class:`Peaks`, each field [B, k]; entries past the last peak have score 0.
     """
     if kernel < 1 or kernel % 2 == 0:
         raise ValueError(f"kernel must be a positive odd number of cells, got {kernel}")
+    if _in_graph() or scores.device.type != "cpu" or scores.shape[0] <= 1:
+        return _image_peaks(scores, k, kernel, logits)
+    # On the CPU image by image: every batch-sized temporary (42 MB at 8 x 80 x 128 x 128) would be
+    # a fresh mapping whose first touch page-faults (microseconds per 4 KB page), while one image's
+    # buffers are reused by the allocator from image to image. A tie then also
+    # re-runs only its own image's topk, which on the CPU ranks each row independently, so the
+    # result is the batched one's. On CUDA a batch's topk may pick another kernel than one image's.
+    images = [_image_peaks(image, k, kernel, logits) for image in scores.split(1)]
+    return Peaks(*(torch.cat(field) for field in zip(*images)))
+
+
+def _image_peaks(scores: Tensor, k: int, kernel: int, logits: bool) -> Peaks:
+    """:func:`topk_peaks` in one pass over the batch of ``scores`` [B, C, H, W]."""
+    scores = scores.contiguous()  # an NHWC map would be copied by every reshape below
+    if logits:
+        scores = scores.float().sigmoid()
     batch_size, num_classes, height, width = scores.shape
     peaks = suppress_non_peaks(scores, kernel)
     k = min(k, num_classes * height * width)
@@ -77,7 +95,7 @@ def topk_peaks(scores: Tensor, k: int = 100, kernel: int = 3) -> Peaks:
         two_stage = _in_graph() or bool((top_scores[:, :-1] > top_scores[:, 1:]).all())
         top_scores, top_indices = top_scores[:, :k], top_indices[:, :k]
     if not two_stage:
-        top_scores, top_indices = peaks.reshape(batch_size, -1).topk(k)
+        top_scores, top_indices = peaks.reshape(batch_size, num_classes * height * width).topk(k)
     labels = torch.div(top_indices, height * width, rounding_mode="floor")
     spatial = top_indices - labels * (height * width)
     ys = torch.div(spatial, width, rounding_mode="floor")
@@ -87,7 +105,8 @@ def topk_peaks(scores: Tensor, k: int = 100, kernel: int = 3) -> Peaks:
 
 def _in_graph() -> bool:
     """True while ``torch.jit.trace``, ``torch.export`` (the dynamo ONNX exporter) or ``torch.compile`` records."""
-    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+    is_compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3; the exporter needs 2.5 anyway
+    return torch.jit.is_tracing() or (is_compiling is not None and is_compiling())
 
 
 def suppress_non_peaks(scores: Tensor, kernel: int = 3) -> Tensor:
@@ -148,10 +167,10 @@ def _two_stage_topk(peaks: Tensor, k: int) -> tuple[Tensor, Tensor]:
     Returns:
         scores float [B, k] (descending) and flat indices int64 [B, k] into ``C * H * W``.
     """
-    batch_size, _, _, width = peaks.shape
-    rows = peaks.reshape(batch_size, -1, width)  # [B, C*H, W]
+    batch_size, num_classes, height, width = peaks.shape
+    rows = peaks.reshape(batch_size, num_classes * height, width)  # [B, C*H, W]
     chosen = rows.amax(dim=2).topk(k).indices.sort(dim=1).values  # [B, k] row numbers, ascending
-    candidates = rows.gather(1, chosen.unsqueeze(-1).expand(-1, -1, width)).reshape(batch_size, -1)
+    candidates = rows.gather(1, chosen.unsqueeze(-1).expand(-1, -1, width)).reshape(batch_size, k * width)
     top_scores, positions = candidates.topk(k)  # [B, k] positions among the k * W candidates
     row_of = torch.div(positions, width, rounding_mode="floor")
     return top_scores, chosen.gather(1, row_of) * width + (positions - row_of * width)

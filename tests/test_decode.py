@@ -119,6 +119,24 @@ def test_topk_peaks_is_bit_identical_to_the_single_topk(make, shape, k, kernel, 
     assert_bit_identical(topk_peaks(scores, k, kernel), reference_topk_peaks(scores, k, kernel))
 
 
+@pytest.mark.parametrize("make", [random_heatmap, tied_heatmap, sparse_heatmap])
+def test_batched_pass_is_bit_identical_too(make):
+    """The one-pass route (graphs, CUDA, one image) on a whole batch: a tie in any image re-runs the batch."""
+    scores = make((3, 6, 11, 9), 4)
+    assert_bit_identical(decode._image_peaks(scores, 10, 3, logits=False), reference_topk_peaks(scores, 10))
+
+
+def test_topk_peaks_from_logits_layouts_and_empty_batches():
+    generator = torch.Generator().manual_seed(6)
+    logits = (torch.randn(3, 5, 12, 10, generator=generator) * 2 - 3).bfloat16()
+    expected = reference_topk_peaks(logits.float().sigmoid(), 15)
+    assert_bit_identical(topk_peaks(logits, 15, logits=True), expected)  # bf16: ties, the fall-back
+    channels_last = logits.float().sigmoid().contiguous(memory_format=torch.channels_last)
+    assert_bit_identical(topk_peaks(channels_last, 15), expected)
+    empty = topk_peaks(torch.rand(0, 5, 12, 10), 15)
+    assert all(field.shape == (0, 15) for field in empty)
+
+
 def test_topk_peaks_bit_identical_with_nan_infinities_and_signed_zeros():
     scores = random_heatmap((2, 3, 8, 9), seed=3) - 0.5  # negative scores: non-peaks become -0.0
     scores[0, 1, 2, 3] = float("nan")
