@@ -71,9 +71,9 @@ def topk_peaks(scores: Tensor, k: int = 100, kernel: int = 3, logits: bool = Fal
         return _image_peaks(scores, k, kernel, logits)
     # On the CPU image by image: every batch-sized temporary (42 MB at 8 x 80 x 128 x 128) would be
     # a fresh mapping whose first touch page-faults (microseconds per 4 KB page), while one image's
-    # buffers are reused by the allocator from image to image. A tie then also
-    # re-runs only its own image's topk, which on the CPU ranks each row independently, so the
-    # result is the batched one's. On CUDA a batch's topk may pick another kernel than one image's.
+    # buffers are reused by the allocator from image to image. A tie then re-runs only its own
+    # image's topk, which on the CPU ranks each row independently, so the result is the batched
+    # one's. On CUDA (no page faults to save) a batch's topk may pick another kernel than one image's.
     images = [_image_peaks(image, k, kernel, logits) for image in scores.split(1)]
     return Peaks(*(torch.cat(field) for field in zip(*images)))
 
