@@ -161,7 +161,7 @@ def build_detector(
     backbone: str | Mapping[str, Any] = "resnet18",
     neck: str | Mapping[str, Any] = "fpn",
     heads: Mapping[str, Mapping[str, Any]] | None = None,
-    head_width: int = 256,
+    head_width: int = 64,
     head_depth: int = 1,
 ) -> CenterNetDetector:
     """Build a detector from names and settings.

@@ -117,7 +117,8 @@ class HeatmapHead(Head):
     @staticmethod
     def decode(output: Tensor, num_detections: int, kernel: int = 3, logits: bool = True) -> Peaks:
         """The top ``num_detections`` peaks of the heatmap (see :func:`~centernet_lightning.decode.topk_peaks`)."""
-        return topk_peaks(output.float().sigmoid() if logits else output.float(), num_detections, kernel)
+        # logits go in as they are: topk_peaks takes the sigmoid image by image (no batch-sized temporary)
+        return topk_peaks(output.float(), num_detections, kernel, logits=logits)
 
 
 class Box2DHead(Head):
