@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 
-from .datasets.common import read_image
+from .image_io import read_image
 from .preprocess import denormalize_image
 from .visualize import draw_boxes
 

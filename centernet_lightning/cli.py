@@ -94,9 +94,6 @@ def _command_line_consumed() -> Iterator[None]:
         sys.argv = saved
 
 
-DEMO_GOAL = {"AP50": 0.95, "AP": 0.75}  # what `make demo` should reach on its validation split
-
-
 class CenterNetCLI(LightningCLI):
     """LightningCLI for CenterNet + DetectionDataModule with the library's default callbacks.
 
@@ -313,103 +310,6 @@ def synth_main(argv: list[str]) -> None:
     print(f"Synthetic dataset written to {out} (COCO format: annotations/instances_{{train,val}}.json)")
 
 
-def demo_main(argv: list[str]) -> None:
-    """``centernet demo``: synthetic data -> training -> COCO AP table -> drawn predictions."""
-    parser = argparse.ArgumentParser(prog="centernet demo", description=demo_main.__doc__)
-    parser.add_argument("--out", default="runs/demo", help="folder for data, logs, checkpoints and predictions")
-    parser.add_argument("--config", default="configs/demo.yaml", help="the fit config to run")
-    parser.add_argument("overrides", nargs="*", help="extra LightningCLI overrides, e.g. --trainer.max_epochs=2")
-    args, extra = parser.parse_known_args(argv)
-    out = Path(args.out)
-    if not Path(args.config).is_file():
-        sys.exit(f"Config not found: {args.config} (run the demo from the repository root)")
-    cli = make_cli(
-        [
-            "--config",
-            args.config,
-            f"--data.data_dir={out / 'data'}",
-            f"--trainer.logger.init_args.save_dir={out}",
-            f"--prediction_writer.output_dir={out}",
-            *args.overrides,
-            *extra,
-        ],
-        run=False,
-    )
-    trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
-    trainer.fit(model, datamodule=datamodule)
-    best = trainer.checkpoint_callback.best_model_path or None
-    print(f"\nEvaluating {best or 'the last weights'} on the synthetic validation split (original pixels):")
-    # verbose=False: the COCOEvaluation callback prints the COCO table; Lightning's would repeat it.
-    trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-    trainer.predict(model, datamodule=datamodule, ckpt_path=best, return_predictions=False)
-    metrics = next(c for c in trainer.callbacks if isinstance(c, COCOEvaluation)).last_metrics
-    if metrics:
-        reached = metrics["AP50"] >= DEMO_GOAL["AP50"] and metrics["AP"] >= DEMO_GOAL["AP"]
-        print(
-            f"Demo AP50 = {metrics['AP50']:.3f}, AP = {metrics['AP']:.3f} ({'reached' if reached else 'missed'} "
-            f"the goal AP50 >= {DEMO_GOAL['AP50']}, AP >= {DEMO_GOAL['AP']})"
-        )
-    print(f"Logs and checkpoints: {trainer.log_dir}")
-
-
-TRACK_DEMO_GOAL = {"MOTA": 0.9, "IDF1": 0.9}  # what `make demo-track` should reach on its held-out sequence
-
-
-def demo_track_main(argv: list[str]) -> None:
-    """``centernet demo-track``: synthetic sequences -> FairMOT training -> tracking a held-out
-    sequence -> HOTA/MOTA/IDF1 and a drawn video."""
-    from .datasets.mot import MOTDataset
-    from .eval.mot import evaluate_mot
-    from .inference import open_source
-    from .inference.outputs import new_run_dir
-    from .inference.track import source_frame_rate
-    from .inference.track_command import load_tracking_model, track_to_files
-
-    parser = argparse.ArgumentParser(prog="centernet demo-track", description=demo_track_main.__doc__)
-    parser.add_argument("--out", default="runs/demo_track", help="folder for data, logs, checkpoints and tracks")
-    parser.add_argument("--config", default="configs/demo_track.yaml", help="the fit config to run")
-    args, extra = parser.parse_known_args(argv)
-    out = Path(args.out)
-    if not Path(args.config).is_file():
-        sys.exit(f"Config not found: {args.config} (run the demo from the repository root)")
-    cli = make_cli(
-        [
-            "--config",
-            args.config,
-            f"--data.data_dir={out / 'data'}",
-            f"--trainer.logger.init_args.save_dir={out}",
-            *extra,
-        ],
-        run=False,
-    )
-    trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
-    trainer.fit(model, datamodule=datamodule)
-    best = trainer.checkpoint_callback.best_model_path or None
-    if best is None:  # no validation ran: keep the last weights
-        best = str(Path(trainer.log_dir) / "last-weights.ckpt")
-        save_checkpoint(model, best)
-    held_out = MOTDataset(out / "data", datamodule.hparams.val_split)
-    sequence = sorted(held_out.sequences)[0]
-    frames_dir = out / "data" / datamodule.hparams.val_split / sequence / "img1"
-    print(f"\nTracking the held-out sequence {sequence} with {best}:")
-    tracking_model = load_tracking_model(best)
-    source = open_source(frames_dir)
-    frame_rate = source_frame_rate(source)
-    tracker = tracking_model.build_tracker(frame_rate=frame_rate)
-    run = track_to_files(
-        tracking_model, source, tracking_model.inference_spec, tracker, new_run_dir(out, "track"), frame_rate
-    )
-    metrics = evaluate_mot(frames_dir.parent / "gt" / "gt.txt", run.results)
-    reached = all(metrics[name] >= goal for name, goal in TRACK_DEMO_GOAL.items())
-    print(
-        f"Demo tracking {sequence}: HOTA = {metrics['HOTA']:.3f}, MOTA = {metrics['MOTA']:.3f}, "
-        f"IDF1 = {metrics['IDF1']:.3f}, IDSW = {int(metrics['IDSW'])} ({'reached' if reached else 'missed'} the goal "
-        + ", ".join(f"{name} >= {goal}" for name, goal in TRACK_DEMO_GOAL.items())
-        + ")"
-    )
-    print(f"Tracks: {run.results}; drawn video: {run.video}; logs and checkpoints: {trainer.log_dir}")
-
-
 def _model_from_config(config: str, num_classes: int | None) -> CenterNet:
     """The config's model with a randomly initialised backbone (no ImageNet download: ``info``
     needs none, ``convert-weights`` overwrites every weight)."""
@@ -483,8 +383,12 @@ def main(argv: list[str] | None = None) -> None:
     elif argv[:1] == ["data"]:
         sys.exit("usage: centernet data synth --out DIR [--num-train N] [--num-val N] [--image-size PX] ...")
     elif argv[:1] == ["demo"]:
+        from .demos import demo_main
+
         demo_main(argv[1:])
     elif argv[:1] == ["demo-track"]:
+        from .demos import demo_track_main
+
         demo_track_main(argv[1:])
     elif argv[:1] == ["info"]:
         info_main(argv[1:])

@@ -12,7 +12,7 @@ import pytest
 
 from centernet_lightning.cli import make_cli
 from centernet_lightning.models import CenterNet
-from centernet_lightning.models.centernet import load_weights
+from centernet_lightning.models.module_parts import load_weights
 
 TINY = [
     "--model.backbone=resnet18",

@@ -153,7 +153,7 @@ def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
 
 def test_fine_tune_with_another_class_count(tiny_data: Path, tmp_path: Path, caplog) -> None:
     from centernet_lightning.models import CenterNet
-    from centernet_lightning.models.centernet import load_weights
+    from centernet_lightning.models.module_parts import load_weights
 
     source = CenterNet(5, backbone="resnet18", neck={"name": "fpn", "upsample_channels": [32, 32, 32]}, head_width=16)
     path = tmp_path / "source.ckpt"

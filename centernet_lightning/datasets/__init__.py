@@ -5,7 +5,7 @@ transforms and the collate function. Every reader returns the sample dict of
 
 from centernet_lightning.datasets.coco import COCODataset
 from centernet_lightning.datasets.collate import collate_detection
-from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, read_image
+from centernet_lightning.datasets.common import DetectionDataset, ImageRecord
 from centernet_lightning.datasets.crowdhuman import CrowdHumanDataset
 from centernet_lightning.datasets.inference import InferenceDataset
 from centernet_lightning.datasets.kitti_tracking import KITTITrackingDataset
@@ -21,6 +21,7 @@ from centernet_lightning.datasets.transforms import (
 )
 from centernet_lightning.datasets.voc import VOC_CLASSES, VOCDataset
 from centernet_lightning.datasets.yolo import YOLODataset
+from centernet_lightning.image_io import read_image
 
 __all__ = [
     "COCODataset",

@@ -1,4 +1,5 @@
-"""Shared pieces of the dataset readers: image reading, box sanitising and the base dataset.
+"""Shared pieces of the dataset readers: box sanitising and the base dataset (image files are read
+by :mod:`centernet_lightning.image_io`).
 
 Each reader (COCO, VOC, YOLO, CrowdHuman, a folder of images) parses its annotation format
 once, at construction, into a list of :class:`ImageRecord` holding XYXY pixel boxes, then hands
@@ -29,26 +30,19 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 from torch.utils.data import Dataset
 
+from ..image_io import read_image
+
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "DetectionDataset",
     "ImageRecord",
-    "read_image",
-    "read_image_size",
     "sanitize_boxes",
     "empty_boxes",
 ]
 
 logger = logging.getLogger(__name__)
 
-# Every still-image format OpenCV's imdecode reads (lower case; readers match any case).
-IMAGE_EXTENSIONS = (
-    ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".jp2",
-    ".pbm", ".pgm", ".ppm", ".pnm", ".pxm", ".sr", ".ras", ".exr", ".hdr", ".pic",
-)  # fmt: skip
 _SIZE_WARNINGS = 3  # mismatched image sizes reported one by one, then only counted
 
 Sample = dict[str, Any]
@@ -58,46 +52,6 @@ SampleTransform = Callable[[Sample], Sample]
 def empty_boxes() -> np.ndarray:
     """A float32 [0, 4] box array."""
     return np.zeros((0, 4), dtype=np.float32)
-
-
-def read_image(path: str | Path, apply_orientation: bool = True) -> np.ndarray:
-    """Read an image file as a uint8 HWC RGB array, rotated by its EXIF orientation unless
-    ``apply_orientation`` is False.
-
-    Raises FileNotFoundError when the file does not exist and OSError when it cannot be decoded,
-    both naming the file. Grey and RGBA images are converted to 3-channel RGB.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Image file not found: {path}")
-    # np.fromfile + imdecode instead of cv2.imread: imread silently returns None on non-ASCII
-    # paths on some platforms, and we want one error message for every decoding failure.
-    data = np.fromfile(str(path), dtype=np.uint8)
-    flags = cv2.IMREAD_COLOR if apply_orientation else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    image = cv2.imdecode(data, flags) if data.size else None
-    if image is None:
-        raise OSError(f"Cannot decode image file (corrupt or unsupported format): {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def read_image_size(path: str | Path) -> tuple[int, int]:
-    """``(height, width)`` of an image from its header, as :func:`read_image` would return it.
-
-    Reads only the header (PIL), so it is cheap enough to call at construction. EXIF rotations
-    by 90 degrees swap the sides, matching OpenCV's default orientation handling in read_image.
-    """
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(0x0112, 1)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Image file not found: {path}") from None
-    except OSError as error:
-        raise OSError(f"Cannot read image header of {path}: {error}") from error
-    if orientation in (5, 6, 7, 8):  # EXIF transpose / rotate 90 / transverse / rotate 270
-        width, height = height, width
-    return height, width
 
 
 def sanitize_boxes(boxes: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,9 +15,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from centernet_lightning.image_io import read_image_size
+
 from .coco import COCODataset, load_coco_json
 from .collate import collate_detection
-from .common import DetectionDataset, read_image_size, sanitize_boxes
+from .common import DetectionDataset, sanitize_boxes
 from .crowdhuman import CrowdHumanDataset
 from .inference import InferenceDataset
 from .kitti_tracking import KITTITrackingDataset

@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from centernet_lightning.datasets.common import (
-    IMAGE_EXTENSIONS,
-    DetectionDataset,
-    ImageRecord,
-    SampleTransform,
-)
+from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, SampleTransform
+from centernet_lightning.image_io import IMAGE_EXTENSIONS
 
 __all__ = ["InferenceDataset", "list_images"]
 

@@ -34,13 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-from centernet_lightning.datasets.common import IMAGE_EXTENSIONS, DetectionDataset, SampleTransform
+from centernet_lightning.datasets.common import DetectionDataset, SampleTransform
 from centernet_lightning.datasets.tracking import (
     FrameRecord,
     SequenceInfo,
     build_frame_records,
     check_unique_identities,
 )
+from centernet_lightning.image_io import IMAGE_EXTENSIONS
 
 __all__ = ["KITTI_DISTRACTORS", "KITTI_TYPES", "KITTITrackingDataset", "read_kitti_labels"]
 

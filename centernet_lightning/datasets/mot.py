@@ -51,13 +51,14 @@ from pathlib import Path
 
 import numpy as np
 
-from centernet_lightning.datasets.common import IMAGE_EXTENSIONS, DetectionDataset, SampleTransform
+from centernet_lightning.datasets.common import DetectionDataset, SampleTransform
 from centernet_lightning.datasets.tracking import (
     FrameRecord,
     SequenceInfo,
     build_frame_records,
     check_unique_identities,
 )
+from centernet_lightning.image_io import IMAGE_EXTENSIONS
 from centernet_lightning.structures import box_xywh_to_xyxy
 
 __all__ = ["MOT_CLASSES", "MOT_DISTRACTOR_CLASSES", "MOTDataset", "read_mot_gt", "read_seqinfo"]

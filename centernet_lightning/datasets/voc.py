@@ -9,14 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from centernet_lightning.datasets.common import (
-    IMAGE_EXTENSIONS,
-    DetectionDataset,
-    ImageRecord,
-    SampleTransform,
-    empty_boxes,
-    read_image_size,
-)
+from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, SampleTransform, empty_boxes
+from centernet_lightning.image_io import IMAGE_EXTENSIONS, read_image_size
 
 __all__ = ["VOC_CLASSES", "VOCDataset"]
 

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from centernet_lightning.datasets.common import (
-    IMAGE_EXTENSIONS,
-    DetectionDataset,
-    ImageRecord,
-    SampleTransform,
-    empty_boxes,
-)
+from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, SampleTransform, empty_boxes
+from centernet_lightning.image_io import IMAGE_EXTENSIONS
 from centernet_lightning.structures import box_cxcywh_to_xyxy
 
 __all__ = ["YOLODataset", "parse_yolo_labels"]

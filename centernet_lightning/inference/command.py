@@ -27,12 +27,11 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..structures import Detections
 from ..tta import parse_tta
 from ..visualize import draw_boxes
-from .outputs import VideoSink, coco_results, new_run_dir, unique_name, write_text_atomic, yolo_lines
+from .outputs import VideoSink, coco_results, new_run_dir, source_progress, unique_name, write_text_atomic, yolo_lines
 from .predictor import detect_source, resolve_device
 from .sources import Frame, open_source
 
@@ -198,14 +197,8 @@ def predict_main(argv: list[str]) -> None:
     video_stem = Path(source.name).stem if source.is_video else None
     images = skipped = 0
     start = time.perf_counter()
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     try:
-        with Progress(*columns, transient=False) as progress:
+        with source_progress() as progress:
             task = progress.add_task(f"predict {source.name}", total=len(source) or None)
             for frames, results in detect_source(detect, source, spec, device, args.batch, max_det):
                 for row, frame in enumerate(frames):

@@ -14,10 +14,19 @@ from typing import Any
 
 import cv2
 import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..structures import box_xyxy_to_xywh
 
-__all__ = ["new_run_dir", "write_text_atomic", "coco_results", "yolo_lines", "unique_name", "VideoSink"]
+__all__ = [
+    "source_progress",
+    "new_run_dir",
+    "write_text_atomic",
+    "coco_results",
+    "yolo_lines",
+    "unique_name",
+    "VideoSink",
+]
 
 
 def new_run_dir(parent: str | Path, name: str) -> Path:
@@ -32,6 +41,13 @@ def new_run_dir(parent: str | Path, name: str) -> Path:
             return run_dir
         except FileExistsError:
             index += 1
+
+
+def source_progress() -> Progress:
+    """The Rich progress display of a run over a source: description, bar, done/total, elapsed."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    )
 
 
 def write_text_atomic(path: Path, text: str) -> None:

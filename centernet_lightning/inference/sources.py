@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..datasets.common import IMAGE_EXTENSIONS, read_image
+from ..image_io import IMAGE_EXTENSIONS, read_image
 
 __all__ = ["Frame", "ImageSource", "VIDEO_EXTENSIONS", "open_source", "batched"]
 

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..checkpoint import load_trained_module, read_checkpoint
 from ..tracking import Tracker
-from .outputs import VideoSink, new_run_dir
+from .outputs import VideoSink, new_run_dir, source_progress
 from .predictor import resolve_device
 from .sources import ImageSource, open_source
 from .spec import InferenceSpec
@@ -136,14 +135,8 @@ def track_to_files(
     drawer, video = TrackDrawer(), None
     count, start = 0, time.perf_counter()
     k = int(model.hparams.num_detections)
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     try:
-        with Progress(*columns) as progress:
+        with source_progress() as progress:
             task = progress.add_task(f"track {source.name}", total=len(source) or None)
             for frame, tracks in track_source(model.detect, source, spec, tracker, device, batch_size, k):
                 count += 1

@@ -15,17 +15,18 @@ import torch
 import yaml
 from torch import Tensor
 
-from ..checkpoint import load_trained_module, read_checkpoint
+from ..checkpoint import load_trained_module
 from ..inference.predictor import detect_source
 from ..inference.sources import open_source
 from ..inference.spec import InferenceSpec
-from ..structures import Batch, Detections, letterbox_inverse
+from ..structures import Batch, Detections
 from ..targets import CenterTargets, encode_targets, gaussian_radii
 from ..tta import detect_with_tta, parse_tta
 from .detector import CenterNetDetector, Outputs, build_detector
+from .module_parts import in_original_pixels, setup_from_data, zero_loss
 from .optim import build_optimizer, build_scheduler, check_optimization_config
 
-__all__ = ["CenterNet", "build_centernet", "load_centernet", "load_weights"]
+__all__ = ["CenterNet", "build_centernet", "load_centernet"]
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +251,7 @@ class CenterNet(L.LightningModule):
 
     def training_step(self, batch: Batch | None, batch_idx: int) -> Tensor:
         if batch is None:  # every image of the batch was skipped (skip_bad_images)
-            # A zero loss still in the graph, not None: under DDP every rank must run backward.
-            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+            return zero_loss(self)
         losses = self.compute_loss(self.get_encoded_outputs(batch["images"]), batch)
         batch_size = batch["images"].shape[0]
         self.log_dict({f"train/{k}_loss": v for k, v in losses.items()}, prog_bar=False, batch_size=batch_size)
@@ -280,25 +280,11 @@ class CenterNet(L.LightningModule):
         """Detections in ORIGINAL image pixels, with each image's id and path (None: all skipped)."""
         if batch is None:
             return None
-        detections = self.detect(batch["images"])
-        return {
-            **detections,
-            "bboxes": letterbox_inverse(detections["bboxes"], batch["letterbox"], batch["original_sizes"]),
-            "image_ids": batch["image_ids"],
-            "image_paths": batch["image_paths"],
-        }
+        return in_original_pixels(self.detect(batch["images"]), batch)
 
     # ----------------------------------------------------------------------------- set-up
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None)
-        input_size = getattr(datamodule, "hparams", {}).get("input_size")
-        if input_size:  # lets the model summary report real FLOPs and output shapes
-            self.example_input_array = torch.zeros(1, 3, input_size, input_size)
-        if stage == "fit" and datamodule is not None:
-            self.inference_spec = InferenceSpec.from_datamodule(datamodule, self.hparams.class_names)
-        if self.hparams.init_weights and not getattr(self, "_weights_loaded", False):
-            load_weights(self, self.hparams.init_weights)
-            self._weights_loaded = True
+        setup_from_data(self, stage)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["inference"] = self.inference_spec.to_dict()
@@ -345,24 +331,3 @@ def load_centernet(ckpt_path: str | Path, map_location: str | torch.device = "cp
     """A trained CenterNet from its checkpoint, in eval mode, without a Trainer or a config (see
     :func:`~centernet_lightning.checkpoint.load_trained_module`)."""
     return load_trained_module(ckpt_path, CenterNet, map_location)
-
-
-def load_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Load matching weights from a Lightning checkpoint or a state-dict file (fine-tuning).
-
-    Tensors missing from the file or of another shape (a head with a different class count) keep
-    their current values; each group is reported with a warning.
-    """
-    state = read_checkpoint(path)
-    state = state.get("state_dict", state)
-    own = model.state_dict()
-    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    mismatched = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)
-    missing = sorted(k for k in own if k not in state)
-    if not matching:
-        raise ValueError(f"{path} has no weights that fit this model (keys like {list(state)[:3]})")
-    model.load_state_dict(matching, strict=False)
-    if mismatched:
-        log.warning("Re-initialised %d tensors whose shape differs in %s: %s", len(mismatched), path, mismatched)
-    if missing:
-        log.warning("%d tensors are not in %s and keep their initialisation: %s", len(missing), path, missing[:8])

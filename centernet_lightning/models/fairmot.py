@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..inference.spec import InferenceSpec
-from ..structures import Batch, Detections, letterbox_inverse
+from ..structures import Batch, Detections
 from ..targets import CenterTargets, encode_targets, gaussian_radii
 from ..tracking import Tracker, Tracks
-from .centernet import load_weights
 from .detector import CenterNetDetector, Outputs, build_detector
+from .module_parts import in_original_pixels, setup_from_data, zero_loss
 from .optim import build_optimizer, build_scheduler, check_optimization_config
 from .reid import IdentityLoss, ReIDHead, UncertaintyWeighting
 
@@ -267,8 +267,7 @@ class FairMOT(L.LightningModule):
 
     def training_step(self, batch: Batch | None, batch_idx: int) -> Tensor:
         if batch is None:  # every image of the batch was skipped (skip_bad_images)
-            # A zero loss still in the graph, not None: under DDP every rank must run backward.
-            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+            return zero_loss(self)
         losses = self.compute_loss(self.get_encoded_outputs(batch["images"]), batch)
         batch_size = batch["images"].shape[0]
         self.log_dict({f"train/{k}_loss": v for k, v in losses.items()}, batch_size=batch_size)
@@ -305,25 +304,11 @@ class FairMOT(L.LightningModule):
         """Detections with embeddings in ORIGINAL image pixels, with each image's id and path."""
         if batch is None:
             return None
-        detections = self.detect(batch["images"])
-        return {
-            **detections,
-            "bboxes": letterbox_inverse(detections["bboxes"], batch["letterbox"], batch["original_sizes"]),
-            "image_ids": batch["image_ids"],
-            "image_paths": batch["image_paths"],
-        }
+        return in_original_pixels(self.detect(batch["images"]), batch)
 
     # ----------------------------------------------------------------------------- set-up
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None)
-        input_size = getattr(datamodule, "hparams", {}).get("input_size")
-        if input_size:  # lets the model summary report real FLOPs and output shapes
-            self.example_input_array = torch.zeros(1, 3, input_size, input_size)
-        if stage == "fit" and datamodule is not None:
-            self.inference_spec = InferenceSpec.from_datamodule(datamodule, self.hparams.class_names)
-        if self.hparams.init_weights and not getattr(self, "_weights_loaded", False):
-            load_weights(self, self.hparams.init_weights)
-            self._weights_loaded = True
+        setup_from_data(self, stage)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["inference"] = self.inference_spec.to_dict()

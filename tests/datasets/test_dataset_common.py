@@ -4,13 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from centernet_lightning.datasets.common import (
-    DetectionDataset,
-    ImageRecord,
-    read_image,
-    read_image_size,
-    sanitize_boxes,
-)
+from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, sanitize_boxes
+from centernet_lightning.image_io import read_image, read_image_size
 
 
 def test_read_image_returns_rgb_uint8(tmp_path):
