@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+
+from .atomic_files import write_file_atomically
 
 __all__ = [
     "read_checkpoint",
@@ -63,9 +63,8 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, epoch: int = 0) ->
     import lightning
 
     path = Path(path)
-    if path.exists():
+    if path.exists():  # before the state dict is gathered
         raise FileExistsError(f"{path} exists; choose another output path (nothing was written)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = {
         "epoch": epoch,
         "global_step": 0,
@@ -76,16 +75,7 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, epoch: int = 0) ->
     }
     if hasattr(model, "on_save_checkpoint"):  # what Lightning's own saving calls (CenterNet adds "inference")
         model.on_save_checkpoint(checkpoint)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(descriptor)
-    try:
-        torch.save(checkpoint, temporary)
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary file
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
+    return write_file_atomically(path, lambda temporary: torch.save(checkpoint, temporary))
 
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)

@@ -15,7 +15,8 @@ import yaml
 
 from centernet_lightning.cli import is_tracking_config
 from centernet_lightning.datasets import generate_tracking_sequences
-from centernet_lightning.eval.mot import evaluate_mot, read_mot_txt
+from centernet_lightning.eval.mot import evaluate_mot
+from centernet_lightning.eval.mot_io import read_mot_txt
 
 ROOT = Path(__file__).resolve().parents[1]
 CENTERNET = [sys.executable, "-m", "centernet_lightning.cli"]

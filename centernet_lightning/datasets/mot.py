@@ -10,8 +10,8 @@ Boxes: MOTChallenge's instructions say "All frame numbers, target IDs and boundi
 1-based": the top-left image pixel is (1, 1). Inside the library boxes are XYXY in 0-based
 continuous pixels, so ``bb_left, bb_top, bb_width, bb_height`` become ``x1 = bb_left - 1``,
 ``y1 = bb_top - 1``, ``x2 = x1 + bb_width``, ``y2 = y1 + bb_height``, converted here once (as VOC's
-1-based corners are in ``datasets/voc.py``). :func:`~centernet_lightning.eval.mot.read_mot_txt` and
-:func:`~centernet_lightning.eval.mot.write_mot_txt` use the same convention, so a model trained on
+1-based corners are in ``datasets/voc.py``). :func:`~centernet_lightning.eval.mot_io.read_mot_txt` and
+:func:`~centernet_lightning.eval.mot_io.write_mot_txt` use the same convention, so a model trained on
 these boxes, written as results and scored against the same ``gt.txt`` is not one pixel off.
 FairMOT's label scripts and TrackEval's loader read the numbers with no shift; IoU-based metrics do
 not notice, since ground truth and results share it.
@@ -135,7 +135,7 @@ def _find_malformed_line(path: Path, text: str) -> ValueError:
 def read_mot_gt(path: Path, frame_ids: np.ndarray | None = None) -> np.ndarray:
     """Read and check a MOTChallenge ``gt.txt``.
 
-    :func:`centernet_lightning.eval.mot.read_mot_txt` parses the same files, but the datasets
+    :func:`centernet_lightning.eval.mot_io.read_mot_txt` parses the same files, but the datasets
     package does not import ``eval``, and this reader adds the checks a training set needs (class,
     visibility, frames of the sequence); a test pins that both give the same XYXY boxes.
 

@@ -23,7 +23,7 @@ visibility 0, as in MOT17; :class:`~centernet_lightning.datasets.mot.MOTDataset`
 ``min_visibility`` filters them. Boxes are written in MOTChallenge's 1-based pixels,
 ``bb_left = x1 + 1``, ``bb_top = y1 + 1`` for a drawn box whose 0-based XYXY is ``(x1, y1, x2, y2)``
 (see :mod:`~centernet_lightning.datasets.mot`), so MOTDataset and
-:func:`~centernet_lightning.eval.mot.read_mot_txt` both read back the boxes that were drawn
+:func:`~centernet_lightning.eval.mot_io.read_mot_txt` both read back the boxes that were drawn
 (MOTDataset clips them to the image).
 
 Output::

@@ -38,17 +38,16 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import sys
-import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from ..atomic_files import write_file_atomically
 from ..inference.spec import InferenceSpec
 from ..models.detector import CenterNetDetector, decode_outputs
 from ..models.layers import DeformConvBNReLU
@@ -196,28 +195,6 @@ def _refuse_existing(path: Path) -> None:
         raise FileExistsError(f"{path} exists; choose another output path (nothing was written)")
 
 
-def _write_new_file(path: Path, write: Callable[[Path], None]) -> Path:
-    """Run ``write(temporary)`` next to ``path``, then give the file the name ``path``.
-
-    The file appears complete or not at all, and an existing file is never replaced: ``os.link``
-    fails (FileExistsError) when ``path`` appeared in the meantime.
-    """
-    _refuse_existing(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=path.suffix, dir=path.parent)
-    os.close(descriptor)
-    try:
-        write(Path(temporary))
-        os.chmod(temporary, 0o644)  # not mkstemp's 0600: an exported model is meant to be shared
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            raise FileExistsError(f"{path} appeared while exporting; nothing was overwritten") from None
-    finally:
-        os.unlink(temporary)
-    return path
-
-
 def export_onnx(
     model: nn.Module,
     path: str | Path,
@@ -279,7 +256,7 @@ def export_onnx(
     forbidden = sorted(op_types & FORBIDDEN_ONNX_OPS)
     if forbidden:
         raise RuntimeError(f"The exported graph has data-dependent ops {forbidden}; it would not run everywhere")
-    return _write_new_file(path, lambda temporary: onnx.save(proto, str(temporary)))
+    return write_file_atomically(path, lambda temporary: onnx.save(proto, str(temporary)))
 
 
 def export_torchscript(
@@ -310,7 +287,9 @@ def export_torchscript(
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(module, (example,), check_trace=False)
     extra_files = {METADATA_KEY: json.dumps(module.metadata(imgsz, None, **(metadata or {})))}
-    return _write_new_file(path, lambda temporary: torch.jit.save(traced, str(temporary), _extra_files=extra_files))
+    return write_file_atomically(
+        path, lambda temporary: torch.jit.save(traced, str(temporary), _extra_files=extra_files)
+    )
 
 
 # --------------------------------------------------------------------------- the `centernet export` command

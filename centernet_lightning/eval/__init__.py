@@ -7,14 +7,12 @@ from centernet_lightning.eval.mot import (
     MOT_METRIC_NAMES,
     MOTEvaluator,
     MOTResults,
-    MOTRows,
     evaluate_mot,
     evaluate_mot_sequences,
     evaluate_tracks,
-    read_mot_txt,
-    write_mot_txt,
 )
 from centernet_lightning.eval.mot_callback import MOTEvaluation
+from centernet_lightning.eval.mot_io import MOTRows, read_mot_txt, write_mot_txt
 
 __all__ = [
     "BACKENDS",

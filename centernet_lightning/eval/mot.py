@@ -29,14 +29,8 @@ TrackEval's own pipeline, motmetrics' pinned test values and the MOTChallenge de
 motmetrics' README all give MOTA 52.6, IDF1 55.8, IDSW 7, FP 13, FN 150, MOTP 72.3
 (motmetrics 0.277); see ``tests/eval/test_mot_eval.py``.
 
-File conventions (MOTChallenge's instructions: "All frame numbers, target IDs and bounding boxes
-are 1-based"): frames count from 1, and the top-left image pixel is (1, 1). Inside the library
-boxes are XYXY in 0-based continuous pixels, so ``bb_left = x1 + 1``, ``bb_top = y1 + 1``,
-``bb_width = x2 - x1``, ``bb_height = y2 - y1``, converted exactly once, in :func:`read_mot_txt`
-and :func:`write_mot_txt` (as VOC's 1-based boxes are in ``datasets/voc.py``). Metrics do not
-depend on this shift (IoU is shift-invariant) as long as ground truth and predictions pass
-through the same convention. FairMOT writes its tracker's boxes and reads the ground truth with
-no shift either way, which is self-consistent but one pixel off the stated convention.
+Files are read and written by :mod:`centernet_lightning.eval.mot_io` (MOTChallenge's 1-based
+boxes, converted there once).
 
 NumPy 2: upstream TrackEval on GitHub (version 1.0.dev1) still uses ``np.float`` / ``np.int``,
 removed in NumPy 1.24, and fails inside ``eval_sequence``. The ``trackeval`` 1.3 releases on
@@ -49,11 +43,9 @@ from __future__ import annotations
 
 import configparser
 import functools
-import io
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -61,19 +53,17 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-import torch
 from scipy.optimize import linear_sum_assignment
+
+from .mot_io import MOTRows, as_numpy, checked_boxes, read_mot_txt
 
 __all__ = [
     "MOT_METRIC_NAMES",
     "MOTEvaluator",
     "MOTResults",
-    "MOTRows",
     "evaluate_mot",
     "evaluate_mot_sequences",
     "evaluate_tracks",
-    "read_mot_txt",
-    "write_mot_txt",
 ]
 
 logger = logging.getLogger(__name__)
@@ -146,30 +136,6 @@ _EPS = np.finfo(np.float64).eps
 _EVALUATED, _DISTRACTOR, _MATCH_ONLY = 0, 1, 2
 
 
-@dataclass(frozen=True)
-class MOTRows:
-    """The rows of one MOTChallenge txt file, in file order.
-
-    Attributes:
-        frames: int64 [N], frame numbers counted from 1.
-        ids: int64 [N], track ids (-1 in detection files).
-        boxes: float64 [N, 4], XYXY in 0-based continuous pixels (``x1 = bb_left - 1``).
-        scores: float64 [N], column 7: the confidence of results, the evaluate flag of ground
-            truth (0 = ignore); 1.0 where the file has only 6 columns.
-        extra: float64 [N, E], columns 8 onward as written: ``class, visibility`` in MOT16/17/20
-            ground truth; world ``x, y, z`` (usually -1) in 2D MOT 2015 files and results.
-    """
-
-    frames: np.ndarray
-    ids: np.ndarray
-    boxes: np.ndarray
-    scores: np.ndarray
-    extra: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-
 class MOTResults(NamedTuple):
     """Metrics of several sequences: TrackEval's combination over all of them, and each one.
 
@@ -179,203 +145,6 @@ class MOTResults(NamedTuple):
 
     combined: dict[str, float]
     sequences: dict[str, dict[str, float]]
-
-
-# --------------------------------------------------------------------------------------------
-# Reading and writing MOTChallenge files
-
-
-def _line_number(lines: list[str], row: int) -> int:
-    """1-based line number of the ``row``-th non-blank line (blank lines hold no row)."""
-    seen = -1
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            seen += 1
-            if seen == row:
-                return number
-    raise IndexError(row)
-
-
-def _parse_lines(path: Path, lines: list[str], delimiter: str | None) -> np.ndarray:
-    """Row-by-row parse: slower than ``np.loadtxt`` but names the bad line, and drops a trailing
-    delimiter (``1,2,...,-1,``) as TrackEval's reader does."""
-    rows: list[list[float]] = []
-    width, width_line = 0, 0
-    for number, line in enumerate(lines, 1):
-        text = line.strip()
-        if not text:
-            continue
-        fields = [field.strip() for field in text.split(delimiter)]
-        if delimiter is not None and fields[-1] == "":
-            fields.pop()
-        if len(fields) < 6:
-            raise ValueError(
-                f"{path}:{number}: {len(fields)} values; a MOTChallenge row starts with frame, id, "
-                f"bb_left, bb_top, bb_width, bb_height: {text!r}"
-            )
-        if not rows:
-            width, width_line = len(fields), number
-        elif len(fields) != width:
-            raise ValueError(f"{path}:{number}: {len(fields)} values, but line {width_line} has {width}: {text!r}")
-        try:
-            rows.append([float(field) for field in fields])
-        except ValueError:
-            column = next(k for k, field in enumerate(fields, 1) if not _is_number(field))
-            raise ValueError(f"{path}:{number}: column {column} is not a number: {fields[column - 1]!r}") from None
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def read_mot_txt(path: str | os.PathLike) -> MOTRows:
-    """Read a MOTChallenge ground-truth, results or detection txt file.
-
-    Rows are ``frame, id, bb_left, bb_top, bb_width, bb_height[, conf[, ...]]``: ground truth
-    ``frame, id, x, y, w, h, flag, class, visibility`` (MOT16/17/20) or ``..., flag, -1, -1, -1``
-    (2D MOT 2015), results ``frame, id, x, y, w, h, conf, -1, -1, -1``. Commas (spaces around
-    them allowed) or whitespace separate values; blank lines are skipped. Boxes come back XYXY
-    in 0-based pixels (see the module docstring).
-
-    Raises:
-        ValueError: naming the file and line, for a row with fewer than 6 values, a different
-            number of values than the first row, a value that is not a number, a frame that is
-            not a whole number >= 1, an id that is not a whole number, or a box value that is
-            not finite.
-    """
-    path = Path(path)
-    text = path.read_text()
-    lines = text.splitlines()
-    first = next((line for line in lines if line.strip()), None)
-    if first is None:
-        empty = np.empty(0, np.float64)
-        return MOTRows(empty.astype(np.int64), empty.astype(np.int64), np.empty((0, 4)), empty, np.empty((0, 0)))
-    delimiter = "," if "," in first else None
-    try:
-        # comments=None: a header or "#" line is an error to report, not a row to skip silently.
-        table = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=2, dtype=np.float64, comments=None)
-    except ValueError:  # a bad line, or a trailing delimiter: the slow path names it or accepts it
-        table = _parse_lines(path, lines, delimiter)
-    if table.shape[1] < 6:
-        _parse_lines(path, lines, delimiter)  # raises, naming the first short line
-
-    def fail(rows: np.ndarray, message: str) -> None:
-        row = int(np.flatnonzero(rows)[0])
-        raise ValueError(f"{path}:{_line_number(lines, row)}: {message.format(value=table[row])}")
-
-    frames, ids = table[:, 0], table[:, 1]
-    if not np.isfinite(table[:, :6]).all():
-        fail(~np.isfinite(table[:, :6]).all(axis=1), "frame, id and box must be finite numbers: {value}")
-    if (frames != np.round(frames)).any() or (frames < 1).any():
-        bad = (frames != np.round(frames)) | (frames < 1)
-        fail(bad, "the frame (column 1) must be a whole number >= 1 (MOTChallenge counts frames from 1): {value}")
-    if (ids != np.round(ids)).any():
-        fail(ids != np.round(ids), "the id (column 2) must be a whole number: {value}")
-    left_top = table[:, 2:4] - 1.0  # 1-based pixel numbers -> 0-based continuous coordinates
-    boxes = np.concatenate([left_top, left_top + table[:, 4:6]], axis=1)
-    scores = table[:, 6].copy() if table.shape[1] > 6 else np.ones(len(table))
-    return MOTRows(frames.astype(np.int64), ids.astype(np.int64), boxes, scores, table[:, 7:].copy())
-
-
-def _as_numpy(values: Any, dtype: type) -> np.ndarray:
-    """A tensor (any device) or array-like as a numpy array of ``dtype``."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    return np.asarray(values, dtype=dtype)
-
-
-def _boxes(values: Any, name: str) -> np.ndarray:
-    """float64 [N, 4] from a tensor or array-like ([0] and [0, 4] both mean no box)."""
-    boxes = _as_numpy(values, np.float64)
-    if boxes.size == 0:
-        return boxes.reshape(0, 4)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"{name} must be [N, 4] XYXY pixels, got shape {list(boxes.shape)}")
-    if not np.isfinite(boxes).all():
-        raise ValueError(f"{name} hold non-finite values at rows {np.flatnonzero(~np.isfinite(boxes).all(1))[:5]}")
-    return boxes
-
-
-def write_mot_txt(
-    path: str | os.PathLike,
-    frames: Any,
-    ids: Any,
-    boxes: Any,
-    scores: Any = None,
-    *,
-    overwrite: bool = False,
-) -> Path:
-    """Write tracks as a MOTChallenge results file; returns its path.
-
-    Args:
-        path: the file to create (parent folders are created).
-        frames: int [N], frame numbers counted from 1.
-        ids: int [N], track ids.
-        boxes: float [N, 4], XYXY in 0-based pixels of the original image; written as 1-based
-            ``bb_left, bb_top, bb_width, bb_height`` with 3 decimals.
-        scores: float [N] confidences, or None to write 1 (as FairMOT does).
-        overwrite: replace an existing file; otherwise an existing file raises FileExistsError.
-
-    Rows are ``frame, id, bb_left, bb_top, bb_width, bb_height, conf, -1, -1, -1`` (the 10 values
-    the benchmark requires), sorted by frame then id. The file appears complete or not at all:
-    it is written to a temporary file in the same folder, then renamed.
-    """
-    path = Path(path)
-    frames = _as_numpy(frames, np.float64).reshape(-1)
-    ids = _as_numpy(ids, np.float64).reshape(-1)
-    boxes = _boxes(boxes, "boxes")
-    count = len(frames)
-    scores = np.ones(count) if scores is None else _as_numpy(scores, np.float64).reshape(-1)
-    if boxes.shape != (count, 4) or ids.shape != (count,) or scores.shape != (count,):
-        raise ValueError(
-            f"frames [{count}], ids {list(ids.shape)}, boxes {list(boxes.shape)} and scores {list(scores.shape)} "
-            f"must be [N], [N], [N, 4] and [N] with N = {count}"
-        )
-    if count and ((frames < 1).any() or (frames != np.round(frames)).any()):
-        raise ValueError(f"frames must be whole numbers >= 1 (MOTChallenge counts from 1), got {np.unique(frames)[:5]}")
-    if (ids != np.round(ids)).any():
-        raise ValueError("ids must be whole numbers")
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it (nothing was written)")
-    order = np.lexsort((ids, frames))
-    table = np.column_stack([frames, ids, boxes[:, :2] + 1.0, boxes[:, 2:] - boxes[:, :2], scores])[order]
-    buffer = io.StringIO()
-    np.savetxt(buffer, table, fmt="%d,%d,%.3f,%.3f,%.3f,%.3f,%.6g,-1,-1,-1")
-    _write_atomically(path, buffer.getvalue(), overwrite)
-    return path
-
-
-def _write_atomically(path: Path, text: str, overwrite: bool) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then give it the name ``path``.
-
-    Without ``overwrite``, ``os.link`` refuses a file that appeared meanwhile (FileExistsError);
-    where the file system has no hard links, an exists check then a rename stands in.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; a results file is meant to be shared
-        if overwrite:
-            os.replace(temporary, path)
-            return
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            raise FileExistsError(f"{path} appeared while writing; nothing was overwritten") from None
-        except OSError:  # no hard links here
-            if path.exists():
-                raise FileExistsError(f"{path} appeared while writing; nothing was overwritten") from None
-            os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 # --------------------------------------------------------------------------------------------
@@ -745,11 +514,11 @@ class MOTEvaluator:
         """
         frame = len(self._frames.get(sequence, [])) + 1
         where = f"sequence {sequence!r}, frame {frame}"
-        gt_ids = _as_numpy(gt_ids, np.int64).reshape(-1)
-        pred_ids = _as_numpy(pred_ids, np.int64).reshape(-1)
-        gt_boxes = _boxes(gt_boxes, f"{where}: gt_boxes")
-        pred_boxes = _boxes(pred_boxes, f"{where}: pred_boxes")
-        ignore = np.zeros(len(gt_ids), bool) if gt_ignore is None else _as_numpy(gt_ignore, bool).reshape(-1)
+        gt_ids = as_numpy(gt_ids, np.int64).reshape(-1)
+        pred_ids = as_numpy(pred_ids, np.int64).reshape(-1)
+        gt_boxes = checked_boxes(gt_boxes, f"{where}: gt_boxes")
+        pred_boxes = checked_boxes(pred_boxes, f"{where}: pred_boxes")
+        ignore = np.zeros(len(gt_ids), bool) if gt_ignore is None else as_numpy(gt_ignore, bool).reshape(-1)
         if len(gt_boxes) != len(gt_ids) or len(ignore) != len(gt_ids):
             raise ValueError(
                 f"{where}: gt_ids [{len(gt_ids)}], gt_boxes [{len(gt_boxes)}, 4] and gt_ignore [{len(ignore)}] "

@@ -28,10 +28,11 @@ import cv2
 import numpy as np
 import torch
 
+from ..atomic_files import write_file_atomically, write_text_atomically
 from ..structures import Detections
 from ..tta import parse_tta
 from ..visualize import draw_boxes
-from .outputs import VideoSink, coco_results, new_run_dir, source_progress, unique_name, write_text_atomic, yolo_lines
+from .outputs import VideoSink, coco_results, new_run_dir, source_progress, unique_name, yolo_lines
 from .predictor import detect_source, resolve_device
 from .sources import Frame, open_source
 
@@ -144,7 +145,7 @@ class _Writer:
         if self.args.save_txt:
             height, width = frame.image.shape[:2]
             text = yolo_lines(bboxes, scores, labels, height, width, self.args.save_conf)
-            write_text_atomic(self.run_dir / "labels" / unique_name(stem, ".txt", self.taken), text)
+            write_text_atomically(self.run_dir / "labels" / unique_name(stem, ".txt", self.taken), text)
         if not self.args.draw:
             return
         drawn = draw_boxes(frame.image, bboxes, labels, scores, self.spec.class_names)
@@ -157,14 +158,12 @@ class _Writer:
         name = unique_name(stem, suffix if suffix in DRAWN_SUFFIXES else ".jpg", self.taken)
         ok, encoded = cv2.imencode(Path(name).suffix, cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
         if ok:
-            temporary = self.run_dir / f".{name}.partial"
-            temporary.write_bytes(encoded.tobytes())
-            temporary.replace(self.run_dir / name)
+            write_file_atomically(self.run_dir / name, lambda temporary: temporary.write_bytes(encoded.tobytes()))
 
     def close(self) -> None:
         if self.video is not None:
             self.video.close()
-        write_text_atomic(self.run_dir / "predictions.json", json.dumps(self.results))
+        write_text_atomically(self.run_dir / "predictions.json", json.dumps(self.results))
 
 
 def predict_main(argv: list[str]) -> None:

@@ -7,7 +7,6 @@ overwritten; files are written to a temporary name and renamed, so a file is com
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from ..structures import box_xyxy_to_xywh
 __all__ = [
     "source_progress",
     "new_run_dir",
-    "write_text_atomic",
     "coco_results",
     "yolo_lines",
     "unique_name",
@@ -48,19 +46,6 @@ def source_progress() -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     )
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def unique_name(stem: str, suffix: str, taken: set[str]) -> str:

@@ -127,7 +127,7 @@ def track_to_files(
 ) -> TrackingRun:
     """Track ``source`` with ``model`` (FairMOT or CenterNet) and write ``<name>.txt`` (and
     ``<name>.mp4`` at ``frame_rate`` when ``draw``) into ``run_dir``, with a Rich progress bar."""
-    from ..eval.mot import write_mot_txt
+    from ..eval.mot_io import write_mot_txt
 
     name = Path(source.name.rstrip("/"))
     stem = (name.parent.name if name.name == "img1" else name.stem) or "track"  # MOTChallenge: SEQ/img1

@@ -12,7 +12,8 @@ from centernet_lightning.datasets import collate_detection
 from centernet_lightning.datasets.mot import MOTDataset, read_mot_gt
 from centernet_lightning.datasets.tracking import FrameRecord, frames_by_sequence
 from centernet_lightning.datasets.transforms import build_transforms
-from centernet_lightning.eval.mot import evaluate_mot, read_mot_txt, write_mot_txt
+from centernet_lightning.eval.mot import evaluate_mot
+from centernet_lightning.eval.mot_io import read_mot_txt, write_mot_txt
 
 HEIGHT, WIDTH = 40, 60
 # SEQ-A, 3 frames (frame 3 has no rows). Columns: frame,id,left,top,width,height,conf,class,visibility.

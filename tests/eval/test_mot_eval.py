@@ -39,9 +39,8 @@ from centernet_lightning.eval.mot import (
     evaluate_mot,
     evaluate_mot_sequences,
     evaluate_tracks,
-    read_mot_txt,
-    write_mot_txt,
 )
+from centernet_lightning.eval.mot_io import read_mot_txt, write_mot_txt
 
 motmetrics = pytest.importorskip("motmetrics")
 TUD_DIR = Path(motmetrics.__file__).parent / "data"
