@@ -30,6 +30,7 @@ from .eval import COCOEvaluation
 from .eval.mot_callback import MOTEvaluation
 from .inference import InferenceSpec
 from .models.centernet import CenterNet, build_centernet
+from .models.fairmot import FairMOT
 from .models.info import format_info, model_info
 from .models.original_weights import load_original_weights, read_original_state_dict
 
@@ -281,8 +282,6 @@ def _make_cli(args: list[str] | None, run: bool) -> LightningCLI:
         parser_kwargs={"description": DESCRIPTION},
     )
     if tracking:
-        from .models.fairmot import FairMOT
-
         return TrackingCLI(FairMOT, DetectionDataModule, subclass_mode_model=True, **options)
     return CenterNetCLI(CenterNet, DetectionDataModule, **options)
 
@@ -313,11 +312,16 @@ def synth_main(argv: list[str]) -> None:
 def _model_from_config(config: str, num_classes: int | None) -> CenterNet:
     """The config's model with a randomly initialised backbone (no ImageNet download: ``info``
     needs none, ``convert-weights`` overwrites every weight)."""
+    return build_centernet(_untrained_section(config), num_classes=num_classes)
+
+
+def _untrained_section(config: str) -> dict[str, Any]:
+    """The config's model arguments with ``pretrained: false`` and no ``init_weights``."""
     section = _model_section(config)
     backbone = section.get("backbone", "resnet18")
     section["backbone"] = {**({"name": backbone} if isinstance(backbone, str) else backbone), "pretrained": False}
     section.pop("init_weights", None)
-    return build_centernet(section, num_classes=num_classes)
+    return section
 
 
 def _model_section(config: str) -> dict[str, Any]:
@@ -340,7 +344,13 @@ def info_main(argv: list[str]) -> None:
         "--num-classes", type=int, default=None, help="class count when the config leaves it to the data (default 80)"
     )
     args = parser.parse_args(argv)
-    model = _model_from_config(args.config, args.num_classes or _model_section(args.config).get("num_classes") or 80)
+    tracking = is_tracking_config(["--config", args.config])
+    num_classes = args.num_classes or _model_section(args.config).get("num_classes") or (1 if tracking else 80)
+    if tracking:  # FairMOT: the detector and its re-ID head; the identity classifier (training only) is not listed
+        section = {"num_identities": 1, "embedding_scale": 1.0, **_untrained_section(args.config)}
+        model = FairMOT(**{**section, "num_classes": num_classes})
+    else:
+        model = _model_from_config(args.config, num_classes)
     rows = model_info(model, args.input_size)
     print(f"{args.config}: {model.num_classes} classes, input {args.input_size}x{args.input_size}")
     print(format_info(rows))

@@ -72,10 +72,10 @@ def demo_track_main(argv: list[str]) -> None:
     from .inference.track import source_frame_rate
     from .inference.track_command import load_tracking_model, track_to_files
 
-    cli = _fitted_demo(
+    cli, out = _fitted_demo(
         "centernet demo-track", demo_track_main.__doc__, "runs/demo_track", "configs/demo_track.yaml", argv
     )
-    trainer, datamodule, out = cli.trainer, cli.datamodule, cli.out
+    trainer, datamodule = cli.trainer, cli.datamodule
     best = trainer.checkpoint_callback.best_model_path or None
     if best is None:  # no validation ran: keep the last weights
         best = str(Path(trainer.log_dir) / "last-weights.ckpt")

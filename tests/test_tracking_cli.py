@@ -113,3 +113,32 @@ def test_inference_tracking2d_matches_the_track_command(trained: tuple[Path, Pat
     run([*CENTERNET, "track", "--ckpt_path", str(checkpoint), "--source", str(frames_dir), "--name", "same"], work)
     rows = read_mot_txt(work / "runs" / "same" / "SEQ-01.txt")
     assert rows.frames.size == sum(len(t["ids"]) for t in tracks)  # the command writes what Python returns
+
+
+def test_demo_track_command_runs_end_to_end(tmp_path: Path) -> None:
+    """`centernet demo-track` at a tiny size: generate, fit, track the held-out sequence, score it."""
+    out = tmp_path / "demo_track"
+    result = run(
+        [
+            *CENTERNET,
+            "demo-track",
+            "--out",
+            str(out),
+            "--trainer.max_epochs=1",
+            "--trainer.check_val_every_n_epoch=1",
+            "--trainer.precision=32-true",
+            "--data.synthetic={num_sequences: 2, num_val_sequences: 1, frames_per_sequence: 3, "
+            "val_frames_per_sequence: 6, image_size: 64}",
+            "--data.input_size=64",
+            "--data.batch_size=3",
+            "--data.num_workers=0",
+            "--model.neck={name: fpn, upsample_channels: [32, 32, 32]}",
+            "--model.head_width=16",
+            "--trainer.enable_model_summary=false",
+            "--progress_bar.refresh_rate=0",
+        ],
+        ROOT,
+    )
+    assert "Demo tracking SEQ-01: HOTA = " in result.stdout and "MOTA >= 0.9" in result.stdout
+    assert (out / "track" / "SEQ-01.txt").is_file() and (out / "track" / "SEQ-01.mp4").is_file()
+    assert len(list((out / "data" / "val" / "SEQ-01" / "img1").glob("*.jpg"))) == 6

@@ -203,8 +203,10 @@ def _sample_size(rng: np.random.Generator, image_size: int, min_size: float, max
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def _draw_distractors(image: np.ndarray, rng: np.random.Generator, sizes: tuple[float, float]) -> None:
-    """Unlabelled clutter, drawn before the objects: thin lines, specks and irregular blobs."""
+def _draw_distractors(
+    image: np.ndarray, rng: np.random.Generator, sizes: tuple[float, float], blobs: bool = True
+) -> None:
+    """Unlabelled clutter, drawn before the objects: thin lines, specks and (``blobs``) irregular blobs."""
     image_size = image.shape[0]
     for _ in range(int(rng.integers(2, 8))):  # lines: thin, long, any colour
         start, end = rng.integers(0, image_size, 2), rng.integers(0, image_size, 2)
@@ -213,7 +215,7 @@ def _draw_distractors(image: np.ndarray, rng: np.random.Generator, sizes: tuple[
     for _ in range(int(rng.integers(5, 30))):  # specks, smaller than any object
         centre = tuple(int(v) for v in rng.integers(0, image_size, 2))
         cv2.circle(image, centre, int(rng.integers(1, 3)), tuple(float(v) for v in rng.uniform(0, 255, 3)), -1)
-    for _ in range(int(rng.integers(1, 4))):  # blobs as large and as colourful as objects
+    for _ in range(int(rng.integers(1, 4)) if blobs else 0):  # blobs as large and as colourful as objects
         mask = _draw_shape("blob", _sample_size(rng, image_size, *sizes), 1.0, rng.uniform(0, 2 * math.pi), rng)
         cx, cy = rng.uniform(0, image_size, 2)
         inside = _clip_to_image(

@@ -1,7 +1,8 @@
 """Procedurally drawn tracking sequences, written in MOTChallenge layout.
 
-Each sequence has a static textured background with clutter (the drawing helpers of the
-detection set, :mod:`~centernet_lightning.datasets.synthetic`) and a set of identities, each with
+Each sequence has a static textured background with clutter (thin lines and specks, drawn by
+the helpers of the detection set, :mod:`~centernet_lightning.datasets.synthetic`; not its
+object-sized blobs) and a set of identities, each with
 an appearance of its own that it keeps in every frame: a shape (any of the detection set's
 shapes), a fill colour and a second colour laid out in a pattern (stripes, halves, a dot, a
 checker or none), shaded from one side. There is one class, ``object``: the shape and colours
@@ -15,16 +16,19 @@ chosen point and frame. Every identity has a depth; frames are drawn far to near
 objects hide farther ones.
 
 Ground truth, one ``gt.txt`` row per identity and frame where any of its pixels is inside the
-image: the box is the tight box of all the identity's pixels (amodal: the hidden part and the
-part outside the image included, so it may extend past the border, as MOTChallenge boxes do);
-``conf`` 1, class 1; ``visibility`` = its pixels that are drawn in the frame (inside the image
-and not covered by a nearer object) / all its pixels. Fully hidden objects are written with
-visibility 0, as in MOT17; :class:`~centernet_lightning.datasets.mot.MOTDataset`'s
-``min_visibility`` filters them. Boxes are written in MOTChallenge's 1-based pixels,
-``bb_left = x1 + 1``, ``bb_top = y1 + 1`` for a drawn box whose 0-based XYXY is ``(x1, y1, x2, y2)``
-(see :mod:`~centernet_lightning.datasets.mot`), so MOTDataset and
-:func:`~centernet_lightning.eval.mot_io.read_mot_txt` both read back the boxes that were drawn
-(MOTDataset clips them to the image).
+image: the box is the tight box of the identity's pixels inside the image, hidden ones included
+(amodal under occlusion; cut at the image border, as KITTI's boxes are and as a detector sees
+the object); class 1; ``visibility`` = its pixels that are drawn in the frame (inside the image
+and not covered by a nearer object) / all its pixels, so it counts both occlusion and the part
+outside the image, as MOT16's does (0 when fully hidden). ``conf`` is 1, or 0 (MOTChallenge's
+"not considered" flag) when ``visibility`` is below ``min_visibility`` (0.25): evaluation does not
+count objects hidden or outside the image that much as targets (TrackEval drops rows flagged 0;
+a box predicted on one is still a false positive), and
+:class:`~centernet_lightning.datasets.mot.MOTDataset` drops them from training (background), so
+no tracker is asked for a box its detector cannot see. Boxes are written in MOTChallenge's 1-based
+pixels, ``bb_left = x1 + 1``, ``bb_top = y1 + 1`` for a drawn box whose 0-based XYXY is
+``(x1, y1, x2, y2)`` (see :mod:`~centernet_lightning.datasets.mot`), so MOTDataset and
+:func:`~centernet_lightning.eval.mot_io.read_mot_txt` both read back the boxes that were drawn.
 
 Output::
 
@@ -174,10 +178,12 @@ def _plan_courses(rng: np.random.Generator, num_objects: int, num_frames: int, i
     return courses
 
 
-def _render_sequence(rng: np.random.Generator, num_frames: int, image_size: int, num_objects: int) -> RenderedSequence:
+def _render_sequence(
+    rng: np.random.Generator, num_frames: int, image_size: int, num_objects: int, min_visibility: float = 0.25
+) -> RenderedSequence:
     """Draw one sequence and its ground truth (see the module docstring)."""
     background = _background(rng, image_size)
-    _draw_distractors(background, rng, (image_size * 0.06, image_size * 0.25))
+    _draw_distractors(background, rng, (image_size * 0.06, image_size * 0.25), blobs=False)
     background_mean = background.reshape(-1, 3).mean(axis=0)
     identities = [
         _Identity(*_sprite(rng, image_size, background_mean), centres, float(rng.random()))
@@ -208,12 +214,15 @@ def _render_sequence(rng: np.random.Generator, num_frames: int, image_size: int,
                 continue
             image[iy0:iy1, ix0:ix1][inside] = identity.texture[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0][inside]
             owner[iy0:iy1, ix0:ix1][inside] = k + 1
-            boxes[k] = (x0, y0, width, height)
+            # The tight box of its pixels inside the image, hidden ones included (module docstring).
+            rows_in, cols_in = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+            boxes[k] = (ix0 + cols_in[0], iy0 + rows_in[0], cols_in[-1] - cols_in[0] + 1, rows_in[-1] - rows_in[0] + 1)
         visible = np.bincount(owner.ravel(), minlength=len(identities) + 1)
         for k, (x0, y0, width, height) in boxes.items():
-            visibility = visible[k + 1] / identities[k].mask.sum()
+            visibility = round(float(visible[k + 1] / identities[k].mask.sum()), 5)
+            considered = int(visibility >= min_visibility)
             # MOTChallenge counts frames, ids and pixels from 1: bb_left = x0 + 1 (module docstring).
-            rows.append((t + 1, k + 1, x0 + 1, y0 + 1, width, height, 1, 1, round(float(visibility), 5)))
+            rows.append((t + 1, k + 1, x0 + 1, y0 + 1, width, height, considered, 1, visibility))
         # Uniform sensor noise of std noise_sigma: five times cheaper to draw than Gaussian noise.
         noise = (rng.random(image.shape, dtype=np.float32) - 0.5) * np.float32(noise_sigma * math.sqrt(12))
         frames[t] = np.clip(image + noise, 0, 255).astype(np.uint8)
@@ -241,10 +250,12 @@ def generate_tracking_sequences(
     num_sequences: int = 4,
     num_val_sequences: int = 2,
     frames_per_sequence: int = 50,
+    val_frames_per_sequence: int | None = None,
     image_size: int = 256,
     objects_per_sequence: tuple[int, int] = (4, 8),
     seed: int = 0,
     frame_rate: int = 30,
+    min_visibility: float = 0.25,
     overwrite: bool = False,
 ) -> Path:
     """Draw tracking sequences and write them in MOTChallenge layout under ``out_dir``; returns it.
@@ -255,25 +266,39 @@ def generate_tracking_sequences(
             call did not write, which MOTDataset would still read).
         num_sequences: sequences in ``train/``; ``num_val_sequences`` in ``val/`` (held out, with gt).
         frames_per_sequence: frames per sequence.
+        val_frames_per_sequence: frames per sequence of ``val/``; None: ``frames_per_sequence``.
+            (Many short training sequences show more distinct scenes for the same frames; a
+            longer held-out one tests tracking.)
         image_size: side of the square frames in pixels.
         objects_per_sequence: ``(min, max)`` identities per sequence, over all its frames.
         seed: same seed (and arguments) -> byte-identical files.
         frame_rate: written to ``seqinfo.ini`` (the trackers' time base).
+        min_visibility: rows of objects less visible than this (a fraction of their pixels, see the
+            module docstring) are written with ``conf`` 0, MOTChallenge's "not considered" flag.
     """
     low, high = objects_per_sequence
     if not 1 <= low <= high:
         raise ValueError(f"objects_per_sequence must be (min, max) with 1 <= min <= max, got {objects_per_sequence}")
-    if frames_per_sequence < 1 or image_size < 32:
-        raise ValueError(f"need frames_per_sequence >= 1 and image_size >= 32, got {frames_per_sequence}, {image_size}")
+    if not 0.0 <= min_visibility <= 1.0:
+        raise ValueError(f"min_visibility must be in [0, 1], got {min_visibility}")
+    val_frames = frames_per_sequence if val_frames_per_sequence is None else val_frames_per_sequence
+    if min(frames_per_sequence, val_frames) < 1 or image_size < 32:
+        raise ValueError(
+            "need frames_per_sequence >= 1, val_frames_per_sequence >= 1 and image_size >= 32, "
+            f"got {frames_per_sequence}, {val_frames}, {image_size}"
+        )
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; choose an empty folder or pass overwrite=True")
-    for split, count in (("train", num_sequences), ("val", num_val_sequences)):
+    for split, count, num_frames in (
+        ("train", num_sequences, frames_per_sequence),
+        ("val", num_val_sequences, val_frames),
+    ):
         names = [f"SEQ-{index + 1:02d}" for index in range(count)]
         for index, name in enumerate(names):
             rng = np.random.default_rng([seed, _SPLIT_CODES[split], index])
             num_objects = int(rng.integers(low, high + 1))
-            sequence = _render_sequence(rng, frames_per_sequence, image_size, num_objects)
+            sequence = _render_sequence(rng, num_frames, image_size, num_objects, min_visibility)
             folder = out_dir / split / name
             (folder / "img1").mkdir(parents=True, exist_ok=True)
             (folder / "gt").mkdir(exist_ok=True)
@@ -284,7 +309,7 @@ def generate_tracking_sequences(
                 if not ok:
                     raise OSError(f"could not encode frame {t + 1} of {folder}")
                 (folder / "img1" / f"{t + 1:06d}.jpg").write_bytes(encoded.tobytes())
-            (folder / "seqinfo.ini").write_text(_seqinfo(name, frames_per_sequence, image_size, frame_rate))
+            (folder / "seqinfo.ini").write_text(_seqinfo(name, num_frames, image_size, frame_rate))
             (folder / "gt" / "gt.txt").write_text(_gt_lines(sequence.rows))
         split_dir = out_dir / split
         stale = (

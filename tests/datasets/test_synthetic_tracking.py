@@ -55,20 +55,37 @@ def test_layout_and_reading_back(tmp_path):
         rows = read_mot_gt(gt_path)
         assert 4 <= info.num_identities <= 8 and info.raw_ids.tolist() == list(range(1, info.num_identities + 1))
         assert (np.diff(rows[:, 1] * 1000 + rows[:, 0]) > 0).all()  # sorted by id, then frame
-        assert (rows[:, 6] == 1).all() and (rows[:, 7] == 1).all()
+        # Objects less than a quarter visible are written "not considered" (conf 0).
+        assert (rows[:, 6] == (rows[:, 8] >= 0.25)).all() and (rows[:, 7] == 1).all() and (rows[:, 6] == 0).any()
         # The file is 1-based (bb_left = x1 + 1), as the evaluation reader takes it.
         boxes = read_mot_txt(gt_path).boxes
         left, top, w, h = rows[:, 2:6].T
         np.testing.assert_array_equal(boxes, np.stack([left - 1, top - 1, left - 1 + w, top - 1 + h], axis=1))
-        # Every row comes back as an object of its frame: the evaluation reader's box clipped to the image,
-        # its identity offset.
+        assert (boxes >= 0).all() and (boxes <= 256).all()  # boxes stop at the image border
+        # Every considered row comes back as an object of its frame: the evaluation reader's box, its
+        # identity offset; the others are dropped.
         indices = [i for i, r in enumerate(train.records) if r.sequence == name]
         read = np.concatenate([train.records[i].bboxes for i in indices])
         ids = np.concatenate([train.records[i].fields["track_ids"] for i in indices])
+        considered = rows[:, 6] == 1
+        rows, boxes = rows[considered], boxes[considered]
         by_frame = np.argsort(rows[:, 0], kind="stable")  # the reader's order: frame, then file order
-        np.testing.assert_array_equal(read, np.clip(boxes[by_frame], 0, 256))
+        np.testing.assert_array_equal(read, boxes[by_frame])
         assert (ids == rows[by_frame, 1] - 1 + info.first_identity).all()
     assert train.num_identities == sum(info.num_identities for info in train.sequences.values())
+
+
+def test_held_out_sequences_may_be_longer(tmp_path):
+    root = generate_tracking_sequences(
+        tmp_path, num_sequences=3, num_val_sequences=1, frames_per_sequence=2, val_frames_per_sequence=7, image_size=64
+    )
+    assert [len(list((root / "train" / f"SEQ-0{i}" / "img1").iterdir())) for i in (1, 2, 3)] == [2, 2, 2]
+    assert len(list((root / "val" / "SEQ-01" / "img1").iterdir())) == 7
+    assert "seqLength=7" in (root / "val" / "SEQ-01" / "seqinfo.ini").read_text()
+    with pytest.raises(ValueError, match="val_frames_per_sequence >= 1"):
+        generate_tracking_sequences(tmp_path / "x", val_frames_per_sequence=0)
+    with pytest.raises(ValueError, match="min_visibility"):
+        generate_tracking_sequences(tmp_path / "y", min_visibility=1.5)
 
 
 def test_refuses_a_non_empty_folder(tmp_path):
@@ -99,8 +116,9 @@ def test_boxes_and_visibility_match_the_drawn_pixels(rendered):
             box, count = visible_box(sequence.owners[int(frame) - 1], int(identity))
             drawn[int(frame), int(identity)] = count
             assert (count > 0) == (visibility > 0)
-            if count:  # the drawn pixels lie inside the (amodal) box
+            if count:  # the drawn pixels lie inside the box (hidden parts included), which stops at the border
                 assert x <= box[0] and y <= box[1] and box[2] <= x + w and box[3] <= y + h
+            assert 0 <= x and 0 <= y and x + w <= len(sequence.owners[0]) and y + h <= len(sequence.owners[0])
             if visibility == 1:
                 fully_visible += 1
                 np.testing.assert_array_equal(box, [x, y, x + w, y + h])
@@ -126,7 +144,7 @@ def test_dataset_reads_back_the_drawn_boxes(tmp_path):
     dataset = MOTDataset(root, "train")
     compared = 0
     for record in dataset.records:
-        rows = sequence.rows[sequence.rows[:, 0] == record.frame_id]
+        rows = sequence.rows[(sequence.rows[:, 0] == record.frame_id) & (sequence.rows[:, 6] == 1)]
         rows = rows[np.argsort(rows[:, 1], kind="stable")]
         order = np.argsort(record.fields["track_ids"], kind="stable")  # raw ids 1..n -> 0..n-1, same order
         for row, box in zip(rows, record.bboxes[order], strict=True):
@@ -142,7 +160,7 @@ def test_motion_covers_entering_leaving_occlusion_crossing_and_turning(rendered)
         rows, frames = sequence.rows, len(sequence.frames)
         size = sequence.frames.shape[1]
         x1, y1 = rows[:, 2] - 1, rows[:, 3] - 1  # 1-based gt -> 0-based
-        inside = (x1 >= 0) & (y1 >= 0) & (x1 + rows[:, 4] <= size) & (y1 + rows[:, 5] <= size)
+        inside = (x1 > 0) & (y1 > 0) & (x1 + rows[:, 4] < size) & (y1 + rows[:, 5] < size)  # off the border
         occluded += int(((rows[:, 8] < 0.7) & inside).sum() > 0)
         centres_by_id = {}
         for identity in np.unique(rows[:, 1]):

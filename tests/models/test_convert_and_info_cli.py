@@ -54,3 +54,11 @@ def test_info_prints_parameters_and_gflops_per_part(capsys):
     total = next(line for line in printed.splitlines() if line.startswith("total")).split()
     assert float(total[1]) == pytest.approx(14.437, abs=1e-3)  # millions, as the original resdcn18
     assert float(total[2]) == pytest.approx(26.62 / 16, rel=0.02)  # GFLOPs scale with the pixel count
+
+
+def test_info_lists_the_reid_head_of_a_tracking_config(capsys):
+    main(["info", "--config", str(CONFIGS.parent / "demo_track.yaml"), "--input-size", "128"])
+    printed = capsys.readouterr().out
+    assert "1 classes" in printed
+    for part in ("backbone", "neck", "head heatmap", "head box_2d", "head reid", "total"):
+        assert part in printed
