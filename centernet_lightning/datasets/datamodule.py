@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -44,12 +45,40 @@ DATASETS: dict[str, type[DetectionDataset]] = {
     "kitti_tracking": KITTITrackingDataset,
     "synthetic_tracking": MOTDataset,  # generated on first use, then read as MOTChallenge sequences
 }
-# The generated datasets: their generator and a path that exists once one is complete.
-GENERATORS: dict[str, tuple[Callable[..., Path], str]] = {
-    "synthetic": (generate_synthetic_dataset, "annotations"),
-    "synthetic_tracking": (generate_tracking_sequences, "train"),
+# The generated datasets: their generator, a path that exists once one is complete, and the
+# version of what the generator draws (raised when the same arguments give other data, so that a
+# folder written by an older version is not read as a new one).
+GENERATORS: dict[str, tuple[Callable[..., Path], str, int]] = {
+    "synthetic": (generate_synthetic_dataset, "annotations", 1),
+    "synthetic_tracking": (generate_tracking_sequences, "train", 2),
 }
+GENERATED_RECORD = "generated.json"  # in a generated folder: {"dataset", "version", "arguments"}
 SYNTHETIC_TRACKING_CLASSES = ("object",)
+
+
+def _check_generated_record(data_dir: Path, expected: dict[str, Any]) -> None:
+    """Refuse a generated folder whose ``generated.json`` differs from ``expected``.
+
+    Folders without one were written before records were kept, by version 1 of the generators:
+    they are reused with a warning where ``expected`` is version 1 and refused otherwise.
+    """
+    path = data_dir / GENERATED_RECORD
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        found = None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is unreadable ({error}); delete {data_dir} to generate it again") from error
+    if found is None and expected["version"] == 1:
+        log.warning("%s has no %s; reusing it without checking how it was generated", data_dir, GENERATED_RECORD)
+        return
+    if found != json.loads(json.dumps(expected, default=str)):  # through JSON: tuples equal lists
+        described = "no record, so an older version" if found is None else f"it has {found}"
+        raise FileExistsError(
+            f"{data_dir} holds a generated {expected['dataset']} dataset that this config would not generate "
+            f"({described}; this config: {expected}); delete the folder to generate it again, or choose "
+            "another data_dir"
+        )
 
 
 def coco_ground_truth(dataset: DetectionDataset) -> tuple[dict[str, Any], list[int]]:
@@ -147,13 +176,17 @@ class DetectionDataModule(L.LightningDataModule):
         """Generate the synthetic dataset once (rank 0 only, as Lightning calls it).
 
         It is written to a temporary sibling folder and renamed into place, so an interrupted or
-        concurrent generation never leaves a half-written dataset behind.
+        concurrent generation never leaves a half-written dataset behind. A ``generated.json``
+        beside it records the generator's version and arguments; a folder generated otherwise
+        (other arguments, an older version) is refused rather than silently reused.
         """
         if self.hparams.dataset not in GENERATORS:
             return
-        generate, marker = GENERATORS[self.hparams.dataset]
+        generate, marker, version = GENERATORS[self.hparams.dataset]
         data_dir = Path(self.hparams.data_dir)
+        record = {"dataset": self.hparams.dataset, "version": version, "arguments": dict(self.hparams.synthetic or {})}
         if (data_dir / marker).is_dir():
+            _check_generated_record(data_dir, record)
             return
         if data_dir.exists() and any(data_dir.iterdir()):
             raise FileExistsError(f"{data_dir} is not empty and holds no synthetic dataset; choose another data_dir")
@@ -162,6 +195,7 @@ class DetectionDataModule(L.LightningDataModule):
         temporary = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}-", dir=data_dir.parent))
         try:
             generate(temporary, overwrite=True, **(self.hparams.synthetic or {}))
+            (temporary / GENERATED_RECORD).write_text(json.dumps(record, default=str, indent=1), encoding="utf-8")
             if data_dir.exists():
                 data_dir.rmdir()  # empty, checked above
             temporary.rename(data_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 from conftest import CLASSES, SCENE
 
-from centernet_lightning.datasets import COCODataset, VOCDataset, YOLODataset
+from centernet_lightning.datasets import COCODataset, VOCDataset, YOLODataset, generate_tracking_sequences
 from centernet_lightning.datasets.datamodule import DetectionDataModule, coco_ground_truth
 
 
@@ -98,6 +99,30 @@ def test_datamodule_generates_synthetic_data_once(tmp_path: Path) -> None:
     assert (data_dir / "annotations" / "instances_train.json").stat().st_mtime_ns == stamp
     datamodule.setup("validate")
     assert len(datamodule.datasets["val"]) == 2
+
+
+def test_a_generated_folder_made_otherwise_is_refused_not_reused(tmp_path: Path, caplog) -> None:
+    def shapes(data_dir: Path, num_train: int) -> DetectionDataModule:
+        synthetic = {"num_train": num_train, "num_val": 1, "image_size": 64, "num_classes": 1}
+        return DetectionDataModule(dataset="synthetic", data_dir=str(data_dir), input_size=64, synthetic=synthetic)
+
+    shapes(tmp_path / "a", 2).prepare_data()
+    record = json.loads((tmp_path / "a" / "generated.json").read_text())
+    assert record["dataset"] == "synthetic" and record["arguments"]["num_train"] == 2
+    shapes(tmp_path / "a", 2).prepare_data()  # the same config: reused
+    with pytest.raises(FileExistsError, match=r"a holds a generated synthetic dataset.*'num_train': 3"):
+        shapes(tmp_path / "a", 3).prepare_data()
+    (tmp_path / "a" / "generated.json").unlink()  # written before records were kept: version 1, reused
+    shapes(tmp_path / "a", 3).prepare_data()
+    assert "reusing it without checking" in caplog.text
+    # The tracking generator is at version 2: an unrecorded folder is from before, so refused.
+    tracking = {"num_sequences": 1, "num_val_sequences": 1, "frames_per_sequence": 2, "image_size": 64}
+    generate_tracking_sequences(tmp_path / "old", **tracking)
+    datamodule = DetectionDataModule(
+        dataset="synthetic_tracking", data_dir=str(tmp_path / "old"), input_size=64, synthetic=tracking
+    )
+    with pytest.raises(FileExistsError, match="no record, so an older version"):
+        datamodule.prepare_data()
 
 
 def test_datamodule_rejects_bad_settings(tmp_path: Path) -> None:
