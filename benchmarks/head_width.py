@@ -21,29 +21,15 @@ import argparse
 import time
 from pathlib import Path
 
-import lightning as L
 import torch
+from heads_convergence import fit_demo_variant  # beside this script
 
-from centernet_lightning.cli import make_cli
-from centernet_lightning.eval import COCOEvaluation
 from centernet_lightning.models import model_info
 from centernet_lightning.models.centernet import build_centernet
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTHS = (64, 128, 256)
 BACKBONE = {"name": "resnet18", "pretrained": False}  # no download: random initialisation for all widths
-
-
-class _EpochMetrics(L.Callback):
-    """AP50 and AP after each validation epoch (sanity check excluded)."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[float, float]] = []
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        evaluation = next(c for c in trainer.callbacks if isinstance(c, COCOEvaluation))
-        if evaluation.last_metrics and not trainer.sanity_checking:
-            self.rows.append((evaluation.last_metrics["AP50"], evaluation.last_metrics["AP"]))
 
 
 @torch.no_grad()
@@ -72,29 +58,12 @@ def forward_times(size: int, repeats: int) -> dict[int, tuple[float, float, floa
 def train(width: int, args: argparse.Namespace) -> tuple[list[tuple[float, float]], float]:
     """AP50 / AP per epoch and the training wall time in s of the demo recipe at ``width``."""
     out = Path(args.out)
-    cli = make_cli(
-        [
-            "--config", str(ROOT / "configs" / "demo.yaml"),
-            f"--data.data_dir={out / 'data'}",
-            f"--data.synthetic.num_train={args.num_train}",
-            f"--data.synthetic.num_val={args.num_val}",
-            "--model.backbone={name: resnet18, pretrained: false}",
-            f"--model.head_width={width}",
-            f"--trainer.max_epochs={args.epochs}",
-            "--trainer.check_val_every_n_epoch=1",
-            "--trainer.enable_model_summary=false",
-            "--progress_bar.refresh_rate=0",
-            "--coco_eval.print_table=false",
-            f"--trainer.logger.init_args.save_dir={out}",
-            f"--trainer.default_root_dir={out}",
-        ],
-        run=False,
-    )  # fmt: skip
-    recorder = _EpochMetrics()
-    cli.trainer.callbacks.append(recorder)
-    start = time.perf_counter()
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return recorder.rows, time.perf_counter() - start
+    overrides = [
+        "--model.backbone={name: resnet18, pretrained: false}",
+        f"--model.head_width={width}",
+        f"--trainer.default_root_dir={out}",
+    ]
+    return fit_demo_variant(out, args.num_train, args.num_val, args.epochs, overrides)
 
 
 def main() -> None:

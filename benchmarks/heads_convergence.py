@@ -26,6 +26,8 @@ VARIANTS = {
 
 
 class _EpochMetrics(L.Callback):
+    """AP50 and AP after each validation epoch (sanity check excluded)."""
+
     def __init__(self) -> None:
         self.rows: list[tuple[float, float]] = []
 
@@ -33,6 +35,34 @@ class _EpochMetrics(L.Callback):
         evaluation = next(c for c in trainer.callbacks if isinstance(c, COCOEvaluation))
         if evaluation.last_metrics and not trainer.sanity_checking:
             self.rows.append((evaluation.last_metrics["AP50"], evaluation.last_metrics["AP"]))
+
+
+def fit_demo_variant(
+    out: Path, num_train: int, num_val: int, epochs: int, overrides: list[str]
+) -> tuple[list[tuple[float, float]], float]:
+    """Fit ``configs/demo.yaml`` with ``overrides`` (data and logs under ``out``), validating every
+    epoch; returns (AP50, AP) per epoch and the wall time of the fit in seconds."""
+    cli = make_cli(
+        [
+            "--config", str(ROOT / "configs" / "demo.yaml"),
+            f"--data.data_dir={out / 'data'}",
+            f"--data.synthetic.num_train={num_train}",
+            f"--data.synthetic.num_val={num_val}",
+            f"--trainer.max_epochs={epochs}",
+            "--trainer.check_val_every_n_epoch=1",
+            "--trainer.enable_model_summary=false",
+            "--progress_bar.refresh_rate=0",
+            "--coco_eval.print_table=false",
+            f"--trainer.logger.init_args.save_dir={out}",
+            *overrides,
+        ],
+        run=False,
+    )  # fmt: skip
+    recorder = _EpochMetrics()
+    cli.trainer.callbacks.append(recorder)
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return recorder.rows, time.perf_counter() - start
 
 
 def main() -> None:
@@ -45,27 +75,7 @@ def main() -> None:
     out = Path(args.out)
     results = {}
     for name, overrides in VARIANTS.items():
-        cli = make_cli(
-            [
-                "--config", str(ROOT / "configs" / "demo.yaml"),
-                f"--data.data_dir={out / 'data'}",
-                f"--data.synthetic.num_train={args.num_train}",
-                f"--data.synthetic.num_val={args.num_val}",
-                f"--trainer.max_epochs={args.epochs}",
-                "--trainer.check_val_every_n_epoch=1",
-                "--trainer.enable_model_summary=false",
-                "--progress_bar.refresh_rate=0",
-                "--coco_eval.print_table=false",
-                f"--trainer.logger.init_args.save_dir={out}",
-                *overrides,
-            ],
-            run=False,
-        )  # fmt: skip
-        recorder = _EpochMetrics()
-        cli.trainer.callbacks.append(recorder)
-        start = time.perf_counter()
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-        results[name] = (recorder.rows, time.perf_counter() - start)
+        results[name] = fit_demo_variant(out, args.num_train, args.num_val, args.epochs, overrides)
     print(f"\n{args.num_train} training images, {args.num_val} validation images, {args.epochs} epochs")
     header = "epoch  " + "  ".join(f"{name:>28}" for name in results)
     print(header + "\n" + " " * 7 + "  ".join(f"{'AP50 / AP':>28}" for _ in results))
