@@ -50,7 +50,7 @@ DATASETS: dict[str, type[DetectionDataset]] = {
 # folder written by an older version is not read as a new one).
 GENERATORS: dict[str, tuple[Callable[..., Path], str, int]] = {
     "synthetic": (generate_synthetic_dataset, "annotations", 1),
-    "synthetic_tracking": (generate_tracking_sequences, "train", 2),
+    "synthetic_tracking": (generate_tracking_sequences, "train", 3),
 }
 GENERATED_RECORD = "generated.json"  # in a generated folder: {"dataset", "version", "arguments"}
 SYNTHETIC_TRACKING_CLASSES = ("object",)

@@ -13,7 +13,8 @@ every frame), 0.8-3 px per frame at 256 px. Some identities are in the image fro
 frame, some enter later through a border, any may leave through one (and a turning one may come
 back, keeping its id, as in MOTChallenge). Pairs of identities are set on courses that cross at a
 chosen point and frame. Every identity has a depth; frames are drawn far to near, so nearer
-objects hide farther ones.
+objects hide farther ones. Courses are planned over at least 40 frames: a shorter sequence is a
+window of such a plan at a random start, so its frames look like those of a long one.
 
 Ground truth, one ``gt.txt`` row per identity and frame where any of its pixels is inside the
 image: the box is the tight box of the identity's pixels inside the image, hidden ones included
@@ -67,6 +68,8 @@ _PATTERNS = ("plain", "stripes", "halves", "dot", "checker")
 # background through, so their boxes hold much background, which makes detection the hard part of
 # a tracking set.
 _SPRITE_SHAPES = ("circle", "rectangle", "triangle", "hexagon", "star")
+# Courses are planned over at least this many frames (see _render_sequence).
+_PLAN_FRAMES = 40
 
 
 class RenderedSequence(NamedTuple):
@@ -188,9 +191,15 @@ def _render_sequence(
     background = _background(rng, image_size)
     _draw_distractors(background, rng, (image_size * 0.06, image_size * 0.25), blobs=False)
     background_mean = background.reshape(-1, 3).mean(axis=0)
+    # A sequence shorter than a plan is a window of one at a random start, so that its frames
+    # show what a long sequence's do: crossings at every stage, objects well inside the image.
+    # (Planned over its own few frames, a two-frame sequence would have every crossing pair
+    # centred on one point and every entering or leaving object half out of the image.)
+    plan_frames = max(num_frames, _PLAN_FRAMES)
+    start = int(rng.integers(plan_frames - num_frames + 1)) if plan_frames > num_frames else 0
     identities = [
-        _Identity(*_sprite(rng, image_size, background_mean), centres, float(rng.random()))
-        for centres in _plan_courses(rng, num_objects, num_frames, image_size)
+        _Identity(*_sprite(rng, image_size, background_mean), centres[start : start + num_frames], float(rng.random()))
+        for centres in _plan_courses(rng, num_objects, plan_frames, image_size)
     ]
     draw_order = sorted(range(len(identities)), key=lambda k: -identities[k].depth)  # far to near
     noise_sigma = rng.uniform(2, 6)

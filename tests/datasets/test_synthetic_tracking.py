@@ -183,6 +183,29 @@ def test_motion_covers_entering_leaving_occlusion_crossing_and_turning(rendered)
     assert entering >= 3 and leaving >= 3 and occluded >= 3 and crossing >= 3 and turning >= 2
 
 
+def test_short_sequences_are_windows_of_a_long_course_plan():
+    """Two-frame sequences look like frames of long ones: crossing pairs at every stage (not all
+    centred on one point), most objects well inside the image and fully visible."""
+
+    def stats(sequences):
+        co_centred = 0  # pairs of identities whose box centres are within 1.5 px in a frame
+        for sequence in sequences:
+            for frame in (sequence.rows[sequence.rows[:, 0] == f] for f in (1, 2)):
+                centres = frame[:, 2:4] + frame[:, 4:6] / 2
+                distances = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+                co_centred += int((distances[np.triu_indices(len(frame), 1)] < 1.5).sum())
+        rows = np.concatenate([sequence.rows for sequence in sequences])
+        return co_centred, float((rows[:, 8] == 1).mean())
+
+    short = [_render_sequence(np.random.default_rng([5, index]), 2, 128, 6) for index in range(30)]
+    long = [_render_sequence(np.random.default_rng([6, index]), 40, 128, 6) for index in range(6)]
+    short_co_centred, short_fully_visible = stats(short)
+    _, long_fully_visible = stats(long)
+    # Planned over two frames, each of the 30 sequences had its crossing pair on one point.
+    assert short_co_centred <= 3
+    assert abs(short_fully_visible - long_fully_visible) < 0.15
+
+
 def test_identities_keep_their_look_and_differ_from_each_other(rendered):
     """Mean colour of an identity's fully visible pixels: stable over frames, different between identities."""
     spreads, means = [], []
