@@ -265,6 +265,7 @@ def generate_tracking_sequences(
     val_frames_per_sequence: int | None = None,
     image_size: int = 256,
     objects_per_sequence: tuple[int, int] = (4, 8),
+    val_objects_per_sequence: tuple[int, int] | None = None,
     seed: int = 0,
     frame_rate: int = 30,
     min_visibility: float = 0.25,
@@ -282,15 +283,19 @@ def generate_tracking_sequences(
             (Many short training sequences show more distinct scenes for the same frames; a
             longer held-out one tests tracking.)
         image_size: side of the square frames in pixels.
-        objects_per_sequence: ``(min, max)`` identities per sequence, over all its frames.
+        objects_per_sequence: ``(min, max)`` identities per sequence, over all its frames
+            (a short sequence shows those of its window of a 40-frame plan, module docstring).
+        val_objects_per_sequence: the same for ``val/``; None: ``objects_per_sequence``.
+            (Training scenes more crowded than the held-out ones show more overlaps per step.)
         seed: same seed (and arguments) -> byte-identical files.
         frame_rate: written to ``seqinfo.ini`` (the trackers' time base).
         min_visibility: rows of objects less visible than this (a fraction of their pixels, see the
             module docstring) are written with ``conf`` 0, MOTChallenge's "not considered" flag.
     """
-    low, high = objects_per_sequence
-    if not 1 <= low <= high:
-        raise ValueError(f"objects_per_sequence must be (min, max) with 1 <= min <= max, got {objects_per_sequence}")
+    val_objects = objects_per_sequence if val_objects_per_sequence is None else val_objects_per_sequence
+    for name, (low, high) in (("objects_per_sequence", objects_per_sequence), ("val_objects_per_sequence", val_objects)):
+        if not 1 <= low <= high:
+            raise ValueError(f"{name} must be (min, max) with 1 <= min <= max, got {(low, high)}")
     if not 0.0 <= min_visibility <= 1.0:
         raise ValueError(f"min_visibility must be in [0, 1], got {min_visibility}")
     val_frames = frames_per_sequence if val_frames_per_sequence is None else val_frames_per_sequence
@@ -302,9 +307,9 @@ def generate_tracking_sequences(
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; choose an empty folder or pass overwrite=True")
-    for split, count, num_frames in (
-        ("train", num_sequences, frames_per_sequence),
-        ("val", num_val_sequences, val_frames),
+    for split, count, num_frames, (low, high) in (
+        ("train", num_sequences, frames_per_sequence, objects_per_sequence),
+        ("val", num_val_sequences, val_frames, val_objects),
     ):
         names = [f"SEQ-{index + 1:02d}" for index in range(count)]
         for index, name in enumerate(names):

@@ -88,6 +88,25 @@ def test_held_out_sequences_may_be_longer(tmp_path):
         generate_tracking_sequences(tmp_path / "y", min_visibility=1.5)
 
 
+def test_held_out_sequences_may_have_other_object_counts(tmp_path):
+    root = generate_tracking_sequences(
+        tmp_path,
+        num_sequences=3,
+        num_val_sequences=3,
+        frames_per_sequence=3,
+        image_size=64,
+        objects_per_sequence=(1, 1),
+        val_objects_per_sequence=(3, 3),
+    )
+    ids = {
+        split: {int(i) for seq in (root / split).iterdir() for i in read_mot_txt(seq / "gt" / "gt.txt").ids}
+        for split in ("train", "val")
+    }
+    assert ids == {"train": {1}, "val": {1, 2, 3}}
+    with pytest.raises(ValueError, match="val_objects_per_sequence"):
+        generate_tracking_sequences(tmp_path / "x", val_objects_per_sequence=(2, 1))
+
+
 def test_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="is not empty"):
