@@ -293,9 +293,9 @@ def generate_tracking_sequences(
             module docstring) are written with ``conf`` 0, MOTChallenge's "not considered" flag.
     """
     val_objects = objects_per_sequence if val_objects_per_sequence is None else val_objects_per_sequence
-    for name, (low, high) in (("objects_per_sequence", objects_per_sequence), ("val_objects_per_sequence", val_objects)):
+    for name, (low, high) in (("", objects_per_sequence), ("val_", val_objects)):
         if not 1 <= low <= high:
-            raise ValueError(f"{name} must be (min, max) with 1 <= min <= max, got {(low, high)}")
+            raise ValueError(f"{name}objects_per_sequence must be (min, max) with 1 <= min <= max, got {(low, high)}")
     if not 0.0 <= min_visibility <= 1.0:
         raise ValueError(f"min_visibility must be in [0, 1], got {min_visibility}")
     val_frames = frames_per_sequence if val_frames_per_sequence is None else val_frames_per_sequence
