@@ -11,10 +11,12 @@ detector observes them with
 - false positives (random boxes, scores 0.1-0.6, random embeddings),
 - 64-d embeddings: the object's identity vector plus Gaussian noise.
 
-Each setting is run through four trackers on the same detections:
+Each setting is run through five trackers on the same detections:
 
 - ``ours``: :class:`~centernet_lightning.tracking.Tracker` with embeddings (FairMOT's appearance
   + motion association, then ByteTrack's low-score stage);
+- ``xywh state``: the same with BoT-SORT's Kalman state (width and height instead of aspect ratio
+  and height);
 - ``no low-score stage``: the same with ``low_thresh = high_thresh`` (FairMOT alone);
 - ``no embeddings``: the tracker without embeddings (ByteTrack);
 - ``perfect association``: every detection of a real object above ``low_thresh`` under its
@@ -206,6 +208,7 @@ def main() -> None:
     high_thresh = Tracker().high_thresh
     trackers = {
         "ours": (Tracker, True),
+        "xywh state": (lambda: Tracker(kalman_state="xywh"), True),
         "no low-score stage": (lambda: Tracker(low_thresh=high_thresh), True),
         "no embeddings": (Tracker, False),
         "perfect association": (lambda: None, True),

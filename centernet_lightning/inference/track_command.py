@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="tracker settings, e.g. high_thresh=0.5 track_buffer=60",
+        help="tracker settings, e.g. high_thresh=0.5 track_buffer=60 kalman_state=xywh",
     )
     parser.add_argument("--no-draw", dest="draw", action="store_false", help="do not write the drawn video")
     parser.add_argument("--project", default="runs", help="parent of the run folder (default runs)")

@@ -4,7 +4,15 @@
 association of low-score detections; without embeddings it is ByteTrack.
 """
 
-from centernet_lightning.tracking.kalman import GATING_THRESHOLD, KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
+from centernet_lightning.tracking.kalman import (
+    GATING_THRESHOLD,
+    KALMAN_STATES,
+    KalmanFilter,
+    xyah_to_xyxy,
+    xywh_to_xyxy,
+    xyxy_to_xyah,
+    xyxy_to_xywh,
+)
 from centernet_lightning.tracking.matching import (
     embedding_distance,
     fuse_motion,
@@ -16,6 +24,7 @@ from centernet_lightning.tracking.tracker import Tracker, Tracks, TrackState
 
 __all__ = [
     "GATING_THRESHOLD",
+    "KALMAN_STATES",
     "KalmanFilter",
     "TrackState",
     "Tracker",
@@ -26,5 +35,7 @@ __all__ = [
     "iou_distance",
     "linear_assignment",
     "xyah_to_xyxy",
+    "xywh_to_xyxy",
     "xyxy_to_xyah",
+    "xyxy_to_xywh",
 ]

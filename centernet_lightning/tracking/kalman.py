@@ -1,11 +1,21 @@
-"""A constant-velocity Kalman filter over boxes, batched over tracks (DeepSORT / FairMOT / ByteTrack).
+"""A constant-velocity Kalman filter over boxes, batched over tracks (DeepSORT / FairMOT / ByteTrack / BoT-SORT).
 
-The state of a track is the 8-vector ``(cx, cy, a, h, vcx, vcy, va, vh)``: box centre (pixels),
-aspect ratio ``a = w / h``, height (pixels) and their velocities per frame. A detection is observed
-directly as ``(cx, cy, a, h)`` (the observation matrix ``H = [I4 0]``). Process and observation
-noise scale with the box height, as in DeepSORT's filter that FairMOT and ByteTrack reuse
-(``std_weight_position = 1/20``, ``std_weight_velocity = 1/160``; the aspect ratio gets fixed
-standard deviations 1e-2 and 1e-5 of process noise and 1e-1 of observation noise).
+The state of a track is an 8-vector: four box coordinates and their velocities per frame. Two
+parameterisations (``state``):
+
+- ``xyah`` (DeepSORT, FairMOT, ByteTrack): ``(cx, cy, a, h, vcx, vcy, va, vh)``, box centre
+  (pixels), aspect ratio ``a = w / h`` and height (pixels). Noise scales with the box height
+  (``std_weight_position = 1/20``, ``std_weight_velocity = 1/160``); the aspect ratio gets fixed
+  standard deviations 1e-2 and 1e-5 of process noise and 1e-1 of observation noise, so it is
+  nearly constant: right for pedestrians, slow where a box changes shape fast (an object
+  leaving the image, its box cut at the border).
+- ``xywh`` (BoT-SORT, Aharon et al. 2022): ``(cx, cy, w, h, vcx, vcy, vw, vh)``; the noise of x
+  and w scales with the box width, that of y and h with its height (same weights), so the width
+  follows the detections as closely as the height.
+
+A detection is observed directly as the first four coordinates (the observation matrix
+``H = [I4 0]``); :meth:`KalmanFilter.measure` and :meth:`KalmanFilter.boxes` convert from and to
+XYXY pixels.
 
 Every method works on N tracks at once: means ``[N, 8]``, covariances ``[N, 8, 8]``, float64
 numpy. The reference filters loop over tracks in Python for the update and the gating distance;
@@ -17,7 +27,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import chi2
 
-__all__ = ["GATING_THRESHOLD", "KalmanFilter", "xyah_to_xyxy", "xyxy_to_xyah"]
+__all__ = [
+    "GATING_THRESHOLD",
+    "KALMAN_STATES",
+    "KalmanFilter",
+    "xyah_to_xyxy",
+    "xywh_to_xyxy",
+    "xyxy_to_xyah",
+    "xyxy_to_xywh",
+]
 
 # 0.95 quantile of the chi-square distribution with 4 degrees of freedom (the 4 measured
 # coordinates): squared Mahalanobis distances above it are implausible under the motion model.
@@ -26,6 +44,7 @@ GATING_THRESHOLD: float = float(chi2.ppf(0.95, df=4))
 
 STATE_DIM = 8
 MEASUREMENT_DIM = 4
+KALMAN_STATES = ("xyah", "xywh")
 
 
 def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
@@ -47,51 +66,89 @@ def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
     )
 
 
+def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
+    """XYXY pixel boxes ``[N, 4]`` to ``(cx, cy, w, h)`` ``[N, 4]``."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    return np.concatenate(((boxes[:, :2] + boxes[:, 2:4]) / 2, boxes[:, 2:4] - boxes[:, :2]), axis=1)
+
+
+def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
+    """``(cx, cy, w, h)`` ``[N, 4]`` (or a state ``[N, 8]``, whose first 4 are used) to XYXY ``[N, 4]``."""
+    xywh = np.asarray(xywh, dtype=np.float64)
+    half_size = xywh[:, 2:4] / 2
+    return np.concatenate((xywh[:, :2] - half_size, xywh[:, :2] + half_size), axis=1)
+
+
 class KalmanFilter:
-    """Constant-velocity Kalman filter on ``(cx, cy, a, h)`` boxes, vectorised over tracks.
+    """Constant-velocity Kalman filter on boxes, vectorised over tracks (module docstring).
 
     Args:
-        std_weight_position: standard deviation of position noise per pixel of box height
-            (DeepSORT / FairMOT: 1/20).
-        std_weight_velocity: standard deviation of velocity noise per pixel of box height
-            (DeepSORT / FairMOT: 1/160).
+        std_weight_position: standard deviation of position noise per pixel of box size
+            (DeepSORT / FairMOT / BoT-SORT: 1/20).
+        std_weight_velocity: standard deviation of velocity noise per pixel of box size
+            (DeepSORT / FairMOT / BoT-SORT: 1/160).
+        state: ``xyah`` (DeepSORT / FairMOT / ByteTrack) or ``xywh`` (BoT-SORT).
 
     Attributes:
         motion_matrix: ``F`` [8, 8], ``x_t = F x_{t-1}`` with a time step of one frame.
         observation_matrix: ``H`` [4, 8], ``z = H x``.
+        size_velocity_columns: the state columns a lost track's prediction zeroes (its box keeps
+            its size): ``vh`` for ``xyah`` (FairMOT / ByteTrack), ``vw`` and ``vh`` for ``xywh``
+            (BoT-SORT).
     """
 
-    def __init__(self, std_weight_position: float = 1.0 / 20, std_weight_velocity: float = 1.0 / 160) -> None:
+    def __init__(
+        self, std_weight_position: float = 1.0 / 20, std_weight_velocity: float = 1.0 / 160, state: str = "xyah"
+    ) -> None:
+        if state not in KALMAN_STATES:
+            raise ValueError(f"unknown Kalman state {state!r}; valid: {', '.join(KALMAN_STATES)}")
         self.std_weight_position = std_weight_position
         self.std_weight_velocity = std_weight_velocity
+        self.state = state
         self.motion_matrix = np.eye(STATE_DIM)
         self.motion_matrix[:MEASUREMENT_DIM, MEASUREMENT_DIM:] = np.eye(MEASUREMENT_DIM)
         self.observation_matrix = np.eye(MEASUREMENT_DIM, STATE_DIM)
+        self.size_velocity_columns = [7] if state == "xyah" else [6, 7]
 
-    def _std(self, heights: np.ndarray, weight: float, aspect_std: float) -> np.ndarray:
-        """Per-coordinate standard deviations ``[N, 4]``: ``weight * h`` for cx, cy, h; fixed for a."""
+    def measure(self, boxes: np.ndarray) -> np.ndarray:
+        """XYXY pixel boxes ``[N, 4]`` to measurements ``[N, 4]`` of this filter's ``state``."""
+        return xyxy_to_xyah(boxes) if self.state == "xyah" else xyxy_to_xywh(boxes)
+
+    def boxes(self, mean: np.ndarray) -> np.ndarray:
+        """XYXY pixel boxes ``[N, 4]`` of states ``[N, 8]`` (or measurements ``[N, 4]``)."""
+        return xyah_to_xyxy(mean) if self.state == "xyah" else xywh_to_xyxy(mean)
+
+    def _std(self, boxes: np.ndarray, weight: float, aspect_std: float) -> np.ndarray:
+        """Per-coordinate standard deviations ``[N, 4]`` for states or measurements ``[N, >=4]``.
+
+        ``xyah``: ``weight * h`` for cx, cy and h, ``aspect_std`` for a. ``xywh``: ``weight * w``
+        for cx and w, ``weight * h`` for cy and h (``aspect_std`` unused).
+        """
+        heights = boxes[:, 3]
+        if self.state == "xywh":
+            widths = boxes[:, 2]
+            return weight * np.stack((widths, heights, widths, heights), axis=1)
         std = np.repeat((weight * heights)[:, None], MEASUREMENT_DIM, axis=1)
         std[:, 2] = aspect_std
         return std
 
     def process_noise(self, mean: np.ndarray) -> np.ndarray:
-        """Diagonal process noise ``Q`` [N, 8, 8] for states ``[N, 8]`` (scaled by their height)."""
-        heights = mean[:, 3]
+        """Diagonal process noise ``Q`` [N, 8, 8] for states ``[N, 8]`` (scaled by their size)."""
         std = np.concatenate(
-            (self._std(heights, self.std_weight_position, 1e-2), self._std(heights, self.std_weight_velocity, 1e-5)),
+            (self._std(mean, self.std_weight_position, 1e-2), self._std(mean, self.std_weight_velocity, 1e-5)),
             axis=1,
         )
         return _diagonal(std**2)
 
     def observation_noise(self, mean: np.ndarray) -> np.ndarray:
-        """Diagonal observation noise ``R`` [N, 4, 4] for states ``[N, 8]`` (scaled by their height)."""
-        return _diagonal(self._std(mean[:, 3], self.std_weight_position, 1e-1) ** 2)
+        """Diagonal observation noise ``R`` [N, 4, 4] for states ``[N, 8]`` (scaled by their size)."""
+        return _diagonal(self._std(mean, self.std_weight_position, 1e-1) ** 2)
 
     def initiate(self, measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start tracks from unmatched detections.
 
         Args:
-            measurements: ``[N, 4]`` ``(cx, cy, a, h)``.
+            measurements: ``[N, 4]`` in this filter's ``state`` (see :meth:`measure`).
 
         Returns:
             mean ``[N, 8]`` (velocities 0) and covariance ``[N, 8, 8]`` (diagonal: twice the position
@@ -99,11 +156,10 @@ class KalmanFilter:
         """
         measurements = np.asarray(measurements, dtype=np.float64).reshape(-1, MEASUREMENT_DIM)
         mean = np.concatenate((measurements, np.zeros_like(measurements)), axis=1)
-        heights = measurements[:, 3]
         std = np.concatenate(
             (
-                self._std(heights, 2 * self.std_weight_position, 1e-2),
-                self._std(heights, 10 * self.std_weight_velocity, 1e-5),
+                self._std(measurements, 2 * self.std_weight_position, 1e-2),
+                self._std(measurements, 10 * self.std_weight_velocity, 1e-5),
             ),
             axis=1,
         )
@@ -112,7 +168,7 @@ class KalmanFilter:
     def predict(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One frame ahead: ``x = F x``, ``P = F P F^T + Q`` for ``[N, 8]`` / ``[N, 8, 8]``."""
         motion = self.motion_matrix
-        noise = self.process_noise(mean)  # Q from the height before the step, as the reference
+        noise = self.process_noise(mean)  # Q from the size before the step, as the references
         return mean @ motion.T, motion @ covariance @ motion.T + noise
 
     def project(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +184,7 @@ class KalmanFilter:
         ``K = P H^T S^-1``, ``x = x + K (z - H x)``, ``P = P - K S K^T``.
 
         Args:
-            mean: ``[N, 8]``; covariance: ``[N, 8, 8]``; measurements: ``[N, 4]`` ``(cx, cy, a, h)``.
+            mean: ``[N, 8]``; covariance: ``[N, 8, 8]``; measurements: ``[N, 4]`` (see :meth:`measure`).
 
         Returns:
             The corrected mean ``[N, 8]`` and covariance ``[N, 8, 8]``.
@@ -149,7 +205,7 @@ class KalmanFilter:
         all N tracks x M measurements at once. Compare with :data:`GATING_THRESHOLD`.
 
         Args:
-            mean: ``[N, 8]``; covariance: ``[N, 8, 8]``; measurements: ``[M, 4]`` ``(cx, cy, a, h)``.
+            mean: ``[N, 8]``; covariance: ``[N, 8, 8]``; measurements: ``[M, 4]`` (see :meth:`measure`).
         """
         measurements = np.asarray(measurements, dtype=np.float64).reshape(-1, MEASUREMENT_DIM)
         if len(mean) == 0 or len(measurements) == 0:

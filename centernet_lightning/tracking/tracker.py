@@ -16,7 +16,7 @@ from typing import TypedDict
 import numpy as np
 import torch
 
-from centernet_lightning.tracking.kalman import GATING_THRESHOLD, KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
+from centernet_lightning.tracking.kalman import GATING_THRESHOLD, KalmanFilter
 from centernet_lightning.tracking.matching import (
     embedding_distance,
     fuse_motion,
@@ -62,7 +62,7 @@ class Tracker:
 
     Each frame (``update``):
 
-    1. Kalman prediction of every confirmed and lost track (lost tracks with their height velocity
+    1. Kalman prediction of every confirmed and lost track (lost tracks with their size velocity
        zeroed, as the references).
     2. Detections are split by score: *high* (``score > high_thresh``) and *low*
        (``low_thresh < score <= high_thresh``); lower ones are dropped.
@@ -112,7 +112,12 @@ class Tracker:
         frame_rate: 30, frames per second of the sequence.
         ema_alpha: 0.9, FairMOT's ``alpha``: ``smooth = alpha * smooth + (1 - alpha) * new``,
             renormalised.
-        kalman_filter: ``None`` = :class:`KalmanFilter` with DeepSORT's noise weights (1/20, 1/160).
+        kalman_state: ``None`` = ``xyah``, the Kalman state of DeepSORT / FairMOT / ByteTrack
+            (centre, aspect ratio, height); ``xywh`` is BoT-SORT's (centre, width, height), whose
+            width follows fast changes of shape (see :mod:`~centernet_lightning.tracking.kalman`).
+        kalman_filter: ``None`` = :class:`KalmanFilter` with DeepSORT's noise weights (1/20, 1/160)
+            and ``kalman_state``; or a filter of your own (``kalman_state`` must then be None or
+            its ``state``).
     """
 
     def __init__(
@@ -132,6 +137,7 @@ class Tracker:
         track_buffer: int = 30,
         frame_rate: float = 30,
         ema_alpha: float = 0.9,
+        kalman_state: str | None = None,
         kalman_filter: KalmanFilter | None = None,
     ) -> None:
         if not low_thresh <= high_thresh:
@@ -155,7 +161,13 @@ class Tracker:
         self.unconfirmed_match_thresh = unconfirmed_match_thresh
         self.max_time_lost = int(frame_rate / 30.0 * track_buffer)
         self.ema_alpha = ema_alpha
-        self.kalman_filter = KalmanFilter() if kalman_filter is None else kalman_filter
+        if kalman_filter is None:
+            kalman_filter = KalmanFilter(state="xyah" if kalman_state is None else kalman_state)
+        elif kalman_state is not None and kalman_state != kalman_filter.state:
+            raise ValueError(
+                f"kalman_state={kalman_state!r} contradicts the given kalman_filter's state {kalman_filter.state!r}"
+            )
+        self.kalman_filter = kalman_filter
         self.reset()
 
     def reset(self) -> None:
@@ -211,7 +223,7 @@ class Tracker:
                 np.flatnonzero(~usable).tolist(),
             )
         measurements = np.zeros((len(boxes), 4))
-        measurements[usable] = xyxy_to_xyah(boxes[usable])
+        measurements[usable] = self.kalman_filter.measure(boxes[usable])
         high = np.flatnonzero(usable & (scores > self.high_thresh))
         low = np.flatnonzero(usable & (scores > self.low_thresh) & (scores <= self.high_thresh))
 
@@ -222,9 +234,10 @@ class Tracker:
         if len(pool):
             # Tentative tracks are not predicted (nor in the references): they have no velocity yet.
             mean = self._means[pool]
-            mean[was_lost[pool], 7] = 0.0  # a lost box keeps its size (the references zero vh)
+            # A lost box keeps its size (the references zero vh; BoT-SORT vw and vh).
+            mean[np.ix_(was_lost[pool], self.kalman_filter.size_velocity_columns)] = 0.0
             self._means[pool], self._covariances[pool] = self.kalman_filter.predict(mean, self._covariances[pool])
-        track_boxes = xyah_to_xyxy(self._means)
+        track_boxes = self.kalman_filter.boxes(self._means)
 
         matched_tracks: list[np.ndarray] = []
         matched_detections: list[np.ndarray] = []
@@ -285,7 +298,7 @@ class Tracker:
         reported = (self._states == TrackState.CONFIRMED) & (matched_detection >= 0)
         return Tracks(
             ids=self._ids[reported].copy(),
-            boxes=xyah_to_xyxy(self._means[reported]).astype(np.float32),
+            boxes=self.kalman_filter.boxes(self._means[reported]).astype(np.float32),
             scores=self._scores[reported].astype(np.float32),
             detection_indices=matched_detection[reported],
         )
@@ -338,7 +351,7 @@ class Tracker:
         lost = np.flatnonzero(self._states == TrackState.LOST)
         if len(tracked) == 0 or len(lost) == 0:
             return keep
-        boxes = xyah_to_xyxy(self._means)
+        boxes = self.kalman_filter.boxes(self._means)
         pairs_tracked, pairs_lost = np.nonzero(iou_distance(boxes[tracked], boxes[lost]) < DUPLICATE_IOU_DISTANCE)
         tracked, lost = tracked[pairs_tracked], lost[pairs_lost]
         ages = self._last_frames - self._start_frames
