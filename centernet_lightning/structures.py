@@ -46,6 +46,7 @@ __all__ = [
     "box_xywh_to_xyxy",
     "box_xyxy_to_xywh",
     "box_cxcywh_to_xyxy",
+    "box_xyxy_to_cxcywh",
     "letterbox_inverse",
 ]
 
@@ -140,6 +141,11 @@ def box_cxcywh_to_xyxy(boxes: BoxArray) -> BoxArray:
     """``[cx, cy, w, h]`` (YOLO, once scaled) to ``[x1, y1, x2, y2]``; tensors or numpy arrays."""
     half = boxes[..., 2:] / 2
     return _concat(boxes[..., :2] - half, boxes[..., :2] + half)
+
+
+def box_xyxy_to_cxcywh(boxes: BoxArray) -> BoxArray:
+    """``[x1, y1, x2, y2]`` to ``[cx, cy, w, h]``; torch tensors or numpy arrays [..., 4]."""
+    return _concat((boxes[..., :2] + boxes[..., 2:]) / 2, boxes[..., 2:] - boxes[..., :2])
 
 
 def letterbox_inverse(bboxes: Tensor, letterbox: Tensor, original_sizes: Tensor | None = None) -> Tensor:

@@ -9,9 +9,7 @@ from centernet_lightning.tracking.kalman import (
     KALMAN_STATES,
     KalmanFilter,
     xyah_to_xyxy,
-    xywh_to_xyxy,
     xyxy_to_xyah,
-    xyxy_to_xywh,
 )
 from centernet_lightning.tracking.matching import (
     embedding_distance,
@@ -35,7 +33,5 @@ __all__ = [
     "iou_distance",
     "linear_assignment",
     "xyah_to_xyxy",
-    "xywh_to_xyxy",
     "xyxy_to_xyah",
-    "xyxy_to_xywh",
 ]

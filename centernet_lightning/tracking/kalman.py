@@ -27,15 +27,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import chi2
 
-__all__ = [
-    "GATING_THRESHOLD",
-    "KALMAN_STATES",
-    "KalmanFilter",
-    "xyah_to_xyxy",
-    "xywh_to_xyxy",
-    "xyxy_to_xyah",
-    "xyxy_to_xywh",
-]
+from centernet_lightning.structures import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
+
+__all__ = ["GATING_THRESHOLD", "KALMAN_STATES", "KalmanFilter", "xyah_to_xyxy", "xyxy_to_xyah"]
 
 # 0.95 quantile of the chi-square distribution with 4 degrees of freedom (the 4 measured
 # coordinates): squared Mahalanobis distances above it are implausible under the motion model.
@@ -66,19 +60,6 @@ def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
     )
 
 
-def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
-    """XYXY pixel boxes ``[N, 4]`` to ``(cx, cy, w, h)`` ``[N, 4]``."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    return np.concatenate(((boxes[:, :2] + boxes[:, 2:4]) / 2, boxes[:, 2:4] - boxes[:, :2]), axis=1)
-
-
-def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
-    """``(cx, cy, w, h)`` ``[N, 4]`` (or a state ``[N, 8]``, whose first 4 are used) to XYXY ``[N, 4]``."""
-    xywh = np.asarray(xywh, dtype=np.float64)
-    half_size = xywh[:, 2:4] / 2
-    return np.concatenate((xywh[:, :2] - half_size, xywh[:, :2] + half_size), axis=1)
-
-
 class KalmanFilter:
     """Constant-velocity Kalman filter on boxes, vectorised over tracks (module docstring).
 
@@ -92,9 +73,6 @@ class KalmanFilter:
     Attributes:
         motion_matrix: ``F`` [8, 8], ``x_t = F x_{t-1}`` with a time step of one frame.
         observation_matrix: ``H`` [4, 8], ``z = H x``.
-        size_velocity_columns: the state columns a lost track's prediction zeroes (its box keeps
-            its size): ``vh`` for ``xyah`` (FairMOT / ByteTrack), ``vw`` and ``vh`` for ``xywh``
-            (BoT-SORT).
     """
 
     def __init__(
@@ -108,15 +86,24 @@ class KalmanFilter:
         self.motion_matrix = np.eye(STATE_DIM)
         self.motion_matrix[:MEASUREMENT_DIM, MEASUREMENT_DIM:] = np.eye(MEASUREMENT_DIM)
         self.observation_matrix = np.eye(MEASUREMENT_DIM, STATE_DIM)
-        self.size_velocity_columns = [7] if state == "xyah" else [6, 7]
+
+    @property
+    def size_velocity_columns(self) -> list[int]:
+        """The state columns a lost track's prediction zeroes (its box keeps its size): ``vh`` for
+        ``xyah`` (FairMOT / ByteTrack), ``vw`` and ``vh`` for ``xywh`` (BoT-SORT)."""
+        return [7] if self.state == "xyah" else [6, 7]
 
     def measure(self, boxes: np.ndarray) -> np.ndarray:
         """XYXY pixel boxes ``[N, 4]`` to measurements ``[N, 4]`` of this filter's ``state``."""
-        return xyxy_to_xyah(boxes) if self.state == "xyah" else xyxy_to_xywh(boxes)
+        if self.state == "xyah":
+            return xyxy_to_xyah(boxes)
+        return box_xyxy_to_cxcywh(np.asarray(boxes, dtype=np.float64))
 
     def boxes(self, mean: np.ndarray) -> np.ndarray:
         """XYXY pixel boxes ``[N, 4]`` of states ``[N, 8]`` (or measurements ``[N, 4]``)."""
-        return xyah_to_xyxy(mean) if self.state == "xyah" else xywh_to_xyxy(mean)
+        if self.state == "xyah":
+            return xyah_to_xyxy(mean)
+        return box_cxcywh_to_xyxy(np.asarray(mean, dtype=np.float64)[:, :MEASUREMENT_DIM])
 
     def _std(self, boxes: np.ndarray, weight: float, aspect_std: float) -> np.ndarray:
         """Per-coordinate standard deviations ``[N, 4]`` for states or measurements ``[N, >=4]``.

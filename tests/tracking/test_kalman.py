@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from centernet_lightning.tracking.kalman import (
-    GATING_THRESHOLD,
-    KalmanFilter,
-    xyah_to_xyxy,
-    xywh_to_xyxy,
-    xyxy_to_xyah,
-    xyxy_to_xywh,
-)
+from centernet_lightning.structures import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
+from centernet_lightning.tracking.kalman import GATING_THRESHOLD, KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
 
 F = np.eye(8) + np.eye(8, k=4)  # constant velocity, one frame per step
 H = np.eye(4, 8)
@@ -51,8 +45,8 @@ def test_box_conversions_by_hand_and_round_trip() -> None:
     boxes = np.array([[10.0, 20.0, 30.0, 60.0], [0.0, 0.0, 50.0, 25.0]])
     np.testing.assert_allclose(xyxy_to_xyah(boxes), [[20, 40, 0.5, 40], [25, 12.5, 2.0, 25]])
     np.testing.assert_allclose(xyah_to_xyxy(xyxy_to_xyah(boxes)), boxes)
-    np.testing.assert_allclose(xyxy_to_xywh(boxes), [[20, 40, 20, 40], [25, 12.5, 50, 25]])
-    np.testing.assert_allclose(xywh_to_xyxy(xyxy_to_xywh(boxes)), boxes)
+    np.testing.assert_allclose(box_xyxy_to_cxcywh(boxes), [[20, 40, 20, 40], [25, 12.5, 50, 25]])
+    np.testing.assert_allclose(box_cxcywh_to_xyxy(box_xyxy_to_cxcywh(boxes)), boxes)
     for state in STATES:
         kalman = KalmanFilter(state=state)
         np.testing.assert_allclose(kalman.boxes(kalman.initiate(kalman.measure(boxes))[0]), boxes)
