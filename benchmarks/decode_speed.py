@@ -36,8 +36,8 @@ from torch import Tensor
 
 from centernet_lightning.decode import Peaks, topk_peaks
 from centernet_lightning.models import heads as heads_module
-from centernet_lightning.models.centernet import build_centernet
 from centernet_lightning.models.detector import decode_outputs
+from centernet_lightning.tasks import build_model
 
 SIZE = 512
 NUM_CLASSES = 80
@@ -98,7 +98,7 @@ def assert_same(reference: dict[str, Tensor], other: dict[str, Tensor]) -> None:
 def measure(head_width: int, batch_size: int, repeats: int) -> dict[str, Any]:
     """Best forward ms, and per decoder its best ms and median page faults right after a forward."""
     torch.manual_seed(0)
-    model = build_centernet(
+    model = build_model(
         {"backbone": {"name": "resnet18", "pretrained": False}, "head_width": head_width}, num_classes=NUM_CLASSES
     ).eval()
     detector = model.detector

@@ -25,7 +25,7 @@ import torch
 from heads_convergence import fit_demo_variant  # beside this script
 
 from centernet_lightning.models import model_info
-from centernet_lightning.models.centernet import build_centernet
+from centernet_lightning.tasks import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTHS = (64, 128, 256)
@@ -39,7 +39,7 @@ def forward_times(size: int, repeats: int) -> dict[int, tuple[float, float, floa
     models, times = {}, {}
     for width in WIDTHS:
         torch.manual_seed(0)
-        detector = build_centernet({"backbone": BACKBONE, "head_width": width}, num_classes=80).detector.eval()
+        detector = build_model({"backbone": BACKBONE, "head_width": width}, num_classes=80).detector.eval()
         rows = model_info(detector, size)
         heads = [row for row in rows if row["part"].startswith("head ")]
         models[width] = detector

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import lightning as L
 
-from centernet_lightning.cli import make_cli
-from centernet_lightning.eval import COCOEvaluation
+from centernet_lightning.callbacks import COCOEvaluation
+from centernet_lightning.cli.lightning import make_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {

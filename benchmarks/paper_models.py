@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from centernet_lightning.cli import _model_from_config
 from centernet_lightning.models import model_info
+from centernet_lightning.tasks import build_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "paper"
 MODELS = ["res18", "resdcn18", "resdcn101", "dla34", "hourglass104"]
@@ -47,7 +47,7 @@ def main() -> None:
     print(f"{torch.get_num_threads()} CPU threads, input {args.size}x{args.size}, batch 1, eval mode")
     print(f"{'model':<14} {'params (M)':>10} {'GFLOPs':>8} " + " ".join(f"{d.type + ' ms':>10}" for d in devices))
     for name in args.models.split(","):
-        model = _model_from_config(str(CONFIGS / f"{name}.yaml"), 80).detector.eval()
+        model = build_model(CONFIGS / f"{name}.yaml", 80, untrained=True).detector.eval()
         total = model_info(model, args.size)[-1]
         timings = []
         for device in devices:

@@ -8,11 +8,11 @@ original CenterNet code (``tests/reference.py``). It checks that both give the s
 (bit-exact) and prints the median times and their ratio; on CUDA, when available,
 the vectorised renderer runs on the GPU too.
 
-Part 2 puts that in the context of a training step: ``CenterNet.compute_loss`` (targets + focal
+Part 2 puts that in the context of a training step: ``CenterNet.criterion`` (targets + focal
 loss + GIoU box loss), forward and backward, against the network's own forward and backward, for
 resnet18 + FPN (default widths) with 80 classes and 50 objects per image. On CPU the step is
 batch 4 at 256 px (64x64 grid), which runs in seconds on 2 cores; on CUDA batch 8 at 512 px.
-Part 2 also times ``compute_loss`` alone at the Part 1 sizes.
+Part 2 also times the loss alone at the Part 1 sizes.
 
     python benchmarks/targets.py [--repeats 5] [--skip-step]
 """
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from centernet_lightning.losses import cornernet_focal_loss
-from centernet_lightning.models import CenterNet
 from centernet_lightning.targets import render_heatmaps
+from centernet_lightning.tasks import CenterNet
 
 # The reference loop lives with the tests that pin the renderer to it; one copy only.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -103,29 +103,29 @@ def bench_training_step(args: argparse.Namespace, device: torch.device) -> None:
     batch_size, image_size = (8, 512) if device.type == "cuda" else (4, 256)
     torch.manual_seed(0)
     model = CenterNet(args.classes, backbone="resnet18", neck="fpn").to(device).train()
-    grid = image_size // model.stride
+    grid = image_size // model.detector.stride
 
     def make_batch(batch: int, grid_size: int) -> dict[str, torch.Tensor]:
         boxes, labels, mask = make_objects(batch, args.objects, args.classes, grid_size, seed=1)
         return {
-            "bboxes": torch.from_numpy(boxes * model.stride).to(device),
+            "bboxes": torch.from_numpy(boxes * model.detector.stride).to(device),
             "labels": torch.from_numpy(labels).to(device),
             "mask": torch.from_numpy(mask).to(device),
         }
 
     def loss_step(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> None:
         leaves = {key: value.detach().requires_grad_(True) for key, value in outputs.items()}
-        model.compute_loss(leaves, batch)["total"].backward()
+        model.criterion(leaves, batch)["total"].backward()
 
     images = torch.randn(batch_size, 3, image_size, image_size, device=device)
     batch = make_batch(batch_size, grid)
     with torch.no_grad():
-        outputs = model.get_encoded_outputs(images)
+        outputs = model.detector(images)
     projections = {key: torch.randn_like(value) for key, value in outputs.items()}
 
     def network_step() -> None:
         model.zero_grad(set_to_none=True)
-        new_outputs = model.get_encoded_outputs(images)
+        new_outputs = model.detector(images)
         sum((new_outputs[key] * projections[key]).sum() for key in new_outputs).backward()
 
     network_time = median_seconds(network_step, max(3, args.repeats // 2), device)
@@ -147,7 +147,12 @@ def bench_training_step(args: argparse.Namespace, device: torch.device) -> None:
     }
     big_time = median_seconds(lambda: loss_step(big_outputs, big_batch), max(3, args.repeats // 2), device)
     heatmaps, _ = render_heatmaps(
-        big_batch["bboxes"] / model.stride, big_batch["labels"], big_batch["mask"], args.classes, args.grid, args.grid
+        big_batch["bboxes"] / model.detector.stride,
+        big_batch["labels"],
+        big_batch["mask"],
+        args.classes,
+        args.grid,
+        args.grid,
     )
     logits = big_outputs["heatmap"].requires_grad_(True)
     focal_time = median_seconds(

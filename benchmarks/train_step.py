@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from centernet_lightning.models import CenterNet, FairMOT
+from centernet_lightning.tasks import CenterNet, FairMOT
 
 
 def make_batch(batch_size: int, size: int, objects: int, num_classes: int, device: torch.device) -> dict:
@@ -68,10 +68,10 @@ class Setup:
         synchronize(device)
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            outputs = self.model.get_encoded_outputs(self.batch["images"])
+            outputs = self.model.detector(self.batch["images"])
             synchronize(device)
             loss_start = time.perf_counter()
-            losses = self.model.compute_loss(outputs, self.batch)
+            losses = self.model.criterion(outputs, self.batch)
             synchronize(device)
         loss_time = time.perf_counter() - loss_start
         self.optimizer.zero_grad(set_to_none=True)

@@ -17,10 +17,9 @@ import time
 import torch
 
 from centernet_lightning.datasets.datamodule import DetectionDataModule
-from centernet_lightning.deploy.export import load_checkpoint_model
-from centernet_lightning.eval import COCOEvaluator
-from centernet_lightning.structures import letterbox_inverse
-from centernet_lightning.tta import TTAConfig, detect_with_tta
+from centernet_lightning.eval import COCOEvaluator, coco_ground_truth
+from centernet_lightning.inference import TTAConfig
+from centernet_lightning.tasks import load_model
 
 SMALL_SCALES = (0.75, 1.0, 1.25)
 WIDE_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5)
@@ -45,9 +44,8 @@ def main() -> None:
     parser.add_argument("--nms-iou", type=float, default=0.5, help="IoU of the NMS that merges scales")
     args = parser.parse_args()
 
-    model = load_checkpoint_model(args.ckpt)
-    detector, hparams = model.detector.eval(), model.hparams
-    input_size = args.input_size or model.spec.input_size
+    model = load_model(args.ckpt)
+    input_size = args.input_size or model.inference_spec.input_size
     data = DetectionDataModule(
         dataset="coco",
         data_dir=args.data_dir,
@@ -58,36 +56,26 @@ def main() -> None:
         num_workers=0,
     )
     data.setup("validate")
-    coco_gt, label_to_category_id = data.ground_truth("val")
+    coco_gt, label_to_category_id = coco_ground_truth(data.datasets["val"])
     category_ids = torch.tensor(label_to_category_id, dtype=torch.int64)
     batches = list(data.val_dataloader())  # decoded once, so the timings hold the network and TTA only
     num_images = sum(len(batch["image_ids"]) for batch in batches)
-    decode_settings = {
-        "num_detections": hparams.get("num_detections", 100),
-        "score_threshold": hparams.get("score_threshold", 0.0),
-        "nms_iou": hparams.get("nms_iou"),
-    }
-    variants = {
-        name: None if config is None else TTAConfig(config.flip, config.scales, args.nms_iou)
+    # The model's predictor per variant, as validation and `centernet predict --tta` run it ("none":
+    # the plain path of validation, for an honest baseline).
+    predictors = {
+        name: model.predictor(tta=False if config is None else TTAConfig(config.flip, config.scales, args.nms_iou))
         for name, config in VARIANTS.items()
     }
-
-    def detect(config: TTAConfig | None, images: torch.Tensor) -> dict:
-        if config is None:  # the plain path of validation, for an honest baseline
-            with torch.no_grad():
-                return detector.decode(detector(images), **decode_settings)
-        return detect_with_tta(detector, images, config, **decode_settings)
-
-    evaluators = {name: COCOEvaluator(coco_gt) for name in variants}
-    seconds = dict.fromkeys(variants, 0.0)
-    for config in variants.values():  # warm-up: first-call allocations of every input size
-        detect(config, batches[0]["images"])
+    evaluators = {name: COCOEvaluator(coco_gt) for name in predictors}
+    seconds = dict.fromkeys(predictors, 0.0)
+    for predictor in predictors.values():  # warm-up: first-call allocations of every input size
+        predictor.detect_batch(batches[0])
     for batch in batches:
-        for name, config in variants.items():
+        for name, predictor in predictors.items():
             start = time.perf_counter()
-            detections = detect(config, batch["images"])
+            detections = predictor.detect_batch(batch)  # original pixels
             seconds[name] += time.perf_counter() - start
-            boxes = letterbox_inverse(detections["bboxes"], batch["letterbox"], batch["original_sizes"])
+            boxes = detections["bboxes"]
             labels = detections["labels"]
             categories = torch.where(labels >= 0, category_ids[labels.clamp(min=0)], -1)
             evaluators[name].add(batch["image_ids"], boxes, detections["scores"], categories)

@@ -1,10 +1,12 @@
 """CenterNet object detection and FairMOT tracking on PyTorch Lightning.
 
-The public API: models and their parts, target rendering, losses, decoding, datasets and the
-data module, COCO and MOT evaluation, inference, the tracker, drawing.
+The public API: the LightningModules and loading them, the network and its parts, targets,
+losses, decoding, datasets and the data module, COCO and MOT evaluation, the predictor and its
+backends, export, the tracker, drawing. The layers and where each piece lives are described in
+docs/architecture.md.
 """
 
-from .callbacks import PredictionWriter, ValidationImageLogger
+from .callbacks import COCOEvaluation, MOTEvaluation, PredictionWriter, ValidationImageLogger
 from .datasets import (
     COCODataset,
     CrowdHumanDataset,
@@ -19,31 +21,33 @@ from .datasets import (
 )
 from .datasets.datamodule import DetectionDataModule
 from .decode import Peaks, topk_peaks
-from .eval import COCOEvaluation, COCOEvaluator, MOTEvaluation, evaluate_mot
-from .inference import InferenceSpec, open_source
+from .deploy import export_onnx, export_torchscript, load_predictor
+from .eval import COCOEvaluator, evaluate_mot
+from .inference import NetworkBackend, OnnxRuntimeBackend, Predictor, open_source
 from .losses import cornernet_focal_loss, quality_focal_loss
 from .models import (
     BiFPNNeck,
     Box2DHead,
-    CenterNet,
     CenterNetDetector,
-    FairMOT,
+    CenterNetLoss,
+    FairMOTLoss,
     FPNNeck,
     HeatmapHead,
     IDANeck,
+    InferenceNetwork,
     MobileNetBackbone,
     OffsetHead,
+    ReIDHead,
     ResNetBackbone,
     SimpleNeck,
     SizeHead,
     TimmBackbone,
-    build_centernet,
     build_detector,
-    load_centernet,
     load_original_weights,
 )
-from .structures import Batch, Detections, letterbox_inverse
+from .structures import Batch, Detections, InferenceSpec, letterbox_inverse
 from .targets import cornernet_radius, render_heatmap, render_heatmaps
+from .tasks import CenterNet, FairMOT, build_model, load_model, save_checkpoint
 from .tracking import Tracker
 from .visualize import draw_boxes
 
@@ -58,22 +62,29 @@ __all__ = [
     "COCOEvaluator",
     "CenterNet",
     "CenterNetDetector",
+    "CenterNetLoss",
     "CrowdHumanDataset",
     "Detections",
     "DetectionDataModule",
     "FairMOT",
+    "FairMOTLoss",
+    "FPNNeck",
+    "HeatmapHead",
+    "IDANeck",
+    "InferenceDataset",
+    "InferenceNetwork",
     "InferenceSpec",
     "KITTITrackingDataset",
     "MOTDataset",
     "MOTEvaluation",
-    "FPNNeck",
-    "HeatmapHead",
-    "IDANeck",
-    "OffsetHead",
-    "Peaks",
-    "InferenceDataset",
     "MobileNetBackbone",
+    "NetworkBackend",
+    "OffsetHead",
+    "OnnxRuntimeBackend",
+    "Peaks",
     "PredictionWriter",
+    "Predictor",
+    "ReIDHead",
     "ResNetBackbone",
     "SimpleNeck",
     "SizeHead",
@@ -82,21 +93,25 @@ __all__ = [
     "VOCDataset",
     "ValidationImageLogger",
     "YOLODataset",
-    "build_centernet",
     "build_detector",
+    "build_model",
     "build_transforms",
     "collate_detection",
     "cornernet_focal_loss",
     "cornernet_radius",
     "draw_boxes",
     "evaluate_mot",
+    "export_onnx",
+    "export_torchscript",
     "generate_synthetic_dataset",
     "letterbox_inverse",
-    "load_centernet",
+    "load_model",
     "load_original_weights",
+    "load_predictor",
     "open_source",
     "quality_focal_loss",
     "render_heatmap",
     "render_heatmaps",
+    "save_checkpoint",
     "topk_peaks",
 ]

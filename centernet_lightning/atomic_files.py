@@ -1,27 +1,30 @@
 """Writing files so that they appear complete or not at all, and never replace one by accident.
 
 Every file the library writes for a user (checkpoints, exported models, prediction and tracking
-results) goes through :func:`write_file_atomically`: the content is written to a temporary file
-in the destination folder, then given its name.
+results, drawn videos) goes through :func:`atomic_target` (or :func:`write_file_atomically` on top
+of it): the content is written to a temporary file in the destination folder, then given its name.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["write_file_atomically", "write_text_atomically"]
+__all__ = ["atomic_target", "write_file_atomically", "write_text_atomically"]
 
 
-def write_file_atomically(path: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
-    """Run ``write(temporary)`` next to ``path``, then give the file the name ``path``; returns it.
+@contextmanager
+def atomic_target(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary file next to ``path`` to write; on leaving the block it gets the name ``path``.
 
     Without ``overwrite`` an existing ``path`` raises FileExistsError before any work, and one that
     appears meanwhile too (``os.link`` refuses it; where the file system has no hard links, an exists
     check then a rename stands in). The file gets mode 0644 (mkstemp's 0600 would hide it from
-    the people it is meant for). Parent folders are created.
+    the people it is meant for). Parent folders are created. An exception inside the block leaves
+    nothing behind.
     """
     path = Path(path)
     if not overwrite and path.exists():
@@ -30,11 +33,11 @@ def write_file_atomically(path: str | os.PathLike, write: Callable[[Path], None]
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=path.suffix, dir=path.parent)
     os.close(descriptor)
     try:
-        write(Path(temporary))
+        yield Path(temporary)
         os.chmod(temporary, 0o644)
         if overwrite:
             os.replace(temporary, path)
-            return path
+            return
         try:
             os.link(temporary, path)
         except FileExistsError:
@@ -46,7 +49,14 @@ def write_file_atomically(path: str | os.PathLike, write: Callable[[Path], None]
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
-    return path
+
+
+def write_file_atomically(path: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
+    """Run ``write(temporary)`` next to ``path``, then give the file the name ``path``; returns it
+    (see :func:`atomic_target` for the rules)."""
+    with atomic_target(path, overwrite) as temporary:
+        write(temporary)
+    return Path(path)
 
 
 def write_text_atomically(path: str | os.PathLike, text: str, overwrite: bool = False) -> Path:

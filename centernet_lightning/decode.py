@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import batched_nms
 
-from .structures import Detections
+from .structures import PADDING_LABEL, Detections, is_detection
 
 __all__ = [
     "Peaks",
@@ -28,7 +28,9 @@ __all__ = [
     "anchor_points",
     "decode_ltrb",
     "finalize_detections",
+    "threshold_detections",
     "apply_nms",
+    "sort_detections",
 ]
 
 
@@ -217,11 +219,26 @@ def decode_ltrb(box_map: Tensor, indices: Tensor, width: int, stride: int) -> Te
     )
 
 
+def threshold_detections(detections: Detections, score_threshold: float = 0.0) -> Detections:
+    """Entries scored under ``score_threshold``, or 0 (no peak), become padding (score 0, label -1).
+
+    Shapes stay fixed (no indexing), so this runs inside exported graphs too.
+    """
+    scores, labels = detections["scores"], detections["labels"]
+    kept = (scores > 0) & (scores >= score_threshold)
+    return {
+        **detections,
+        "scores": scores * kept.to(scores.dtype),
+        "labels": torch.where(kept, labels, torch.full_like(labels, PADDING_LABEL)),
+    }
+
+
 def apply_nms(detections: Detections, iou_threshold: float) -> Detections:
     """Class-wise NMS over a padded batch in one ``torchvision.ops.batched_nms`` call.
 
-    Suppressed entries become padding (score 0, label -1) and the rest are re-sorted by score.
-    Not part of the export path (NMS has a data-dependent output size).
+    Suppressed entries become padding (score 0, label -1) and the rest are re-sorted by score;
+    every per-detection field (``indices``, ``embeddings``) follows its detection. Not part of the
+    export path (NMS has a data-dependent output size).
     """
     bboxes, labels, scores = detections["bboxes"], detections["labels"], detections["scores"]
     batch_size, k = scores.shape
@@ -231,17 +248,25 @@ def apply_nms(detections: Detections, iou_threshold: float) -> Detections:
     keep = batched_nms(bboxes.reshape(-1, 4).float(), scores.reshape(-1).float(), groups.reshape(-1), iou_threshold)
     kept = torch.zeros(batch_size * k, dtype=torch.bool, device=scores.device)
     kept[keep] = True
-    kept = kept.view(batch_size, k) & (scores > 0)
-    return _sort_padded(bboxes, labels, scores, detections["indices"], kept)
+    kept = kept.view(batch_size, k) & is_detection(labels)
+    suppressed = {
+        **detections,
+        "scores": scores * kept.to(scores.dtype),
+        "labels": torch.where(kept, labels, torch.full_like(labels, PADDING_LABEL)),
+    }
+    return sort_detections(suppressed)
 
 
-def _sort_padded(bboxes: Tensor, labels: Tensor, scores: Tensor, indices: Tensor, kept: Tensor) -> Detections:
-    scores = scores * kept.to(scores.dtype)
-    labels = torch.where(kept, labels, torch.full_like(labels, -1))
-    scores, order = scores.sort(dim=1, descending=True)
-    labels = labels.gather(1, order)
-    bboxes = bboxes.gather(1, order.unsqueeze(-1).expand_as(bboxes))
-    return Detections(bboxes=bboxes, labels=labels, scores=scores, indices=indices.gather(1, order))
+def sort_detections(detections: Detections) -> Detections:
+    """Every field [B, K, ...] of ``detections`` reordered by descending score."""
+    order = detections["scores"].sort(dim=1, descending=True).indices
+    return {key: _gather_entries(value, order) for key, value in detections.items()}  # type: ignore[return-value]
+
+
+def _gather_entries(values: Tensor, order: Tensor) -> Tensor:
+    """``values`` [B, K, ...] with its K entries taken in ``order`` [B, K]."""
+    index = order.view(*order.shape, *([1] * (values.ndim - 2))).expand(*order.shape, *values.shape[2:])
+    return values.gather(1, index)
 
 
 def finalize_detections(
@@ -249,15 +274,12 @@ def finalize_detections(
 ) -> Detections:
     """Detections from decoded boxes [B, K, 4] (input pixels) and their peaks.
 
-    Entries under ``score_threshold`` or suppressed by the optional class-wise NMS (``nms_iou``)
-    become padding (score 0, label -1), so shapes stay fixed; ``indices`` keeps each entry's cell.
+    Entries under ``score_threshold`` (or scored 0) or suppressed by the optional class-wise NMS
+    (``nms_iou``) become padding (score 0, label -1), so shapes stay fixed; ``indices`` keeps
+    each entry's cell.
     """
-    scores, labels = peaks.scores, peaks.labels
-    if score_threshold > 0:
-        kept = scores >= score_threshold
-        scores = scores * kept.to(scores.dtype)
-        labels = torch.where(kept, labels, torch.full_like(labels, -1))
-    detections = Detections(bboxes=bboxes, labels=labels, scores=scores, indices=peaks.indices)
+    detections = Detections(bboxes=bboxes, labels=peaks.labels, scores=peaks.scores, indices=peaks.indices)
+    detections = threshold_detections(detections, score_threshold)
     if nms_iou is not None:
         detections = apply_nms(detections, nms_iou)
     return detections

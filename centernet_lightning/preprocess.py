@@ -1,8 +1,9 @@
 """The network's input preprocessing, defined once: letterbox, ImageNet normalisation, and back.
 
-Validation (the ``val`` transform of ``datasets/transforms.py``), ``predict``,
-``CenterNet.inference_detection2d``, ``OnnxDetector`` and the exported graphs' ``--raw-input``
-all use these functions, so one image gives the same network input on every path.
+Validation (the ``val`` transform of ``datasets/transforms.py``), the
+:class:`~centernet_lightning.inference.Predictor` (``predict``, ``track``, every backend) and the
+exported graphs' ``--raw-input`` all use these functions, so one image gives the same network
+input on every path.
 
 The letterbox resizes an image so that its longer side equals ``input_size`` (aspect kept) and
 pads it to a square canvas in the mean colour, centred (as the original CenterNet's centred
@@ -20,22 +21,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .structures import IMAGENET_MEAN, IMAGENET_STD, PAD_POSITIONS
+
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "PAD_FILL",
-    "PAD_POSITIONS",
     "letterbox_image",
+    "letterbox_images",
+    "normalize",
     "normalize_image",
     "denormalize_image",
     "preprocess_images",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Padding in the mean colour normalises to ~0, so padded borders look like "no signal" to the model.
 PAD_FILL = tuple(round(255 * m) for m in IMAGENET_MEAN)
-PAD_POSITIONS = ("center", "top_left")
+# ``(pixel - 255 * mean) * (1 / (255 * std))`` in float32: the one normalisation arithmetic.
+_MEAN_255 = torch.tensor(IMAGENET_MEAN, dtype=torch.float32) * 255
+_INV_STD_255 = 1.0 / (torch.tensor(IMAGENET_STD, dtype=torch.float32) * 255)
 
 
 def letterbox_image(
@@ -75,46 +77,58 @@ def letterbox_image(
     return image, scale, pad_x, pad_y
 
 
-def normalize_image(image: np.ndarray) -> Tensor:
-    """uint8 [H, W, 3] RGB -> float32 [3, H, W]: ``(pixel - 255 * mean) / (255 * std)``.
+def normalize(pixels: Tensor) -> Tensor:
+    """uint8 (or float) RGB pixels [..., H, W, 3] -> float32 normalised [..., 3, H, W].
 
-    Written as ``(pixel - m) * (1 / s)`` in float32, the arithmetic the exported raw-input graphs use.
+    ``(pixel - 255 * mean) * (1 / (255 * std))`` in float32 with ImageNet's mean and std: the
+    ``val`` transform, the predictor and the raw-input exported graphs all compute it here.
     """
-    mean = np.array(IMAGENET_MEAN, dtype=np.float32) * 255
-    inv_std = 1.0 / (np.array(IMAGENET_STD, dtype=np.float32) * 255)
-    normalized = (image.astype(np.float32) - mean) * inv_std
-    return torch.from_numpy(np.ascontiguousarray(normalized.transpose(2, 0, 1)))
+    mean, inv_std = _MEAN_255.to(pixels.device), _INV_STD_255.to(pixels.device)
+    normalized = (pixels.to(torch.float32) - mean) * inv_std
+    return normalized.movedim(-1, -3).contiguous()
+
+
+def normalize_image(image: np.ndarray) -> Tensor:
+    """uint8 [H, W, 3] RGB array -> float32 [3, H, W] tensor (see :func:`normalize`)."""
+    return normalize(torch.from_numpy(np.ascontiguousarray(image)))
 
 
 def denormalize_image(image: Tensor) -> np.ndarray:
     """Undo the normalisation: float32 [3, H, W] tensor -> uint8 [H, W, 3] RGB array (for drawing)."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    pixels = ((image.detach().cpu().float() * std + mean) * 255).round().clamp(0, 255)
-    return pixels.to(torch.uint8).permute(1, 2, 0).numpy()
+    pixels = image.detach().cpu().float().movedim(-3, -1) / _INV_STD_255 + _MEAN_255
+    return pixels.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def preprocess_images(
+def letterbox_images(
     images: Sequence[np.ndarray], input_size: int, pad_position: str = "center"
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Letterbox and normalise a list of uint8 HWC RGB images of any sizes, as validation does.
+) -> tuple[np.ndarray, Tensor, Tensor]:
+    """Letterbox a list of uint8 HWC RGB images of any sizes onto square canvases, as validation does.
 
     Returns:
-        ``(inputs, letterbox, original_sizes)``: float32 [B, 3, S, S] network inputs (S =
+        ``(canvases, letterbox, original_sizes)``: uint8 [B, S, S, 3] letterboxed images (S =
         ``input_size``), float32 [B, 3] ``(scale, pad_x, pad_y)`` and int64 [B, 2] ``(height, width)``
-        of each original image.
+        of each original image. Raises TypeError naming the first image that is not uint8 [H, W, 3].
     """
-    inputs, letterboxes, sizes = [], [], []
+    canvases, letterboxes, sizes = [], [], []
     for image in images:
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             described = f"{image.dtype} {list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
             raise TypeError(f"Expected uint8 [H, W, 3] RGB images, got {described}")
         boxed, scale, pad_x, pad_y = letterbox_image(image, input_size, pad_position=pad_position)
-        inputs.append(normalize_image(boxed))
+        canvases.append(boxed)
         letterboxes.append((scale, pad_x, pad_y))
         sizes.append(image.shape[:2])
     return (
-        torch.stack(inputs),
+        np.stack(canvases),
         torch.tensor(letterboxes, dtype=torch.float32),
         torch.tensor(sizes, dtype=torch.int64),
     )
+
+
+def preprocess_images(
+    images: Sequence[np.ndarray], input_size: int, pad_position: str = "center"
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`letterbox_images` then :func:`normalize`: float32 [B, 3, S, S] network inputs, the
+    letterbox [B, 3] and the original sizes [B, 2]."""
+    canvases, letterbox, original_sizes = letterbox_images(images, input_size, pad_position)
+    return normalize(torch.from_numpy(canvases)), letterbox, original_sizes

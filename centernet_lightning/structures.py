@@ -26,11 +26,20 @@ that fills it.
 A *batch* (what :func:`~centernet_lightning.datasets.collate.collate_detection` returns and the
 models consume) is the :class:`Batch` dict below. Objects are padded to the largest count in the
 batch; ``mask`` marks the real ones.
+
+*Detections* (what decoding and every inference backend return) are the :class:`Detections`
+dict, padded to K entries per image; a padding entry has label :data:`PADDING_LABEL` and score 0.
+
+:class:`InferenceSpec` is what inference needs to know about a trained model (input size,
+letterbox, normalisation, label meaning); checkpoints and exported files carry it.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, TypedDict, TypeVar
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple, NotRequired, TypedDict, TypeVar
 
 import numpy as np
 import torch
@@ -41,14 +50,23 @@ __all__ = [
     "ObjectField",
     "Batch",
     "Detections",
-    "clip_boxes",
-    "valid_box_mask",
+    "PADDING_LABEL",
+    "is_detection",
+    "InferenceSpec",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PAD_POSITIONS",
+    "DEFAULT_INPUT_SIZE",
+    "sanitize_boxes",
+    "to_numpy",
     "box_xywh_to_xyxy",
     "box_xyxy_to_xywh",
     "box_cxcywh_to_xyxy",
     "box_xyxy_to_cxcywh",
     "letterbox_inverse",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class ObjectField(NamedTuple):
@@ -90,32 +108,137 @@ class Batch(TypedDict, total=False):
     image_paths: list[str]
 
 
+PADDING_LABEL = -1
+
+
 class Detections(TypedDict):
     """Decoded detections for B images, padded to K per image, sorted by score.
 
-    ``bboxes`` float32 [B, K, 4] XYXY input-image pixels; ``labels`` int64 [B, K];
-    ``scores`` float32 [B, K]; ``indices`` int64 [B, K] flat output-grid cell ``y * W + x`` of each
-    detection's peak, where other heads' outputs (re-ID embeddings) are gathered. Entries removed
-    by a score threshold or NMS have score 0 and label -1 (padding), so shapes stay fixed for export.
+    ``bboxes`` float32 [B, K, 4] XYXY pixels (of the network input, or of the original images
+    once mapped back); ``labels`` int64 [B, K]; ``scores`` float32 [B, K]. A padding entry (no
+    peak, under a score threshold, suppressed by NMS) has label :data:`PADDING_LABEL` and score
+    0, so shapes stay fixed for export: :func:`is_detection` tells them apart.
+
+    Optional: ``indices`` int64 [B, K], the flat output-grid cell ``y * W + x`` of each peak
+    (PyTorch decoding gives it; exported graphs do not); ``embeddings`` float32 [B, K, D], the
+    unit re-ID embedding at each peak (models with a ``reid`` head, FairMOT).
     """
 
     bboxes: Tensor
     labels: Tensor
     scores: Tensor
-    indices: Tensor
+    indices: NotRequired[Tensor]
+    embeddings: NotRequired[Tensor]
 
 
-def clip_boxes(boxes: Tensor, height: float, width: float) -> Tensor:
-    """Clamp XYXY boxes [..., 4] to the image ``[0, width] x [0, height]``."""
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack((x1.clamp(0, width), y1.clamp(0, height), x2.clamp(0, width), y2.clamp(0, height)), dim=-1)
+def is_detection(labels: Tensor | np.ndarray) -> Tensor | np.ndarray:
+    """True where an entry of padded detections is a real detection (its label is not padding)."""
+    return labels != PADDING_LABEL
 
 
-def valid_box_mask(boxes: Tensor, min_size: float = 0.0) -> Tensor:
-    """True where an XYXY box [..., 4] is finite and wider and taller than ``min_size``."""
-    widths = boxes[..., 2] - boxes[..., 0]
-    heights = boxes[..., 3] - boxes[..., 1]
-    return torch.isfinite(boxes).all(-1) & (widths > min_size) & (heights > min_size)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PAD_POSITIONS = ("center", "top_left")
+DEFAULT_INPUT_SIZE = 512
+
+
+@dataclass
+class InferenceSpec:
+    """The preprocessing and the label meaning of a trained model.
+
+    Checkpoints keep it under ``"inference"`` and exported files in their metadata, so that
+    ``centernet predict`` needs no config.
+
+    Attributes:
+        input_size: side of the square network input in pixels (the letterbox target).
+        pad_position: ``center`` or ``top_left`` placement of the image in the letterbox.
+        mean, std: RGB normalisation of ``pixel / 255`` (ImageNet's, the only one supported).
+        class_names: the name of each contiguous label, or None.
+        category_ids: the dataset's id of each contiguous label (COCO ids for COCO-format data,
+            the label itself for other formats), or None when unknown.
+    """
+
+    input_size: int = DEFAULT_INPUT_SIZE
+    pad_position: str = "center"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    class_names: list[str] | None = None
+    category_ids: list[int] | None = None
+
+    CHECKPOINT_KEY = "inference"  # not a field: no annotation
+
+    def __post_init__(self) -> None:
+        if self.pad_position not in PAD_POSITIONS:
+            raise ValueError(f"pad_position must be one of {PAD_POSITIONS}, got {self.pad_position!r}")
+        self.mean, self.std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
+        if self.mean != IMAGENET_MEAN or self.std != IMAGENET_STD:
+            raise ValueError(
+                f"The model was trained with mean {self.mean} / std {self.std}; this version preprocesses with "
+                f"ImageNet's {IMAGENET_MEAN} / {IMAGENET_STD} only"
+            )
+        if self.category_ids is not None and self.class_names is not None:
+            if len(self.category_ids) != len(self.class_names):
+                raise ValueError(f"{len(self.category_ids)} category_ids for {len(self.class_names)} class_names")
+
+    def label_to_category_id(self, num_classes: int) -> list[int]:
+        """The category id of each label, the label itself when none are stored."""
+        return list(self.category_ids) if self.category_ids is not None else list(range(num_classes))
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        return {**values, "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> InferenceSpec:
+        """The spec of a stored dict; keys it does not know (an exported file's other metadata) are ignored."""
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__ if name in values})
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Mapping[str, Any]) -> InferenceSpec:
+        """The spec of a checkpoint dict: its ``inference`` entry, else what the data module and
+        model hyperparameters say (checkpoints written before the entry existed), else the defaults."""
+        stored = checkpoint.get(cls.CHECKPOINT_KEY)
+        if isinstance(stored, Mapping):
+            return cls.from_dict(stored)
+        data = checkpoint.get("datamodule_hyper_parameters") or {}
+        hparams = checkpoint.get("hyper_parameters") or {}
+        input_size = data.get("input_size") if isinstance(data, Mapping) else None
+        if not input_size:
+            log.warning("The checkpoint stores no input size; using %d", DEFAULT_INPUT_SIZE)
+        return cls(input_size=int(input_size or DEFAULT_INPUT_SIZE), class_names=hparams.get("class_names"))
+
+
+def sanitize_boxes(boxes: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Clip XYXY boxes to their images and flag the degenerate ones: the one sanitise step.
+
+    :class:`~centernet_lightning.datasets.transforms.DetectionTransform` runs it once on every
+    sample, after augmentation and before the letterbox; targets trust its output.
+
+    Args:
+        boxes: float [N, 4] XYXY pixels.
+        heights, widths: [N] (or scalars) size of the image each box belongs to, in pixels;
+            ``inf`` where unknown (then only the lower bound 0 is applied).
+
+    Returns:
+        ``(clipped, keep)``: float32 [N, 4] clipped boxes and bool [N], False for boxes that are
+        not finite or have zero/negative width or height after clipping.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    upper = np.stack(np.broadcast_arrays(widths, heights, widths, heights), axis=-1).astype(np.float32)
+    clipped = np.clip(boxes, 0.0, upper)
+    finite = np.isfinite(boxes).all(axis=1)
+    keep = finite & (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    return clipped, keep
+
+
+def to_numpy(values: Any, dtype: type | np.dtype) -> np.ndarray:
+    """A tensor (any device and dtype, bfloat16 included) or an array-like as a numpy array of ``dtype``."""
+    if isinstance(values, Tensor):
+        values = values.detach().cpu()
+        if values.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
+            values = values.float()
+        values = values.numpy()
+    return np.asarray(values, dtype=dtype)
 
 
 BoxArray = TypeVar("BoxArray", Tensor, np.ndarray)

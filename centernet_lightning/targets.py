@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .structures import clip_boxes, valid_box_mask
-
 __all__ = [
     "cornernet_radius",
     "cornernet_fixed_radius",
@@ -269,7 +267,7 @@ class CenterTargets:
 
     Attributes:
         heatmap: float32 [B, C, H, W] class heatmaps (peak 1 at each object's centre cell).
-        boxes: float32 [B, N, 4] XYXY boxes clipped to the input image (box heads' targets).
+        boxes: float32 [B, N, 4] XYXY boxes in grid cells, inside the grid (box heads' targets).
         sizes: float32 [B, N, 2] ``(w, h)`` of the box clipped to ``[0, W-1] x [0, H-1]``, as the
             original ``ctdet`` target computes the size regression target.
         centers: float32 [B, N, 2] ``(x, y)`` centre of that clipped box.
@@ -304,16 +302,19 @@ def encode_targets(
     """Encode a padded batch of boxes once for all heads.
 
     Args:
-        bboxes: float [B, N, 4] XYXY input pixels.
+        bboxes: float [B, N, 4] XYXY input pixels, inside the input image (the transform's
+            sanitise step makes them so: targets trust their input, they do not clip it again).
         labels: int64 [B, N] class indices.
         mask: bool [B, N], True for objects to learn (real and not ignore regions).
         num_classes, height, width: heatmap shape; ``stride``: input pixels per grid cell.
         method, parameter: Gaussian radius rule (see :func:`gaussian_radii`).
+
+    Objects whose box is degenerate on the grid get no peak and ``valid`` False (see
+    :func:`render_heatmaps`).
     """
-    boxes = clip_boxes(bboxes.float(), height * stride, width * stride) / stride
-    valid = mask & valid_box_mask(boxes)
-    heatmap, cells = render_heatmaps(boxes, labels, valid, num_classes, height, width, method, parameter)
-    valid = valid & (cells[..., 0] >= 0)
+    boxes = bboxes.float() / stride
+    heatmap, cells = render_heatmaps(boxes, labels, mask, num_classes, height, width, method, parameter)
+    valid = mask & (cells[..., 0] >= 0)
     # The original ctdet target: the box clipped to [0, W-1] x [0, H-1] gives size and centre.
     upper = boxes.new_tensor([width - 1, height - 1, width - 1, height - 1])
     clipped = torch.minimum(boxes.clamp(min=0), upper)

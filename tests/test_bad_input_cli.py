@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from centernet_lightning.cli import make_cli
-from centernet_lightning.models import CenterNet
-from centernet_lightning.models.module_parts import load_weights
+from centernet_lightning.cli.lightning import make_cli
+from centernet_lightning.tasks import CenterNet
+from centernet_lightning.weights import load_matching_weights
 
 TINY = [
     "--model.backbone=resnet18",
@@ -98,7 +98,7 @@ def test_unreadable_checkpoint_is_named(two_class_run, tmp_path: Path, damage: s
     )
     for attempt in (
         lambda: validate(bad, synthetic(data, 2), tmp_path),
-        lambda: load_weights(CenterNet(2, neck="simple", head_width=8), bad),
+        lambda: load_matching_weights(CenterNet(2, neck="simple", head_width=8), bad),
     ):
         with pytest.raises(ValueError, match="is not a readable checkpoint") as error:
             attempt()
@@ -146,14 +146,15 @@ def test_predict_skips_a_corrupt_image_when_asked(two_class_run, tmp_path: Path,
         f"--data.predict_dir={folder}",
         f"--ckpt_path={ckpt}",
         f"--prediction_writer.output_dir={tmp_path / 'out'}",
+        "--prediction_writer.score_threshold=0",
         f"--trainer.logger.init_args.save_dir={tmp_path}",
     ]
     with pytest.raises(OSError, match="b.png"):
         make_cli(args)
     with caplog.at_level(logging.WARNING):
         make_cli([*args, "--data.skip_bad_images=true"])
-    written = sorted((tmp_path / "out").glob("predict_*/predictions.json"))[-1]
-    assert [Path(r["image_path"]).name for r in json.loads(written.read_text())] == ["a.png", "c.png"]
+    written = sorted((tmp_path / "out").glob("predict*/predictions.json"))[-1]
+    assert {Path(entry["file_name"]).name for entry in json.loads(written.read_text())} == {"a.png", "c.png"}
     assert any("b.png" in r.getMessage() and "Skipping bad image" in r.getMessage() for r in caplog.records)
 
 
@@ -172,12 +173,13 @@ def test_checkpoint_settings_this_version_lacks_are_dropped_and_init_weights_kep
 
 
 def test_resuming_from_a_weights_only_checkpoint_says_to_fine_tune(two_class_run, tmp_path):
-    from centernet_lightning.checkpoint import read_checkpoint, save_checkpoint
+    from centernet_lightning.tasks import save_checkpoint
+    from centernet_lightning.weights import read_checkpoint
 
     ckpt, data = two_class_run
-    model = CenterNet(**{k: v for k, v in read_checkpoint(ckpt)["hyper_parameters"].items() if k != "_instantiator"})
+    model = CenterNet(**{k: v for k, v in read_checkpoint(ckpt)["hyper_parameters"].items() if not k.startswith("_")})
     weights_only = save_checkpoint(model, tmp_path / "converted.ckpt")
-    with pytest.raises(ValueError, match=r"holds weights only .* use --model.init_weights"):
+    with pytest.raises(ValueError, match=r"holds weights only .* use --model.init_args.init_weights"):
         make_cli(
             [
                 "fit",

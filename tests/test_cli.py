@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from centernet_lightning.cli import is_tracking_config, make_cli
-from centernet_lightning.models import build_centernet
+from centernet_lightning.cli.lightning import make_cli
+from centernet_lightning.tasks import CenterNet, FairMOT, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -63,12 +64,19 @@ def test_every_config_parses(config: Path, capsys) -> None:
     assert "model:" in printed and "data:" in printed and "trainer:" in printed
 
 
-def test_build_centernet_from_every_config() -> None:
-    for config in (c for c in CONFIGS if not is_tracking_config(["--config", str(c)])):
-        with pytest.raises(ValueError, match="num_classes"):
-            build_centernet(config)  # the data section decides the class count
-    model = build_centernet(ROOT / "configs" / "demo.yaml", num_classes=3)
-    assert model.detector.num_classes == 3 and model.hparams.neck["upsample_channels"] == [128, 64, 64]
+def test_every_config_has_one_schema_and_builds_its_model() -> None:
+    """model: {class_path: CenterNet or FairMOT, init_args: {...}}, the class count left to the data."""
+    for config in CONFIGS:
+        section = yaml.safe_load(config.read_text())["model"]
+        assert set(section) == {"class_path", "init_args"}, config.name
+        if section["class_path"].endswith("CenterNet"):
+            with pytest.raises(ValueError, match="num_classes"):
+                build_model(config)  # the data section decides the class count
+    model = build_model(ROOT / "configs" / "demo.yaml", num_classes=3)
+    assert type(model) is CenterNet and model.detector.num_classes == 3
+    assert model.hparams.neck["upsample_channels"] == [128, 64, 64]
+    tracking = build_model(ROOT / "configs" / "demo_track.yaml", untrained=True)
+    assert type(tracking) is FairMOT and tracking.hparams.tracker["kalman_state"] == "xywh"
 
 
 def test_synth_refuses_to_overwrite(tiny_data: Path) -> None:
@@ -122,13 +130,15 @@ def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
             *common,
             f"--ckpt_path={new_last}",
             f"--prediction_writer.output_dir={tmp_path / 'pred'}",
+            "--prediction_writer.score_threshold=0",
         ],
         ROOT,
     )
+    # The datamodule path writes what `centernet predict --source` writes: COCO results and drawn images.
     assert "predictions" in predicted.stdout
-    predictions = json.loads((tmp_path / "pred" / "predict_0" / "predictions.json").read_text())
-    assert len(predictions) == 4
-    assert len(list((tmp_path / "pred" / "predict_0").glob("*.jpg"))) == 4
+    predictions = json.loads((tmp_path / "pred" / "predict" / "predictions.json").read_text())
+    assert predictions and {"image_id", "category_id", "bbox", "score", "file_name"} <= set(predictions[0])
+    assert len(list((tmp_path / "pred" / "predict").glob("*.jpg"))) == 4
 
     # A folder of images with only a checkpoint: no annotations are read.
     folder = run(
@@ -143,24 +153,25 @@ def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
             f"--data.predict_dir={tiny_data / 'images' / 'val'}",
             f"--ckpt_path={new_last}",
             f"--prediction_writer.output_dir={tmp_path / 'pred'}",
+            "--prediction_writer.score_threshold=0",
             f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
         ],
         ROOT,
     )
-    assert "predictions" in folder.stdout
-    assert len(json.loads((tmp_path / "pred" / "predict_1" / "predictions.json").read_text())) == 4
+    assert "predictions of 4 images" in folder.stdout
+    entries = json.loads((tmp_path / "pred" / "predict2" / "predictions.json").read_text())
+    assert {entry["image_id"] for entry in entries} == {0, 1, 2, 3}
 
 
 def test_fine_tune_with_another_class_count(tiny_data: Path, tmp_path: Path, caplog) -> None:
-    from centernet_lightning.models import CenterNet
-    from centernet_lightning.models.module_parts import load_weights
+    from centernet_lightning.weights import load_matching_weights
 
     source = CenterNet(5, backbone="resnet18", neck={"name": "fpn", "upsample_channels": [32, 32, 32]}, head_width=16)
     path = tmp_path / "source.ckpt"
     torch.save({"state_dict": source.state_dict()}, path)
     target = CenterNet(3, backbone="resnet18", neck={"name": "fpn", "upsample_channels": [32, 32, 32]}, head_width=16)
     fresh_head = target.detector.heads[0]["heatmap"].layers[-1].weight.clone()
-    load_weights(target, path)
+    load_matching_weights(target, path)
     assert torch.equal(next(target.detector.backbone.parameters()), next(source.detector.backbone.parameters()))
     assert torch.equal(target.detector.heads[0]["heatmap"].layers[-1].weight, fresh_head)  # 5 -> 3: re-initialised
     assert "Re-initialised" in caplog.text and "heads.0.heatmap" in caplog.text
@@ -208,5 +219,5 @@ def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
         ROOT,
     )
     assert "Demo AP50 =" in result.stdout and "AP50" in result.stdout
-    assert len(list((out / "predict_0").glob("*.jpg"))) == 4
+    assert len(list((out / "predict").glob("*.jpg"))) == 4 and (out / "predict" / "predictions.json").is_file()
     assert (out / "data" / "annotations" / "instances_val.json").is_file()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from centernet_lightning.models import CenterNet
+from centernet_lightning.tasks import CenterNet
 
 # Per image: (x1, y1, x2, y2, class) in pixels of a 96x96 image.
 OBJECTS = [
@@ -57,7 +57,7 @@ def test_tiny_model_overfits_one_batch(heads):
     model.train()
     first_loss = None
     for _ in range(200):
-        losses = model.compute_loss(model.get_encoded_outputs(batch["images"]), batch)
+        losses = model.criterion(model(batch["images"]), batch)
         optimizer.zero_grad()
         losses["total"].backward()
         optimizer.step()

@@ -21,7 +21,10 @@ PACKAGES = [
     "centernet_lightning.inference",
     "centernet_lightning.deploy",
     "centernet_lightning.preprocess",
-    "centernet_lightning.tta",
+    "centernet_lightning.tasks",
+    "centernet_lightning.callbacks",
+    "centernet_lightning.weights",
+    "centernet_lightning.visualize",
 ]
 
 
@@ -37,9 +40,10 @@ def test_every_exported_name_exists(name: str) -> None:
 def test_top_level_names_are_the_documented_ones() -> None:
     import centernet_lightning as package
 
-    for item in ("CenterNet", "build_centernet", "DetectionDataModule", "COCOEvaluator", "render_heatmap"):
+    for item in ("CenterNet", "FairMOT", "load_model", "Predictor", "load_predictor", "DetectionDataModule"):
         assert item in package.__all__
-    assert package.CenterNet is importlib.import_module("centernet_lightning.models.centernet").CenterNet
+    assert package.CenterNet is importlib.import_module("centernet_lightning.tasks.centernet").CenterNet
+    assert package.Predictor is importlib.import_module("centernet_lightning.inference.predictor").Predictor
 
 
 def test_box_conversions_round_trip_for_numpy_and_torch() -> None:

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 import yaml
 
-from centernet_lightning.cli import is_tracking_config
 from centernet_lightning.datasets import generate_tracking_sequences
+from centernet_lightning.datasets.mot_io import read_mot_txt
 from centernet_lightning.eval.mot import evaluate_mot
-from centernet_lightning.eval.mot_io import read_mot_txt
 
 ROOT = Path(__file__).resolve().parents[1]
 CENTERNET = [sys.executable, "-m", "centernet_lightning.cli"]
@@ -47,7 +46,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     )
     config = work / "fairmot.yaml"
     config.write_text(yaml.safe_dump(demo))
-    assert is_tracking_config(["fit", "--config", str(config)])
     fit = run([*CENTERNET, "fit", "--config", str(config), f"--trainer.logger.init_args.save_dir={work}"], work)
     assert "val/IDF1" in fit.stdout + fit.stderr or list(work.rglob("events.out.tfevents*"))
     checkpoints = sorted(work.rglob("last.ckpt"))
@@ -61,6 +59,15 @@ def test_validate_a_tracking_config_reports_mot_metrics(trained: tuple[Path, Pat
     printed = result.stdout
     for name in ("val/HOTA", "val/MOTA", "val/IDF1"):
         assert name in printed, printed[-2000:]
+
+
+def test_validate_with_a_fairmot_checkpoint_of_the_old_layout(trained: tuple[Path, Path]) -> None:
+    """A checkpoint written before the redesign (old keys, another identity count, another model):
+    its class and settings replace the config's, its classifier keeps its size, its weights load."""
+    work, _ = trained
+    old = ROOT / "tests" / "fixtures" / "fairmot_v0_1.ckpt"
+    result = run([*CENTERNET, "validate", "--config", str(work / "fairmot.yaml"), "--ckpt_path", str(old)], work)
+    assert "val/IDF1" in result.stdout and "replace the configured ones" in result.stderr
 
 
 def test_track_command_on_a_video_and_a_frame_folder(trained: tuple[Path, Path]) -> None:
@@ -100,12 +107,12 @@ def test_track_command_names_a_missing_source(trained: tuple[Path, Path]) -> Non
 
 
 def test_inference_tracking2d_matches_the_track_command(trained: tuple[Path, Path]) -> None:
-    from centernet_lightning.checkpoint import load_trained_module
-    from centernet_lightning.models import FairMOT
+    from centernet_lightning.tasks import FairMOT, load_model
 
     work, checkpoint = trained
     frames_dir = work / "data" / "val" / "SEQ-01" / "img1"
-    model = load_trained_module(checkpoint, FairMOT)
+    model = load_model(checkpoint)
+    assert isinstance(model, FairMOT)
     assert model.inference_spec.input_size == 64 and model.inference_spec.class_names == ["object"]
     tracks = model.inference_tracking2d(frames_dir, batch_size=3)
     assert len(tracks) == len(list(frames_dir.glob("*.jpg")))

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from centernet_lightning.callbacks import ChannelsLast
-from centernet_lightning.cli import make_cli
-from centernet_lightning.models import CenterNet
+from centernet_lightning.cli.lightning import make_cli
+from centernet_lightning.tasks import CenterNet
 
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
@@ -25,8 +25,8 @@ def test_loss_stays_finite_under_autocast() -> None:
         "mask": torch.tensor([[True], [False]]),
     }
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        outputs = model.get_encoded_outputs(images)
-        losses = model.compute_loss(outputs, batch)
+        outputs = model(images)
+        losses = model.criterion(outputs, batch)
     assert outputs["heatmap"].dtype == torch.bfloat16
     assert all(torch.isfinite(value) for value in losses.values())
     losses["total"].backward()
@@ -86,6 +86,10 @@ def test_channels_last_callback_feeds_every_step_nhwc(tmp_path: Path) -> None:
         "bboxes": torch.tensor([[[4.0, 4.0, 40.0, 30.0]], [[10.0, 12.0, 50.0, 60.0]]]),
         "labels": torch.tensor([[1], [0]]),
         "mask": torch.tensor([[True], [True]]),
+        "image_ids": torch.tensor([0, 1]),
+        "original_sizes": torch.tensor([[64, 64], [64, 64]]),
+        "letterbox": torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]),
+        "image_paths": ["a.jpg", "b.jpg"],
     }
     loader = torch.utils.data.DataLoader([batch], batch_size=None)
     trainer = L.Trainer(
@@ -110,11 +114,11 @@ def test_channels_last_changes_the_layout_not_the_outputs() -> None:
     model = tiny_centernet().eval()
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        expected = model.get_encoded_outputs(images)
+        expected = model(images)
         ChannelsLast().setup(None, model, "predict")
         batch = {"images": images}
         ChannelsLast().on_predict_batch_start(None, model, batch, 0)
         assert batch["images"].is_contiguous(memory_format=torch.channels_last)
-        outputs = model.get_encoded_outputs(batch["images"])
+        outputs = model(batch["images"])
     for name, value in expected.items():
         torch.testing.assert_close(outputs[name], value, rtol=1e-4, atol=1e-4)

@@ -1,10 +1,17 @@
-"""Shared pieces of the dataset readers: box sanitising and the base dataset (image files are read
-by :mod:`centernet_lightning.image_io`).
+"""Shared pieces of the dataset readers: the image record, its checks and the base dataset (image
+files are read by :mod:`centernet_lightning.image_io`).
 
 Each reader (COCO, VOC, YOLO, CrowdHuman, a folder of images) parses its annotation format
 once, at construction, into a list of :class:`ImageRecord` holding XYXY pixel boxes, then hands
-the list to :class:`DetectionDataset`, which sanitises every box in one vectorised pass, loads
+the list to :class:`DetectionDataset`, which checks every box in one vectorised pass, loads
 images lazily and builds the sample dict described in :mod:`centernet_lightning.structures`.
+
+Boxes are sanitised at one point of the data path: readers refuse what is malformed (an error
+naming the file and line) and report what is odd: boxes that are no boxes (non-finite, zero or
+negative width or height) are dropped and boxes reaching past their image are counted, in one
+warning per dataset. The transform's sanitise step
+(:func:`~centernet_lightning.structures.sanitize_boxes`, after augmentation, before the letterbox)
+clips what reaches past the image; the targets trust its output.
 
 Bad images: with ``skip_bad_images=False`` (the default) a missing or undecodable image raises
 an error naming the file when its sample is loaded. With ``skip_bad_images=True`` files missing
@@ -37,7 +44,6 @@ from ..image_io import read_image
 __all__ = [
     "DetectionDataset",
     "ImageRecord",
-    "sanitize_boxes",
     "empty_boxes",
 ]
 
@@ -52,26 +58,6 @@ SampleTransform = Callable[[Sample], Sample]
 def empty_boxes() -> np.ndarray:
     """A float32 [0, 4] box array."""
     return np.zeros((0, 4), dtype=np.float32)
-
-
-def sanitize_boxes(boxes: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Clip XYXY boxes to their images and flag the degenerate ones.
-
-    Args:
-        boxes: float [N, 4] XYXY pixels.
-        heights, widths: [N] (or scalars) size of the image each box belongs to, in pixels;
-            ``inf`` where unknown (then only the lower bound 0 is applied).
-
-    Returns:
-        ``(clipped, keep)``: float32 [N, 4] clipped boxes and bool [N], False for boxes that are
-        not finite or have zero/negative width or height after clipping.
-    """
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    upper = np.stack(np.broadcast_arrays(widths, heights, widths, heights), axis=-1).astype(np.float32)
-    clipped = np.clip(boxes, 0.0, upper)
-    finite = np.isfinite(boxes).all(axis=1)
-    keep = finite & (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
-    return clipped, keep
 
 
 @dataclass
@@ -114,8 +100,9 @@ class ImageRecord:
         return self
 
 
-def _sanitize_records(records: list[ImageRecord], source: str) -> None:
-    """Clip and filter every record's boxes in place with one vectorised pass; log once."""
+def _check_records(records: list[ImageRecord], source: str) -> None:
+    """Drop every record's boxes that are no boxes and count those past their image, in one
+    vectorised pass; one warning for the whole dataset (see the module docstring)."""
     counts = np.array([len(r.bboxes) for r in records], dtype=np.int64)
     if counts.sum() == 0:
         return
@@ -125,21 +112,23 @@ def _sanitize_records(records: list[ImageRecord], source: str) -> None:
     ).reshape(-1, 2)
     boxes = np.concatenate([r.bboxes for r in records]).astype(np.float32)
     owner = np.repeat(np.arange(len(records)), counts)
-    clipped, keep = sanitize_boxes(boxes, bounds[owner, 0], bounds[owner, 1])
-    num_clipped = int((np.abs(clipped - np.nan_to_num(boxes)) > 1e-6).any(axis=1)[keep].sum())
-    num_dropped = int((~keep).sum())
-    offsets = np.concatenate(([0], np.cumsum(counts)))
-    for i, record in enumerate(records):
-        lo, hi = offsets[i], offsets[i + 1]
-        if hi > lo:
-            record.select(keep[lo:hi], clipped[lo:hi])
-    if num_clipped or num_dropped:
+    heights, widths = bounds[owner, 0], bounds[owner, 1]
+    usable = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    outside = usable & ((boxes[:, :2] < 0).any(axis=1) | (boxes[:, 2] > widths) | (boxes[:, 3] > heights))
+    num_dropped, num_outside = int((~usable).sum()), int(outside.sum())
+    if num_dropped:
+        offsets = np.concatenate(([0], np.cumsum(counts)))
+        for i, record in enumerate(records):
+            lo, hi = offsets[i], offsets[i + 1]
+            if hi > lo and not usable[lo:hi].all():
+                record.select(usable[lo:hi])
+    if num_outside or num_dropped:
         logger.warning(
-            "%s: clipped %d boxes to the image and dropped %d degenerate boxes (zero/negative size or "
-            "non-finite after clipping).",
+            "%s: dropped %d boxes that are no boxes (non-finite, or zero or negative width or height); "
+            "%d boxes reach past their image (the transform clips them to it).",
             source,
-            num_clipped,
             num_dropped,
+            num_outside,
         )
 
 
@@ -184,7 +173,7 @@ class DetectionDataset(Dataset):
             records = present
         if not records:
             raise ValueError(f"{source}: no images to read{' (all were missing)' if skip_bad_images else ''}")
-        _sanitize_records(records, source)
+        _check_records(records, source)
         self.records = records
         self.num_resized = 0
 
@@ -241,12 +230,10 @@ class DetectionDataset(Dataset):
         bboxes = record.bboxes
         if record.normalized:
             bboxes = bboxes * np.array([width, height, width, height], dtype=np.float32)
-        # Cheap safety net for readers that know no size (CrowdHuman): clip to the decoded image.
-        bboxes, keep = sanitize_boxes(bboxes, height, width)
-        return {
+        return {  # copies: a caller changing a sample must not change the record
             "image": image,
-            "bboxes": bboxes[keep],
-            **{name: values[keep] for name, values in record.objects().items()},
+            "bboxes": np.array(bboxes, dtype=np.float32),
+            **{name: values.copy() for name, values in record.objects().items()},
             "image_id": int(record.image_id),
             "image_path": str(record.path),
             "original_size": (height, width),

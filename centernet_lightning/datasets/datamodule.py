@@ -12,15 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from centernet_lightning.image_io import read_image_size
-
-from .coco import COCODataset, load_coco_json
+from .coco import COCODataset
 from .collate import collate_detection
-from .common import DetectionDataset, sanitize_boxes
+from .common import DetectionDataset
 from .crowdhuman import CrowdHumanDataset
 from .inference import InferenceDataset
 from .kitti_tracking import KITTITrackingDataset
@@ -31,7 +28,7 @@ from .transforms import DetectionTransform, build_transforms
 from .voc import VOCDataset
 from .yolo import YOLODataset
 
-__all__ = ["DetectionDataModule", "DATASETS", "coco_ground_truth"]
+__all__ = ["DetectionDataModule", "DATASETS", "TRACKING_DATASETS"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +42,8 @@ DATASETS: dict[str, type[DetectionDataset]] = {
     "kitti_tracking": KITTITrackingDataset,
     "synthetic_tracking": MOTDataset,  # generated on first use, then read as MOTChallenge sequences
 }
+# The datasets whose objects carry identities (track_ids) across the frames of sequences.
+TRACKING_DATASETS = ("mot", "kitti_tracking", "synthetic_tracking")
 # The generated datasets: their generator, a path that exists once one is complete, and the
 # version of what the generator draws (raised when the same arguments give other data, so that a
 # folder written by an older version is not read as a new one).
@@ -79,40 +78,6 @@ def _check_generated_record(data_dir: Path, expected: dict[str, Any]) -> None:
             f"({described}; this config: {expected}); delete the folder to generate it again, or choose "
             "another data_dir"
         )
-
-
-def coco_ground_truth(dataset: DetectionDataset) -> tuple[dict[str, Any], list[int]]:
-    """COCO-format ground truth of a dataset in ORIGINAL image pixels, and label -> category id.
-
-    COCO datasets give their own json (original category ids, crowd flags, areas); other formats
-    are converted from their parsed records, with objects flagged ``ignore`` (VOC difficult,
-    CrowdHuman ignore) as ``iscrowd`` boxes so that COCO evaluation neither rewards nor penalises them.
-    """
-    from ..eval import build_coco_gt
-
-    if isinstance(dataset, COCODataset):
-        gt = load_coco_json(dataset.coco_gt_path)
-        kept = {record.image_id for record in dataset.records}
-        if len(kept) < len(gt["images"]):  # skip_bad_images dropped some: do not count them as misses
-            gt["images"] = [image for image in gt["images"] if image["id"] in kept]
-            gt["annotations"] = [ann for ann in gt.get("annotations", []) if ann["image_id"] in kept]
-        return gt, list(dataset.label_to_category_id)
-
-    image_ids, sizes, boxes, labels, ignores = [], [], [], [], []
-    for record in dataset.records:
-        size = record.size or read_image_size(record.path)
-        bboxes = record.bboxes
-        if record.normalized:
-            bboxes = bboxes * np.array([size[1], size[0], size[1], size[0]], dtype=np.float32)
-        # Readers without image sizes (CrowdHuman) clip at load time; clip here the same way.
-        bboxes, keep = sanitize_boxes(bboxes, *size)
-        image_ids.append(record.image_id)
-        sizes.append(size)
-        boxes.append(bboxes[keep])
-        labels.append(record.labels[keep])
-        ignores.append(record.fields.get("ignore", np.zeros(len(record.labels), dtype=bool))[keep])
-    categories = list(enumerate(dataset.class_names))
-    return build_coco_gt(image_ids, sizes, boxes, labels, categories, ignores), list(range(dataset.num_classes))
 
 
 class DetectionDataModule(L.LightningDataModule):
@@ -169,7 +134,6 @@ class DetectionDataModule(L.LightningDataModule):
         self.save_hyperparameters(ignore=["class_names"])
         self._given_class_names = list(class_names) if class_names else None
         self.datasets: dict[str, DetectionDataset] = {}
-        self._ground_truth: dict[str, tuple[dict[str, Any], list[int]]] = {}
 
     # ------------------------------------------------------------------------------ datasets
     def prepare_data(self) -> None:
@@ -269,8 +233,10 @@ class DetectionDataModule(L.LightningDataModule):
 
     @cached_property
     def num_identities(self) -> int:
-        """Identities of the training split (the re-ID classifier's size): a tracking dataset's
-        ``num_identities``, 0 for detection datasets (no track ids)."""
+        """Identities of the training split (the re-ID classifier's size); 0 for a detection dataset,
+        whose objects have no track ids (nothing is read then)."""
+        if self.hparams.dataset not in TRACKING_DATASETS:
+            return 0
         if self.hparams.train_split is None:
             raise ValueError("num_identities is read from the training split, and data.train_split is null")
         return int(getattr(self._dataset("train"), "num_identities", 0))
@@ -285,18 +251,6 @@ class DetectionDataModule(L.LightningDataModule):
                 if self.hparams[split] is not None:
                     return list(self._dataset(stage).label_to_category_id)
         return list(range(self.num_classes))
-
-    def ground_truth(self, stage: str) -> tuple[dict[str, Any], list[int]] | None:
-        """COCO ground truth of the ``val``/``test`` split and label -> category id (None: no split).
-
-        Built once per stage and cached.
-        """
-        stage = "val" if stage == "validate" else stage
-        if stage == "val" and self.hparams.val_split is None or stage == "test" and self.hparams.test_split is None:
-            return None
-        if stage not in self._ground_truth:
-            self._ground_truth[stage] = coco_ground_truth(self._dataset(stage))
-        return self._ground_truth[stage]
 
     # ------------------------------------------------------------------------------ loaders
     def _loader(self, stage: str, shuffle: bool, batch_size: int) -> DataLoader:

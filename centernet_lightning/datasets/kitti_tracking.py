@@ -40,6 +40,7 @@ from centernet_lightning.datasets.tracking import (
     SequenceInfo,
     build_frame_records,
     check_unique_identities,
+    report_unannotated,
 )
 from centernet_lightning.image_io import IMAGE_EXTENSIONS
 
@@ -225,14 +226,7 @@ class KITTITrackingDataset(DetectionDataset):
                 rows["track_id"], is_target, is_ignore,
             )  # fmt: skip
             self.sequences[info.name] = info
-        if without_labels:
-            logger.warning(
-                "%s: %d of %d sequences have no label file, so their frames have no objects (the testing split?): %s",
-                label_root,
-                len(without_labels),
-                len(folders),
-                ", ".join(without_labels[:5]) + (" ..." if len(without_labels) > 5 else ""),
-            )
+        report_unannotated(label_root, without_labels, len(folders), "label file")
         self.num_identities = sum(s.num_identities for s in self.sequences.values())
         super().__init__(
             records, self.classes, transforms=transforms, skip_bad_images=skip_bad_images, source=f"KITTI {split_dir}"

@@ -42,7 +42,6 @@ the file and line. With ``imWidth``/``imHeight`` known, a frame of another size 
 
 from __future__ import annotations
 
-import configparser
 import io
 import logging
 import re
@@ -52,16 +51,18 @@ from pathlib import Path
 import numpy as np
 
 from centernet_lightning.datasets.common import DetectionDataset, SampleTransform
+from centernet_lightning.datasets.mot_io import SEQINFO_KEYS, read_seqinfo, seqinfo_number
 from centernet_lightning.datasets.tracking import (
     FrameRecord,
     SequenceInfo,
     build_frame_records,
     check_unique_identities,
+    report_unannotated,
 )
 from centernet_lightning.image_io import IMAGE_EXTENSIONS
 from centernet_lightning.structures import box_xywh_to_xyxy
 
-__all__ = ["MOT_CLASSES", "MOT_DISTRACTOR_CLASSES", "MOTDataset", "read_mot_gt", "read_seqinfo"]
+__all__ = ["MOT_CLASSES", "MOT_DISTRACTOR_CLASSES", "MOTDataset", "read_mot_gt"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,41 +76,7 @@ MOT_CLASSES: dict[int, str] = {
 MOT_DISTRACTOR_CLASSES = (2, 7, 8, 12)
 GT_COLUMNS = "frame,id,bb_left,bb_top,bb_width,bb_height,conf,class,visibility"
 _DEFAULT_FRAME_RATE = 30.0
-# seqinfo.ini keys as configparser gives them (lower case) -> as MOTChallenge writes them
-_SEQINFO_KEYS = {
-    "imdir": "imDir", "framerate": "frameRate", "seqlength": "seqLength", "imwidth": "imWidth",
-    "imheight": "imHeight", "imext": "imExt",
-}  # fmt: skip
 _DETECTOR_COPY = re.compile(r"^(.*)-(DPM|FRCNN|SDP)$")  # MOT17 ships each sequence once per detector
-
-
-def read_seqinfo(path: Path) -> dict[str, str]:
-    """The ``[Sequence]`` entries of a ``seqinfo.ini`` (keys lower-cased); {} when the file is missing.
-
-    Raises ValueError naming the file when it is not an ini file.
-    """
-    if not path.is_file():
-        return {}
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
-    except configparser.Error as error:
-        raise ValueError(f"{path}: malformed seqinfo.ini ({error})") from error
-    return dict(parser["Sequence"]) if parser.has_section("Sequence") else {}
-
-
-def _seqinfo_number(info: dict[str, str], key: str, path: Path, kind: type) -> float | int | None:
-    """``info[key]`` as a positive ``kind``, None when missing; ValueError naming the file and key."""
-    if key not in info:
-        return None
-    name = _SEQINFO_KEYS[key]
-    try:
-        value = kind(info[key])
-    except ValueError:
-        raise ValueError(f"{path}: {name} must be a number, got {info[key]!r}") from None
-    if value <= 0:
-        raise ValueError(f"{path}: {name} must be positive, got {info[key]!r}")
-    return value
 
 
 def _line_numbers(text: str) -> np.ndarray:
@@ -244,14 +211,7 @@ class MOTDataset(DetectionDataset):
             info.first_identity = sum(s.num_identities for s in self.sequences.values())
             records += self._frame_records(info, frame_paths, frame_ids, gt_path, first_image_id=len(records))
             self.sequences[info.name] = info
-        if without_gt:
-            logger.warning(
-                "%s: %d of %d sequences have no gt/gt.txt, so their frames have no objects (a test split?): %s",
-                split_dir,
-                len(without_gt),
-                len(folders),
-                ", ".join(without_gt[:5]) + (" ..." if len(without_gt) > 5 else ""),
-            )
+        report_unannotated(split_dir, without_gt, len(folders), "gt/gt.txt")
         self.num_identities = sum(s.num_identities for s in self.sequences.values())
         super().__init__(
             records, names, transforms=transforms, skip_bad_images=skip_bad_images, source=f"MOT {split_dir}"
@@ -296,7 +256,7 @@ class MOTDataset(DetectionDataset):
         """A sequence's info, frame paths and frame numbers (from seqinfo.ini, defaults where it lacks a key)."""
         ini_path = folder / "seqinfo.ini"
         info = read_seqinfo(ini_path)
-        missing = [name for key, name in _SEQINFO_KEYS.items() if key not in info]
+        missing = [name for key, name in SEQINFO_KEYS.items() if key not in info]
         if missing:
             logger.warning(
                 "%s: %s; using imDir=img1, frameRate=30, the frames found in the image folder and each frame's own "
@@ -307,10 +267,10 @@ class MOTDataset(DetectionDataset):
         image_dir = folder / info.get("imdir", "img1")
         if not image_dir.is_dir():
             raise FileNotFoundError(f"{folder}: frame folder {image_dir} not found")
-        length = _seqinfo_number(info, "seqlength", ini_path, int)
-        width = _seqinfo_number(info, "imwidth", ini_path, int)
-        height = _seqinfo_number(info, "imheight", ini_path, int)
-        frame_rate = _seqinfo_number(info, "framerate", ini_path, float) or _DEFAULT_FRAME_RATE
+        length = seqinfo_number(info, "seqlength", ini_path, int)
+        width = seqinfo_number(info, "imwidth", ini_path, int)
+        height = seqinfo_number(info, "imheight", ini_path, int)
+        frame_rate = seqinfo_number(info, "framerate", ini_path, float) or _DEFAULT_FRAME_RATE
         if length is not None and "imext" in info:
             frame_ids = np.arange(1, length + 1, dtype=np.int64)
             frame_paths = [image_dir / f"{frame:06d}{info['imext']}" for frame in frame_ids]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,11 @@ __all__ = [
     "build_frame_records",
     "check_unique_identities",
     "frames_by_sequence",
+    "report_unannotated",
     "with_box_identities",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -166,6 +170,20 @@ def build_frame_records(
             )
         )
     return records
+
+
+def report_unannotated(folder: Path, names: list[str], total: int, missing: str) -> None:
+    """One warning naming the sequences of ``folder`` without annotations (``missing`` says which
+    file), whose frames then have no objects; nothing when every sequence has them."""
+    if names:
+        logger.warning(
+            "%s: %d of %d sequences have no %s, so their frames have no objects (a test split?): %s",
+            folder,
+            len(names),
+            total,
+            missing,
+            ", ".join(names[:5]) + (" ..." if len(names) > 5 else ""),
+        )
 
 
 def frames_by_sequence(records: list[ImageRecord]) -> dict[str, list[int]]:

@@ -5,16 +5,17 @@ model-ready one in three steps:
 
 1. optional Albumentations augmentations, bbox-aware (``pascal_voc`` = our XYXY pixels); ignore
    regions travel with the boxes so they stay aligned;
-2. the letterbox: resize so the longer side equals ``input_size`` (aspect kept), then pad to a
+2. the one sanitise step of the data path (:func:`~centernet_lightning.structures.sanitize_boxes`):
+   boxes clipped to the augmented image and those left without area dropped;
+3. the letterbox: resize so the longer side equals ``input_size`` (aspect kept), then pad to a
    square ``input_size`` canvas, the image centred (``pad_position="center"``, the default, as in
    the original CenterNet's centred affine warp) or at the top-left; with ``input_size=None``
    the image keeps its size and is padded to a multiple of ``size_divisor``. Its parameters go
    to ``sample["letterbox"] = (scale, pad_x, pad_y)`` with ``out_px = in_px * scale + pad``,
    composed with any letterbox the sample already had (``structures.letterbox_inverse`` undoes it);
-3. boxes clipped to the output and degenerate ones dropped, then ImageNet normalisation to a
-   float32 CHW tensor.
+   then ImageNet normalisation to a float32 CHW tensor.
 
-Steps 2 and 3 are :mod:`centernet_lightning.preprocess`'s functions, which inference shares.
+Step 3 is :mod:`centernet_lightning.preprocess`'s functions, which inference shares.
 
 The letterbox maps the pixels of the image *after augmentation* to the output, so it is the
 exact mapping back to the file on disk only when no geometric augmentation ran (evaluation and
@@ -33,9 +34,8 @@ import cv2
 import numpy as np
 import torch
 
-from centernet_lightning.datasets.common import sanitize_boxes
-from centernet_lightning.preprocess import PAD_FILL, PAD_POSITIONS, letterbox_image, normalize_image
-from centernet_lightning.structures import OBJECT_FIELDS
+from centernet_lightning.preprocess import PAD_FILL, letterbox_image, normalize_image
+from centernet_lightning.structures import OBJECT_FIELDS, PAD_POSITIONS, sanitize_boxes
 
 # Albumentations asks PyPI for a newer version at import; offline that costs a timeout per process.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -43,6 +43,7 @@ import albumentations as A  # noqa: E402
 
 __all__ = [
     "PRESETS",
+    "TRANSFORMS",
     "DetectionTransform",
     "PCALighting",
     "build_albumentation",
@@ -84,8 +85,86 @@ class PCALighting(A.ImageOnlyTransform):
         return np.clip(np.rint(img.astype(np.float32) + shift_rgb), 0, 255).astype(np.uint8)
 
 
-# Our own transforms, found by name in configs beside Albumentations'.
-EXTRA_TRANSFORMS: dict[str, type[A.BasicTransform]] = {"PCALighting": PCALighting}
+# The transforms a config names (``{name: HorizontalFlip, p: 0.5}``): Albumentations' bbox-aware
+# spatial transforms, its pixel-level ones, its compositions, and ours. An explicit table rather
+# than a lookup in the albumentations module, so that a config names one of these or gets the list.
+TRANSFORMS: dict[str, type[A.BasicTransform] | type[A.BaseCompose]] = {
+    # flips, rotations, affine
+    "HorizontalFlip": A.HorizontalFlip,
+    "VerticalFlip": A.VerticalFlip,
+    "Transpose": A.Transpose,
+    "RandomRotate90": A.RandomRotate90,
+    "D4": A.D4,
+    "Rotate": A.Rotate,
+    "SafeRotate": A.SafeRotate,
+    "Affine": A.Affine,
+    "ShiftScaleRotate": A.ShiftScaleRotate,
+    "Perspective": A.Perspective,
+    # scaling, padding, cropping
+    "RandomScale": A.RandomScale,
+    "LongestMaxSize": A.LongestMaxSize,
+    "SmallestMaxSize": A.SmallestMaxSize,
+    "Resize": A.Resize,
+    "PadIfNeeded": A.PadIfNeeded,
+    "Pad": A.Pad,
+    "CenterCrop": A.CenterCrop,
+    "RandomCrop": A.RandomCrop,
+    "Crop": A.Crop,
+    "CropAndPad": A.CropAndPad,
+    "RandomResizedCrop": A.RandomResizedCrop,
+    "RandomSizedCrop": A.RandomSizedCrop,
+    "RandomSizedBBoxSafeCrop": A.RandomSizedBBoxSafeCrop,
+    "BBoxSafeRandomCrop": A.BBoxSafeRandomCrop,
+    "AtLeastOneBBoxRandomCrop": A.AtLeastOneBBoxRandomCrop,
+    "RandomCropFromBorders": A.RandomCropFromBorders,
+    # colour
+    "ColorJitter": A.ColorJitter,
+    "HueSaturationValue": A.HueSaturationValue,
+    "RandomBrightnessContrast": A.RandomBrightnessContrast,
+    "RandomGamma": A.RandomGamma,
+    "RGBShift": A.RGBShift,
+    "ChannelShuffle": A.ChannelShuffle,
+    "ToGray": A.ToGray,
+    "ToSepia": A.ToSepia,
+    "CLAHE": A.CLAHE,
+    "Equalize": A.Equalize,
+    "Posterize": A.Posterize,
+    "Solarize": A.Solarize,
+    "FancyPCA": A.FancyPCA,
+    "RandomToneCurve": A.RandomToneCurve,
+    "PlanckianJitter": A.PlanckianJitter,
+    "PlasmaBrightnessContrast": A.PlasmaBrightnessContrast,
+    "PCALighting": PCALighting,  # the original CenterNet's, with ImageNet's eigenvectors (above)
+    # blur, noise, compression, sharpness
+    "Sharpen": A.Sharpen,
+    "Emboss": A.Emboss,
+    "Blur": A.Blur,
+    "GaussianBlur": A.GaussianBlur,
+    "MotionBlur": A.MotionBlur,
+    "MedianBlur": A.MedianBlur,
+    "Defocus": A.Defocus,
+    "ZoomBlur": A.ZoomBlur,
+    "GlassBlur": A.GlassBlur,
+    "AdvancedBlur": A.AdvancedBlur,
+    "GaussNoise": A.GaussNoise,
+    "ISONoise": A.ISONoise,
+    "MultiplicativeNoise": A.MultiplicativeNoise,
+    "ImageCompression": A.ImageCompression,
+    "Downscale": A.Downscale,
+    # occlusion and weather
+    "CoarseDropout": A.CoarseDropout,
+    "GridDropout": A.GridDropout,
+    "RandomFog": A.RandomFog,
+    "RandomRain": A.RandomRain,
+    "RandomSnow": A.RandomSnow,
+    "RandomShadow": A.RandomShadow,
+    "RandomSunFlare": A.RandomSunFlare,
+    # compositions: a ``transforms`` list of such dicts
+    "OneOf": A.OneOf,
+    "SomeOf": A.SomeOf,
+    "Sequential": A.Sequential,
+    "OneOrOther": A.OneOrOther,
+}
 
 
 def _centernet_preset(input_size: int) -> list[A.BasicTransform]:
@@ -129,26 +208,18 @@ PRESETS: dict[str, Callable[[int], list[A.BasicTransform]]] = {
 }
 
 
-def _transform_names() -> list[str]:
-    return list(EXTRA_TRANSFORMS) + [
-        name
-        for name in dir(A)
-        if isinstance(getattr(A, name), type) and issubclass(getattr(A, name), A.BasicTransform | A.BaseCompose)
-    ]
-
-
 def build_albumentation(spec: Mapping[str, Any]) -> A.BasicTransform | A.BaseCompose:
-    """One Albumentations transform from ``{"name": "HorizontalFlip", "p": 0.5, ...}``.
+    """One transform of :data:`TRANSFORMS` from ``{"name": "HorizontalFlip", "p": 0.5, ...}``.
 
-    Compositions (``OneOf``, ``SomeOf``, ``Sequential``) take a ``transforms`` list of such dicts.
-    Raises ValueError listing close names when ``name`` is not an Albumentations transform.
+    Compositions (``OneOf``, ``SomeOf``, ``Sequential``, ``OneOrOther``) take a ``transforms`` list
+    of such dicts. Raises ValueError listing close names when ``name`` is not in the table.
     """
     arguments = dict(spec)
     name = arguments.pop("name", None)
-    transform_class = EXTRA_TRANSFORMS.get(name) or getattr(A, name, None) if isinstance(name, str) else None
-    if not (isinstance(transform_class, type) and issubclass(transform_class, A.BasicTransform | A.BaseCompose)):
-        close = difflib.get_close_matches(str(name), _transform_names(), n=5, cutoff=0.5)
-        hint = f"; did you mean one of {close}?" if close else " (see the albumentations documentation)"
+    transform_class = TRANSFORMS.get(name) if isinstance(name, str) else None
+    if transform_class is None:
+        close = difflib.get_close_matches(str(name), list(TRANSFORMS), n=5, cutoff=0.5)
+        hint = f"; did you mean one of {close}?" if close else f"; valid names: {sorted(TRANSFORMS)}"
         raise ValueError(f"Unknown albumentations transform {name!r} in {dict(spec)}{hint}")
     if issubclass(transform_class, A.BaseCompose):
         arguments["transforms"] = [build_albumentation(child) for child in arguments.get("transforms", [])]
@@ -239,10 +310,12 @@ class DetectionTransform:
             kept = np.asarray(out["object_index"], dtype=np.int64).reshape(-1)
             objects = {name: values[kept] for name, values in objects.items()}
 
+        # The one sanitise step of the data path: boxes clipped to the (augmented) image, those left
+        # without area dropped, before the letterbox maps them onto the canvas (never into its padding).
+        bboxes, keep = sanitize_boxes(bboxes, *image.shape[:2])
         image, scale, pad_x, pad_y = letterbox_image(image, self.input_size, self.size_divisor, self.pad_position)
-        offset = np.array([pad_x, pad_y, pad_x, pad_y], dtype=np.float32)
-        height, width = image.shape[:2]
-        bboxes, keep = sanitize_boxes(bboxes * scale + offset, height, width)
+        bboxes = bboxes * scale + np.array([pad_x, pad_y, pad_x, pad_y], dtype=np.float32)
+        keep &= (bboxes[:, 2] > bboxes[:, 0]) & (bboxes[:, 3] > bboxes[:, 1])  # still boxes once scaled
 
         # Compose with the sample's letterbox: out = (orig * s0 + p0) * s + p.
         previous = np.asarray(sample.get("letterbox", (1.0, 0.0, 0.0)), dtype=np.float64)

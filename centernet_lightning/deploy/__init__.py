@@ -1,44 +1,27 @@
-"""Deployment: export to ONNX / TorchScript with decoding in the graph, running ONNX files, and
-benchmarking inference (latency, images/s, FLOP rate) on eager, channels_last, compile and ONNX Runtime.
+"""Deployment: export to ONNX / TorchScript with decoding in the graph, building inference backends
+and predictors from model files by name (checkpoints and ONNX files), and benchmarking the backends
+(latency, images/s, FLOP rate).
 
 The export tools are an optional extra: ``pip install centernet-lightning[export]`` (onnx,
 onnxscript, onnxruntime). They are imported when used, so this package imports without them.
 """
 
-from .benchmark import (
-    BACKENDS,
-    BenchmarkRow,
-    benchmark_detector,
-    benchmark_main,
-    benchmark_table,
-    measure_matmul_peak,
-)
-from .export import (
-    DECODED_OUTPUTS,
-    CheckpointModel,
-    ExportModule,
-    build_export_module,
-    export_main,
-    export_onnx,
-    export_torchscript,
-    load_checkpoint_model,
-)
-from .onnx_runtime import OnnxDetector
+from .backends import build_backend, load_predictor, parse_backends
+from .benchmark import COLUMNS, BenchmarkRow, benchmark_detector, benchmark_table, measure_matmul_peak
+from .export import FORBIDDEN_ONNX_OPS, build_inference_network, export_onnx, export_torchscript, model_metadata
 
 __all__ = [
-    "BACKENDS",
-    "DECODED_OUTPUTS",
+    "COLUMNS",
+    "FORBIDDEN_ONNX_OPS",
     "BenchmarkRow",
-    "CheckpointModel",
-    "ExportModule",
-    "OnnxDetector",
     "benchmark_detector",
-    "benchmark_main",
     "benchmark_table",
-    "build_export_module",
-    "export_main",
+    "build_backend",
+    "build_inference_network",
     "export_onnx",
     "export_torchscript",
-    "load_checkpoint_model",
+    "load_predictor",
     "measure_matmul_peak",
+    "model_metadata",
+    "parse_backends",
 ]

@@ -1,7 +1,8 @@
-"""Inference speed of a CenterNet on each runtime: latency, throughput, FLOP rate and decoding share.
+"""Inference speed of a CenterNet on each backend: latency, throughput, FLOP rate and decoding share.
 
-Every backend runs the same end-to-end module, the network followed by the decoding of
-:class:`~centernet_lightning.deploy.ExportModule` (top-K peaks and boxes, no NMS):
+Every backend is built by :func:`~centernet_lightning.deploy.build_backend`, as ``centernet
+predict`` builds it, and runs the network followed by the decoding of
+:class:`~centernet_lightning.models.InferenceNetwork` (top-K peaks and boxes, no NMS):
 
 =================  ==========================================================================
 backend            what runs
@@ -12,8 +13,8 @@ backend            what runs
                    Inductor's ``freezing`` on: the weights become constants, so BatchNorm folds
                    into the convolutions
 ``onnxruntime``    the ONNX graph of :func:`~centernet_lightning.deploy.export_onnx` (decoding
-                   in the graph, one file per batch size) in an ONNX Runtime session (the one
-                   :class:`OnnxDetector` holds), with as many threads as PyTorch on the CPU
+                   in the graph, a free batch size) in an ONNX Runtime session, with as many
+                   threads as PyTorch on the CPU
 =================  ==========================================================================
 
 All of it runs under ``torch.inference_mode()`` (freezing needs inference). A row's latency is
@@ -24,7 +25,7 @@ p50 and p90 over the rounds. On CUDA every call is bracketed by ``torch.cuda.syn
 ONNX Runtime's time includes its copies from and to host memory: a session takes and returns
 numpy arrays.
 
-The decoding share times :func:`~centernet_lightning.models.detector.decode_outputs` alone (eager
+The decoding share times :func:`~centernet_lightning.models.decode_outputs` alone (eager
 PyTorch, as the ``eager`` and ``channels_last`` backends run it) on the raw head maps of the same
 batch in the backend's memory format, and divides its p50 by the end-to-end p50. For ``compile``
 and ``onnxruntime`` the decoding inside the timed call is Inductor's or ONNX Runtime's own, so
@@ -38,45 +39,32 @@ same device in the same run (:func:`measure_matmul_peak`), a practical ceiling f
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import copy
 import logging
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
-from torch import Tensor, nn
+from torch import nn
 
-from ..models.detector import CenterNetDetector, Outputs, decode_outputs
+from ..inference.backends import BACKENDS, NetworkBackend
+from ..inference.predictor import Backend
+from ..models.detector import Outputs, decode_outputs
 from ..models.info import model_info
-from .export import ExportModule, _detector_of, build_export_module
+from .backends import build_backend, parse_backends
+from .export import _detector_of, build_inference_network
 
-__all__ = [
-    "BACKENDS",
-    "BenchmarkRow",
-    "benchmark_detector",
-    "benchmark_main",
-    "benchmark_table",
-    "measure_matmul_peak",
-    "parse_backends",
-]
+__all__ = ["BenchmarkRow", "COLUMNS", "benchmark_detector", "benchmark_table", "measure_matmul_peak"]
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("eager", "channels_last", "compile", "onnxruntime")
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}  # square side: large enough to reach the kernel's plateau
-ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
 @dataclass(frozen=True)
@@ -99,17 +87,6 @@ class BenchmarkRow:
     decode_share: float | None = None  # decode_ms / p50_ms
     speedup: float | None = None  # the eager p50 at this batch size / p50 (None without an eager row)
     error: str | None = None
-
-
-def parse_backends(names: str | Sequence[str]) -> tuple[str, ...]:
-    """Backend names from a comma-separated string or a list; ValueError naming the valid ones."""
-    if isinstance(names, str):
-        names = names.split(",")
-    backends = tuple(dict.fromkeys(name.strip() for name in names if name.strip()))  # ordered, no repeats
-    unknown = [name for name in backends if name not in BACKENDS]
-    if unknown or not backends:
-        raise ValueError(f"Unknown backend(s) {unknown or list(names)}; valid names: {', '.join(BACKENDS)}")
-    return backends
 
 
 def _synchronize(device: torch.device) -> None:
@@ -154,100 +131,6 @@ def _time_ms(call: Callable[[], Any], device: torch.device) -> float:
     call()
     _synchronize(device)
     return (time.perf_counter() - start) * 1000
-
-
-# --------------------------------------------------------------------------- backends
-@dataclass
-class _Backend:
-    """A backend ready to run batches.
-
-    ``module``: the eager module in the backend's memory format, whose detector gives the raw maps
-    of the decoding timing; ``prepare(images)``: the zero-argument end-to-end call on that batch.
-    """
-
-    module: ExportModule
-    memory_format: torch.memory_format
-    prepare: Callable[[Tensor], Callable[[], Any]]
-    context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
-
-
-class _Setup(NamedTuple):
-    """What every backend builder receives."""
-
-    module: ExportModule  # network + decoding on the device (float16 network with half)
-    detector: CenterNetDetector  # the caller's network, untouched
-    device: torch.device
-    workdir: Path  # a temporary folder for files (ONNX graphs)
-    compile_mode: str | None
-
-
-def _eager(setup: _Setup) -> _Backend:
-    module = setup.module
-    return _Backend(module, torch.contiguous_format, lambda images: partial(module, images))
-
-
-def _channels_last(setup: _Setup) -> _Backend:
-    module = copy.deepcopy(setup.module).to(memory_format=torch.channels_last)
-    return _Backend(module, torch.channels_last, lambda images: partial(module, images))
-
-
-def _compile(setup: _Setup) -> _Backend:
-    module = copy.deepcopy(setup.module).to(memory_format=torch.channels_last)
-    # dynamic=False: each batch size gets its own static-shape kernels (PyTorch would otherwise
-    # switch to dynamic shapes at the second size, which are slower).
-    compiled = torch.compile(module, dynamic=False, mode=setup.compile_mode)
-    # Freezing is read when the first call compiles, so it has to be on around the calls.
-    return _Backend(module, torch.channels_last, lambda images: partial(compiled, images), _inductor_freezing)
-
-
-@contextlib.contextmanager
-def _inductor_freezing() -> Iterator[None]:
-    import torch._inductor.config
-
-    with torch._inductor.config.patch(freezing=True):
-        yield
-
-
-def _onnxruntime(setup: _Setup) -> _Backend:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise RuntimeError("onnxruntime is not installed (pip install centernet-lightning[export])") from None
-    from .export import INPUT_NAME, export_onnx
-
-    provider = ORT_PROVIDERS[setup.device.type]
-    if provider not in onnxruntime.get_available_providers():
-        raise RuntimeError(
-            f"ONNX Runtime has no {provider} here (available: {', '.join(onnxruntime.get_available_providers())})"
-        )
-    # The exporter traces a float32 copy on the CPU (its example input is a CPU tensor).
-    detector = copy.deepcopy(setup.detector).to("cpu", torch.float32)
-    options = onnxruntime.SessionOptions()
-    if setup.device.type == "cpu":  # as many threads as PyTorch's backends get, for a fair comparison
-        options.intra_op_num_threads = torch.get_num_threads()
-
-    def prepare(images: Tensor) -> Callable[[], Any]:
-        batch, _, height, width = images.shape
-        path = export_onnx(
-            detector,
-            setup.workdir / f"batch{batch}.onnx",
-            imgsz=(height, width),
-            batch=batch,
-            max_det=setup.module.max_det,
-            half=setup.module.half,
-        )
-        session = onnxruntime.InferenceSession(str(path), options, providers=[provider])
-        return partial(session.run, None, {INPUT_NAME: images.cpu().numpy()})
-
-    return _Backend(setup.module, torch.contiguous_format, prepare)
-
-
-BACKEND_BUILDERS: dict[str, Callable[[_Setup], _Backend]] = {
-    "eager": _eager,
-    "channels_last": _channels_last,
-    "compile": _compile,
-    "onnxruntime": _onnxruntime,
-}
 
 
 # --------------------------------------------------------------------------- measuring
@@ -317,9 +200,11 @@ def benchmark_detector(
         raise ValueError(
             f"Need warmup >= 0, iterations >= 1 and batch sizes >= 1; got {warmup}, {iterations}, {list(batch_sizes)}"
         )
-    detector = _detector_of(model)
-    module = build_export_module(detector, max_det=max_det, half=half).to(device)
-    module.input_size(imgsz)  # ValueError for a size the network cannot take, before any work
+    detector = copy.deepcopy(_detector_of(model)).eval().to(device)  # the caller's model is never changed
+    # The raw maps the decoding alone is timed on come from this float32/float16 NCHW copy's twin
+    # in each backend's memory format.
+    reference = build_inference_network(detector, max_det=max_det, half=half).to(device)
+    reference.input_size(imgsz)  # ValueError for a size the network cannot take, before any work
     gflops = model_info(detector, imgsz)[-1]["gflops"]
     peak_samples = [matmul_peak] if matmul_peak else []
     probe = None
@@ -340,66 +225,62 @@ def benchmark_detector(
     latencies: dict[tuple[str, int], list[float]] = {}  # end to end, ms
     decode_latencies: dict[tuple[str, int], list[float]] = {}
     generator = torch.Generator().manual_seed(0)
-    with tempfile.TemporaryDirectory(prefix="centernet-benchmark-") as workdir:
-        built: dict[str, _Backend] = {}
-        for name in backends:
-            report(f"{name}: preparing", 0)
+    built: dict[str, Backend] = {}
+    for name in backends:
+        report(f"{name}: {'exporting' if name == 'onnxruntime' else 'preparing'}", 0)
+        try:
+            built[name] = build_backend(name, detector, device, max_det, imgsz, half=half, compile_mode=compile_mode)
+        except Exception as error:  # any failure is this backend's result, not the run's end
+            log.debug("Backend %s failed", name, exc_info=True)
+            errors.update({(name, batch): _describe(error) for batch in batch_sizes})
+    networks = {  # memory format -> a network giving the raw maps of the decoding timing
+        str(torch.contiguous_format): reference.detector,
+        **{str(b.memory_format): b.network.detector for b in built.values() if isinstance(b, NetworkBackend)},
+    }
+    for batch_index, batch in enumerate(batch_sizes):
+        images = torch.randn(batch, 3, imgsz, imgsz, generator=generator).to(device)
+        calls: dict[str, Callable[[], Any]] = {}
+        decodes: dict[str, Callable[[], Any]] = {}
+        raw_outputs: dict[str, Outputs] = {}  # memory format -> the network's maps of this batch
+        for name, backend in built.items():
+            report(f"{name} batch {batch}: {'compiling' if name == 'compile' else 'first call'}")
+            call = partial(backend, images)
             try:
-                built[name] = BACKEND_BUILDERS[name](_Setup(module, detector, device, Path(workdir), compile_mode))
-            except Exception as error:  # any failure is this backend's result, not the run's end
-                log.debug("Backend %s failed", name, exc_info=True)
-                errors.update({(name, batch): _describe(error) for batch in batch_sizes})
-        for batch_index, batch in enumerate(batch_sizes):
-            images = torch.randn(batch, 3, imgsz, imgsz, generator=generator).to(device)
-            calls: dict[str, Callable[[], Any]] = {}
-            decodes: dict[str, Callable[[], Any]] = {}
-            raw_outputs: dict[str, Outputs] = {}  # memory format -> the eager network's maps of this batch
-            for name, backend in built.items():
-                report(f"{name} batch {batch}: {'compiling' if name == 'compile' else 'first call'}")
-                network_input = images.contiguous(memory_format=backend.memory_format)
-                try:
-                    with backend.context():
-                        call = backend.prepare(network_input)
-                        call()  # compiles, or initialises the session
-                except Exception as error:
-                    log.debug("Backend %s failed at batch %d", name, batch, exc_info=True)
-                    errors[name, batch] = _describe(error)
-                    continue
-                calls[name] = call
-                layout = str(backend.memory_format)  # every backend's module holds the same weights
-                if layout not in raw_outputs:
-                    raw_outputs[layout] = backend.module.detector(
-                        network_input.to(torch.float16) if half else network_input
-                    )
-                decodes[name] = partial(
-                    decode_outputs,
-                    raw_outputs[layout],
-                    module.detector.stride,
-                    max_det,
-                    score_threshold=0.0,
-                    nms_iou=None,
+                call()  # compiles, or initialises the session
+            except Exception as error:
+                log.debug("Backend %s failed at batch %d", name, batch, exc_info=True)
+                errors[name, batch] = _describe(error)
+                continue
+            calls[name] = call
+            layout = str(getattr(backend, "memory_format", torch.contiguous_format))
+            if layout not in raw_outputs:  # every backend's network holds the same weights
+                network_input = images.contiguous(
+                    memory_format=getattr(backend, "memory_format", torch.contiguous_format)
                 )
-                latencies[name, batch], decode_latencies[name, batch] = [], []
-            for round_index in range(warmup + iterations):
-                timed = round_index >= warmup
-                report(f"batch {batch}: {'timing' if timed else 'warm-up'} round {round_index + 1}", 0)
-                for name in list(calls):
-                    try:
-                        with built[name].context():
-                            milliseconds = _time_ms(calls[name], device)
-                    except Exception as error:
-                        errors[name, batch] = _describe(error)
-                        del calls[name]
-                        continue
-                    decode_milliseconds = _time_ms(decodes[name], device)
-                    if timed:
-                        latencies[name, batch].append(milliseconds)
-                        decode_latencies[name, batch].append(decode_milliseconds)
-                    report()
-                if probe is not None:
-                    peak_samples.append(probe.gflops_per_s())
-            if progress is not None:  # failed backends skipped their steps
-                progress.update(task, completed=(batch_index + 1) * steps_per_batch)
+                raw_outputs[layout] = networks[layout](network_input.to(torch.float16) if half else network_input)
+            decodes[name] = partial(
+                decode_outputs, raw_outputs[layout], detector.stride, max_det, score_threshold=0.0, nms_iou=None
+            )
+            latencies[name, batch], decode_latencies[name, batch] = [], []
+        for round_index in range(warmup + iterations):
+            timed = round_index >= warmup
+            report(f"batch {batch}: {'timing' if timed else 'warm-up'} round {round_index + 1}", 0)
+            for name in list(calls):
+                try:
+                    milliseconds = _time_ms(calls[name], device)
+                except Exception as error:
+                    errors[name, batch] = _describe(error)
+                    del calls[name]
+                    continue
+                decode_milliseconds = _time_ms(decodes[name], device)
+                if timed:
+                    latencies[name, batch].append(milliseconds)
+                    decode_latencies[name, batch].append(decode_milliseconds)
+                report()
+            if probe is not None:
+                peak_samples.append(probe.gflops_per_s())
+        if progress is not None:  # failed backends skipped their steps
+            progress.update(task, completed=(batch_index + 1) * steps_per_batch)
     peak = max(peak_samples)
     rows = {
         key: _row(*key, gflops, latencies[key], decode_latencies[key], peak) for key in latencies if key not in errors
@@ -476,100 +357,3 @@ def benchmark_table(rows: Sequence[BenchmarkRow], title: str | None = None) -> T
             f"{100 * row.decode_share:.1f}",
         )
     return table
-
-
-def _batch_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"batch sizes are comma-separated integers, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {text!r}")
-    return sizes
-
-
-def _backend_names(text: str) -> tuple[str, ...]:
-    try:
-        return parse_backends(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def benchmark_main(argv: list[str]) -> None:
-    """``centernet benchmark``: latency, images/s, FLOP rate and decoding share per backend and batch size."""
-    parser = argparse.ArgumentParser(prog="centernet benchmark", description=benchmark_main.__doc__)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--ckpt_path", "--ckpt-path", help="a checkpoint written by training")
-    source.add_argument("--config", help="a fit config (or model section): its model with random weights")
-    parser.add_argument(
-        "--num-classes", type=int, default=None, help="with --config, when the config leaves it to the data (80)"
-    )
-    parser.add_argument(
-        "--imgsz", type=int, default=None, help="square input side (default: the checkpoint's input_size, else 512)"
-    )
-    parser.add_argument("--batch", type=_batch_sizes, default=[1, 8], help="batch sizes, e.g. 1,8 (default)")
-    parser.add_argument(
-        "--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available, else cpu"
-    )
-    parser.add_argument(
-        "--backend", type=_backend_names, default=BACKENDS, help=f"comma-separated (default: {','.join(BACKENDS)})"
-    )
-    parser.add_argument("--half", action="store_true", help="float16 network (CUDA only)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds after the first call (default 3)")
-    parser.add_argument(
-        "--iterations", type=int, default=20, help="timed rounds, one call of each backend (default 20)"
-    )
-    parser.add_argument("--max-det", type=int, default=None, help="K, detections per image (default: the model's)")
-    parser.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune (default: none)")
-    args = parser.parse_args(argv)
-    try:
-        device = _checked_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"), args.half)
-    except ValueError as error:
-        parser.error(str(error))
-
-    try:
-        if args.ckpt_path:
-            from .export import load_checkpoint_model
-
-            loaded = load_checkpoint_model(args.ckpt_path)
-            detector, hparams, imgsz = loaded.detector, loaded.hparams, args.imgsz or loaded.spec.input_size
-            source_name = args.ckpt_path
-        else:
-            from ..cli import _model_from_config, _model_section
-
-            num_classes = args.num_classes or _model_section(args.config).get("num_classes") or 80
-            model = _model_from_config(args.config, num_classes)  # random backbone: nothing is downloaded
-            detector, hparams, imgsz, source_name = model.detector, dict(model.hparams), args.imgsz or 512, args.config
-        max_det = args.max_det or int(hparams.get("num_detections") or 100)
-        dtype = torch.float16 if args.half else torch.float32
-        console = Console()
-        if not console.is_terminal:
-            console.width = max(console.width, 150)  # a log file gets the whole table on one line per row
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            rows = benchmark_detector(
-                detector,
-                imgsz,
-                args.batch,
-                args.backend,
-                device,
-                args.half,
-                args.warmup,
-                args.iterations,
-                max_det,
-                compile_mode=args.compile_mode,
-                progress=progress,
-            )
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"centernet benchmark: {error}")
-    if device.type == "cpu":
-        threads = torch.get_num_threads()
-        machine = f"cpu ({threads} thread{'s' if threads > 1 else ''})"
-    else:
-        machine = f"{device} ({torch.cuda.get_device_name(device)})"
-    console.print(
-        f"{source_name}: {detector.num_classes} classes, {imgsz}x{imgsz}, {machine}, "
-        f"{str(dtype).removeprefix('torch.')}; matmul peak {rows[0].matmul_peak:.0f} GFLOP/s",
-        soft_wrap=True,
-    )
-    console.print(benchmark_table(rows))

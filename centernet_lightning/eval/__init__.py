@@ -1,8 +1,11 @@
-"""Evaluation: COCO box mAP (:mod:`centernet_lightning.eval.coco`) and its Lightning callback, and
-tracking metrics HOTA / MOTA / IDF1 (:mod:`centernet_lightning.eval.mot`, TrackEval's metric classes)."""
+"""Evaluation: COCO box mAP (:mod:`~centernet_lightning.eval.coco`, its ground truth in
+:mod:`~centernet_lightning.eval.coco_gt`) and tracking metrics HOTA / MOTA / IDF1
+(:mod:`~centernet_lightning.eval.mot`, TrackEval's metric classes in
+:mod:`~centernet_lightning.eval.mot_metrics`). The Lightning callbacks that run them during
+``fit``/``validate`` are in :mod:`centernet_lightning.callbacks`."""
 
-from centernet_lightning.eval.callbacks import COCOEvaluation
-from centernet_lightning.eval.coco import BACKENDS, METRIC_NAMES, COCOEvaluator, build_coco_gt, format_table
+from centernet_lightning.eval.coco import BACKENDS, METRIC_NAMES, COCOEvaluator, format_table
+from centernet_lightning.eval.coco_gt import build_coco_gt, coco_ground_truth
 from centernet_lightning.eval.mot import (
     MOT_METRIC_NAMES,
     MOTEvaluator,
@@ -11,24 +14,18 @@ from centernet_lightning.eval.mot import (
     evaluate_mot_sequences,
     evaluate_tracks,
 )
-from centernet_lightning.eval.mot_callback import MOTEvaluation
-from centernet_lightning.eval.mot_io import MOTRows, read_mot_txt, write_mot_txt
 
 __all__ = [
     "BACKENDS",
     "METRIC_NAMES",
     "MOT_METRIC_NAMES",
-    "COCOEvaluation",
     "COCOEvaluator",
-    "MOTEvaluation",
     "MOTEvaluator",
     "MOTResults",
-    "MOTRows",
     "build_coco_gt",
+    "coco_ground_truth",
     "evaluate_mot",
     "evaluate_mot_sequences",
     "evaluate_tracks",
     "format_table",
-    "read_mot_txt",
-    "write_mot_txt",
 ]

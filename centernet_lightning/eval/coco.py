@@ -21,18 +21,17 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import torch.distributed as dist
 
-from ..structures import box_xyxy_to_xywh
+from ..atomic_files import write_text_atomically
+from ..structures import box_xyxy_to_xywh, to_numpy
 
-__all__ = ["BACKENDS", "METRIC_NAMES", "COCOEvaluator", "build_coco_gt", "format_table"]
+__all__ = ["BACKENDS", "METRIC_NAMES", "COCOEvaluator", "format_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,15 +122,6 @@ _BACKENDS: dict[str, tuple[Callable[[dict], Any], Callable[[Any, list[dict], lis
 BACKENDS: tuple[str, ...] = tuple(_BACKENDS)
 
 
-def _as_numpy(values: Any, dtype: type) -> np.ndarray:
-    """A tensor (any device, any dtype) or array-like as a numpy array of ``dtype``."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu()
-        values = values.double() if dtype is np.float64 else values.long()
-        return values.numpy()
-    return np.asarray(values, dtype=dtype)
-
-
 def _empty_arrays() -> _Arrays:
     return np.empty(0, np.int64), np.empty((0, 4), np.float64), np.empty(0, np.float64), np.empty(0, np.int64)
 
@@ -218,10 +208,10 @@ class COCOEvaluator:
         are padding and are dropped. Only the images added are evaluated, so a partial pass
         (``limit_val_batches``) does not count the images it never saw as misses.
         """
-        image_ids = _as_numpy(image_ids, np.int64).reshape(-1)
-        bboxes = _as_numpy(bboxes, np.float64)
-        scores = _as_numpy(scores, np.float64)
-        category_ids = _as_numpy(category_ids, np.int64)
+        image_ids = to_numpy(image_ids, np.int64).reshape(-1)
+        bboxes = to_numpy(bboxes, np.float64)
+        scores = to_numpy(scores, np.float64)
+        category_ids = to_numpy(category_ids, np.int64)
         batch = image_ids.shape[0]
         if bboxes.ndim != 3 or bboxes.shape[0] != batch or bboxes.shape[2] != 4:
             raise ValueError(f"bboxes must be [B={batch}, K, 4], got {list(bboxes.shape)}")
@@ -273,23 +263,13 @@ class COCOEvaluator:
             )
         ]
 
-    def save_results(self, path: str | os.PathLike) -> None:
-        """Write :meth:`results` as json to ``path`` atomically (temp file, then rename).
+    def save_results(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
+        """Write :meth:`results` as json to ``path`` atomically (complete or absent); returns the path.
 
         Not a collective: call :meth:`gather` (or :meth:`evaluate`) first under DDP and write from
         one rank.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as tmp_file:
-                json.dump(self.results(), tmp_file)
-            os.replace(tmp_name, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise
+        return write_text_atomically(path, json.dumps(self.results()), overwrite=overwrite)
 
     def evaluate(self) -> dict[str, float]:
         """Gather all ranks' results and compute the 12 COCO box metrics.
@@ -364,80 +344,6 @@ def _unique_category_names(categories: list[dict]) -> dict[int, str]:
     return {
         int(category["id"]): name if names.count(name) == 1 else f"{name} ({category['id']})"
         for category, name in zip(categories, names, strict=True)
-    }
-
-
-def build_coco_gt(
-    image_ids: Sequence[int],
-    image_sizes: Sequence[tuple[int, int]],
-    bboxes_xyxy_per_image: Sequence[Any],
-    category_ids_per_image: Sequence[Any],
-    categories: Sequence[tuple[int, str]],
-    ignore_per_image: Sequence[Any] | None = None,
-) -> dict:
-    """A COCO ground-truth dict from per-image arrays, for datasets stored in other formats.
-
-    Args:
-        image_ids: one int id per image.
-        image_sizes: ``(height, width)`` in pixels per image.
-        bboxes_xyxy_per_image: per image float [N_i, 4] XYXY original-image pixels.
-        category_ids_per_image: per image int [N_i], ids from ``categories``.
-        categories: ``(id, name)`` pairs.
-        ignore_per_image: optional per image bool [N_i]; True marks a region to ignore (VOC
-            "difficult", CrowdHuman ignore boxes). Such boxes get ``iscrowd=1``, which is how
-            COCO evaluation ignores them: never a miss, and detections on them (IoU taken over
-            the detection's own area) are neither true nor false positives.
-
-    Returns:
-        ``{"images", "annotations", "categories"}`` with ``bbox`` [x, y, w, h] pixels,
-        ``area = w * h``, annotation ids from 1 (COCO tools treat id 0 as "unmatched").
-    """
-    num_images = len(image_ids)
-    lengths = {len(image_sizes), len(bboxes_xyxy_per_image), len(category_ids_per_image)}
-    if ignore_per_image is not None:
-        lengths.add(len(ignore_per_image))
-    if lengths != {num_images}:
-        raise ValueError("build_coco_gt needs one entry per image in every per-image argument")
-    known_category_ids = {int(category_id) for category_id, _ in categories}
-
-    images, annotations = [], []
-    for index in range(num_images):
-        image_id = int(image_ids[index])
-        height, width = (int(size) for size in image_sizes[index])
-        images.append({"id": image_id, "height": height, "width": width})
-
-        boxes = _as_numpy(bboxes_xyxy_per_image[index], np.float64).reshape(-1, 4)
-        category_ids = _as_numpy(category_ids_per_image[index], np.int64).reshape(-1)
-        if ignore_per_image is None:
-            crowd = np.zeros(len(boxes), np.int64)
-        else:
-            crowd = _as_numpy(ignore_per_image[index], np.int64).reshape(-1).astype(bool).astype(np.int64)
-        if not len(boxes) == len(category_ids) == len(crowd):
-            raise ValueError(f"image {image_id}: boxes, category ids and ignore flags differ in length")
-        unknown = set(category_ids.tolist()) - known_category_ids
-        if unknown:
-            raise ValueError(f"image {image_id}: category ids {sorted(unknown)} are not in categories")
-
-        boxes_xywh = box_xyxy_to_xywh(boxes)
-        areas = boxes_xywh[:, 2] * boxes_xywh[:, 3]
-        first_id = len(annotations) + 1
-        annotations.extend(
-            {
-                "id": first_id + offset,
-                "image_id": image_id,
-                "category_id": category_id,
-                "bbox": box,
-                "area": area,
-                "iscrowd": iscrowd,
-            }
-            for offset, (box, category_id, area, iscrowd) in enumerate(
-                zip(boxes_xywh.tolist(), category_ids.tolist(), areas.tolist(), crowd.tolist(), strict=True)
-            )
-        )
-    return {
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": int(category_id), "name": str(name)} for category_id, name in categories],
     }
 
 

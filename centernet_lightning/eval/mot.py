@@ -29,33 +29,33 @@ TrackEval's own pipeline, motmetrics' pinned test values and the MOTChallenge de
 motmetrics' README all give MOTA 52.6, IDF1 55.8, IDSW 7, FP 13, FN 150, MOTP 72.3
 (motmetrics 0.277); see ``tests/eval/test_mot_eval.py``.
 
-Files are read and written by :mod:`centernet_lightning.eval.mot_io` (MOTChallenge's 1-based
+Files are read and written by :mod:`centernet_lightning.datasets.mot_io` (MOTChallenge's 1-based
 boxes, converted there once).
 
-NumPy 2: upstream TrackEval on GitHub (version 1.0.dev1) still uses ``np.float`` / ``np.int``,
-removed in NumPy 1.24, and fails inside ``eval_sequence``. The ``trackeval`` 1.3 releases on
-PyPI (a maintained fork) replaced them and require NumPy >= 2.3 on Python 3.11; the installed
-1.3.0 has no removed alias left. We therefore patch nothing in numpy (a global shim would leak
-into users' code) and refuse TrackEval older than 1.3 with an error that says what to install.
+The metrics themselves are computed by :mod:`centernet_lightning.eval.mot_metrics`.
 """
 
 from __future__ import annotations
 
-import configparser
-import functools
 import logging
 import os
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from .mot_io import MOTRows, as_numpy, checked_boxes, read_mot_txt
+from ..datasets.mot_io import MOTRows, checked_boxes, read_mot_txt, read_seqinfo, seqinfo_number
+from ..structures import to_numpy
+from .mot_metrics import (
+    DISTRACTOR,
+    EVALUATED,
+    MATCH_ONLY,
+    MOT_METRIC_NAMES,
+    MOTResults,
+    SequenceRows,
+    evaluate_sequences,
+)
 
 __all__ = [
     "MOT_METRIC_NAMES",
@@ -70,55 +70,6 @@ logger = logging.getLogger(__name__)
 
 Benchmark = Literal["auto", "MOT15", "MOT16", "MOT17", "MOT20"]
 
-# Every key of the dicts the evaluate functions return, in table order. HOTA family: means over
-# the 19 alpha thresholds; CLEAR and Identity: TrackEval's fields (CLR_TP -> TP, CLR_Re -> Recall...).
-MOT_METRIC_NAMES: tuple[str, ...] = (
-    "HOTA",
-    "DetA",
-    "AssA",
-    "DetRe",
-    "DetPr",
-    "AssRe",
-    "AssPr",
-    "LocA",
-    "MOTA",
-    "MOTP",
-    "MODA",
-    "IDF1",
-    "IDP",
-    "IDR",
-    "IDSW",
-    "TP",
-    "FP",
-    "FN",
-    "Recall",
-    "Precision",
-    "MT",
-    "PT",
-    "ML",
-    "Frag",
-    "IDTP",
-    "IDFP",
-    "IDFN",
-)
-_HOTA_FIELDS = ("HOTA", "DetA", "AssA", "DetRe", "DetPr", "AssRe", "AssPr", "LocA")
-_CLEAR_FIELDS = {
-    "MOTA": "MOTA",
-    "MOTP": "MOTP",
-    "MODA": "MODA",
-    "IDSW": "IDSW",
-    "TP": "CLR_TP",
-    "FP": "CLR_FP",
-    "FN": "CLR_FN",
-    "Recall": "CLR_Re",
-    "Precision": "CLR_Pr",
-    "MT": "MT",
-    "PT": "PT",
-    "ML": "ML",
-    "Frag": "Frag",
-}
-_IDENTITY_FIELDS = ("IDF1", "IDP", "IDR", "IDTP", "IDFP", "IDFN")
-
 # MOT16/17/20 class ids (TrackEval's MotChallenge2DBox.class_name_to_class_id).
 _PEDESTRIAN = 1
 _NUM_CLASSES = 13
@@ -127,171 +78,6 @@ _DISTRACTOR_CLASSES = {
     "MOT17": (2, 7, 8, 12),
     "MOT20": (2, 6, 7, 8, 12),  # + non-motorised vehicle
 }
-# TrackEval matches predictions to distractors at this IoU whatever the CLEAR threshold.
-_DISTRACTOR_IOU = 0.5
-_EPS = np.finfo(np.float64).eps
-
-# What happens to a ground-truth row: evaluated; a distractor (removes the prediction matched to
-# it); or only present for the distractor matching, then dropped.
-_EVALUATED, _DISTRACTOR, _MATCH_ONLY = 0, 1, 2
-
-
-class MOTResults(NamedTuple):
-    """Metrics of several sequences: TrackEval's combination over all of them, and each one.
-
-    Both hold dicts keyed by :data:`MOT_METRIC_NAMES`. ``combined`` is not a mean of the
-    sequences: counts are summed and HOTA's association scores weighted by true positives.
-    """
-
-    combined: dict[str, float]
-    sequences: dict[str, dict[str, float]]
-
-
-# --------------------------------------------------------------------------------------------
-# One sequence, ready for TrackEval's metric classes
-
-
-@dataclass(frozen=True)
-class _Tracks:
-    """One sequence's rows. Ground truth carries a role per row (``_EVALUATED`` ...)."""
-
-    name: str  # for error messages: a file path, or "predictions of sequence 'x'"
-    frames: np.ndarray  # int64 [N], from 1
-    ids: np.ndarray  # int64 [N]
-    boxes: np.ndarray  # float64 [N, 4] XYXY pixels
-    roles: np.ndarray | None = None  # int8 [N], ground truth only
-
-
-def _check_unique_ids(tracks: _Tracks) -> None:
-    """TrackEval refuses an id that appears twice in one frame; so do we, naming it."""
-    order = np.lexsort((tracks.ids, tracks.frames))
-    frames, ids = tracks.frames[order], tracks.ids[order]
-    repeated = (frames[1:] == frames[:-1]) & (ids[1:] == ids[:-1])
-    if repeated.any():
-        index = int(np.flatnonzero(repeated)[0])
-        raise ValueError(f"{tracks.name}: id {ids[index]} appears twice in frame {frames[index]}; ids must be unique")
-
-
-def _frame_slices(frames: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Order sorting rows by frame, and the start of each frame 1..num_frames (+ end) in it."""
-    order = np.argsort(frames, kind="stable")
-    starts = np.searchsorted(frames[order], np.arange(1, num_frames + 2))
-    return order, starts
-
-
-def _relabel(ids_per_frame: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
-    """Map ids to 0..K-1 (TrackEval's metrics index arrays by id); returns them and K."""
-    if not ids_per_frame:
-        return [], 0
-    lengths = [len(ids) for ids in ids_per_frame]
-    unique, contiguous = np.unique(np.concatenate([np.empty(0, np.int64), *ids_per_frame]), return_inverse=True)
-    return np.split(contiguous.astype(np.int64), np.cumsum(lengths)[:-1]), len(unique)
-
-
-def _trackeval_data(gt: _Tracks, predictions: _Tracks, num_frames: int) -> dict[str, Any]:
-    """TrackEval's preprocessed sequence dict: per-frame ids and IoU matrices, distractors removed."""
-    from trackeval.datasets import MotChallenge2DBox
-
-    _check_unique_ids(gt)
-    _check_unique_ids(predictions)
-    gt_order, gt_starts = _frame_slices(gt.frames, num_frames)
-    pred_order, pred_starts = _frame_slices(predictions.frames, num_frames)
-    gt_ids, pred_ids, similarities = [], [], []
-    # A loop over frames, as in TrackEval's own metrics: the matching is per frame.
-    for t in range(num_frames):
-        gt_rows = gt_order[gt_starts[t] : gt_starts[t + 1]]
-        pred_rows = pred_order[pred_starts[t] : pred_starts[t + 1]]
-        iou = MotChallenge2DBox._calculate_box_ious(
-            gt.boxes[gt_rows], predictions.boxes[pred_rows], box_format="x0y0x1y1"
-        )  # [G, P], TrackEval's own IoU so that ties at the threshold fall the same way
-        roles = gt.roles[gt_rows]
-        keep = np.ones(len(pred_rows), dtype=bool)
-        if len(pred_rows) and (roles == _DISTRACTOR).any():
-            scores = np.where(iou >= _DISTRACTOR_IOU - _EPS, iou, 0.0)
-            rows, cols = linear_sum_assignment(-scores)
-            matched = scores[rows, cols] > _EPS
-            keep[cols[matched & (roles[rows] == _DISTRACTOR)]] = False
-        evaluated = roles == _EVALUATED
-        gt_ids.append(gt.ids[gt_rows][evaluated])
-        pred_ids.append(predictions.ids[pred_rows][keep])
-        similarities.append(iou[evaluated][:, keep])
-    gt_ids, num_gt_ids = _relabel(gt_ids)
-    pred_ids, num_pred_ids = _relabel(pred_ids)
-    return {
-        "num_timesteps": num_frames,
-        "num_gt_ids": num_gt_ids,
-        "num_tracker_ids": num_pred_ids,
-        "num_gt_dets": sum(len(ids) for ids in gt_ids),
-        "num_tracker_dets": sum(len(ids) for ids in pred_ids),
-        "gt_ids": gt_ids,
-        "tracker_ids": pred_ids,
-        "similarity_scores": similarities,
-        "seq": gt.name,
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# TrackEval's metrics
-
-
-@functools.cache
-def _check_trackeval_version() -> None:
-    """Refuse a TrackEval that NumPy 2 breaks, saying what to install (module docstring)."""
-    try:
-        installed = version("trackeval")
-    except PackageNotFoundError:  # a source checkout on sys.path: let its own import speak
-        return
-    major_minor = tuple(int(part) for part in re.findall(r"\d+", installed)[:2])
-    if major_minor < (1, 3) and not hasattr(np, "float"):
-        raise ImportError(
-            f"trackeval {installed} (the GitHub version) uses np.float / np.int, removed in NumPy 1.24; "
-            f"NumPy {np.__version__} is installed. Install the maintained release: pip install 'trackeval>=1.3'"
-        )
-
-
-def _metrics(iou_threshold: float) -> dict[str, Any]:
-    """TrackEval's HOTA, CLEAR and Identity metric objects (imported here: trackeval takes ~0.7 s)."""
-    _check_trackeval_version()
-    try:
-        from trackeval.metrics import CLEAR, HOTA, Identity
-    except ModuleNotFoundError as error:
-        raise ImportError(
-            "Tracking metrics need TrackEval: pip install 'centernet-lightning[tracking]' (or 'trackeval>=1.3')"
-        ) from error
-
-    config = {"THRESHOLD": float(iou_threshold), "PRINT_CONFIG": False}
-    return {"HOTA": HOTA(), "CLEAR": CLEAR(dict(config)), "Identity": Identity(dict(config))}
-
-
-def _evaluate_sequence(data: dict[str, Any], metrics: dict[str, Any]) -> dict[str, dict]:
-    return {name: metric.eval_sequence(data) for name, metric in metrics.items()}
-
-
-def _combine(per_sequence: Sequence[dict[str, dict]], metrics: dict[str, Any]) -> dict[str, dict]:
-    return {
-        name: metric.combine_sequences({index: raw[name] for index, raw in enumerate(per_sequence)})
-        for name, metric in metrics.items()
-    }
-
-
-def _summary(raw: dict[str, dict]) -> dict[str, float]:
-    """TrackEval's result dicts -> one flat dict keyed by MOT_METRIC_NAMES (plain floats)."""
-    summary = {name: float(np.mean(raw["HOTA"][name])) for name in _HOTA_FIELDS}
-    summary.update({name: float(raw["CLEAR"][field]) for name, field in _CLEAR_FIELDS.items()})
-    summary.update({name: float(raw["Identity"][name]) for name in _IDENTITY_FIELDS})
-    return {name: summary[name] for name in MOT_METRIC_NAMES}
-
-
-def _evaluate(
-    sequences: Mapping[str, tuple[_Tracks, _Tracks, int]], iou_threshold: float
-) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
-    """Raw TrackEval results, combined and per sequence, for (gt, predictions, num_frames) triples."""
-    if not 0.0 < iou_threshold <= 1.0:
-        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
-    metrics = _metrics(iou_threshold)
-    raw = {name: _evaluate_sequence(_trackeval_data(*triple), metrics) for name, triple in sequences.items()}
-    return _combine(list(raw.values()), metrics), raw
-
 
 # --------------------------------------------------------------------------------------------
 # MOTChallenge files
@@ -311,7 +97,7 @@ def _gt_roles(gt: MOTRows, benchmark: str, name: str) -> np.ndarray:
     """The role of each ground-truth row under the benchmark's rules (module docstring)."""
     considered = gt.scores != 0
     if benchmark == "MOT15":
-        return np.where(considered, _EVALUATED, _MATCH_ONLY).astype(np.int8)
+        return np.where(considered, EVALUATED, MATCH_ONLY).astype(np.int8)
     if gt.extra.shape[1] < 1 and len(gt):
         raise ValueError(f"{name}: {benchmark} ground truth needs a class column (column 8); this file has 7 columns")
     classes = gt.extra[:, 0] if len(gt) else np.empty(0)
@@ -323,15 +109,15 @@ def _gt_roles(gt: MOTRows, benchmark: str, name: str) -> np.ndarray:
             f"{benchmark} class 1-{_NUM_CLASSES}; 2D MOT 2015 files hold world coordinates there: "
             "pass benchmark='MOT15'"
         )
-    roles = np.full(len(gt), _MATCH_ONLY, dtype=np.int8)
-    roles[np.isin(classes, _DISTRACTOR_CLASSES[benchmark])] = _DISTRACTOR
-    roles[(classes == _PEDESTRIAN) & considered] = _EVALUATED
+    roles = np.full(len(gt), MATCH_ONLY, dtype=np.int8)
+    roles[np.isin(classes, _DISTRACTOR_CLASSES[benchmark])] = DISTRACTOR
+    roles[(classes == _PEDESTRIAN) & considered] = EVALUATED
     return roles
 
 
 def _file_sequence(
     gt_path: Path, results_path: Path, benchmark: Benchmark, num_frames: int | None = None
-) -> tuple[_Tracks, _Tracks, int]:
+) -> tuple[SequenceRows, SequenceRows, int]:
     gt, results = read_mot_txt(gt_path), read_mot_txt(results_path)
     roles = _gt_roles(gt, _resolve_benchmark(gt, benchmark), str(gt_path))
     if results.extra.shape[1] and len(results) and (results.extra[:, 0] > 1).any():
@@ -344,8 +130,8 @@ def _file_sequence(
     if num_frames is not None and last_frame > num_frames:
         culprit = gt_path if gt.frames.max(initial=0) > num_frames else results_path
         raise ValueError(f"{culprit}: frame {last_frame} is past the sequence's seqLength={num_frames} (seqinfo.ini)")
-    predictions = _Tracks(str(results_path), results.frames, results.ids, results.boxes)
-    gt_tracks = _Tracks(str(gt_path), gt.frames, gt.ids, gt.boxes, roles)
+    predictions = SequenceRows(str(results_path), results.frames, results.ids, results.boxes)
+    gt_tracks = SequenceRows(str(gt_path), gt.frames, gt.ids, gt.boxes, roles)
     return gt_tracks, predictions, num_frames if num_frames is not None else last_frame
 
 
@@ -365,12 +151,10 @@ def _gt_sequences(gt_dir: Path) -> dict[str, tuple[Path, Path | None]]:
 
 
 def _sequence_length(seqinfo: Path) -> int:
-    parser = configparser.ConfigParser()
-    parser.read(seqinfo)
-    try:
-        return int(parser["Sequence"]["seqLength"])
-    except (KeyError, ValueError) as error:
-        raise ValueError(f"{seqinfo}: no whole-number seqLength in its [Sequence] section") from error
+    length = seqinfo_number(read_seqinfo(seqinfo), "seqlength", seqinfo, int)
+    if length is None:
+        raise ValueError(f"{seqinfo}: no seqLength in its [Sequence] section")
+    return int(length)
 
 
 def evaluate_mot_sequences(
@@ -426,8 +210,7 @@ def evaluate_mot_sequences(
             raise FileNotFoundError(f"no results for sequence {name!r}: {results_file} is missing")
         length = _sequence_length(seqinfo) if seqinfo is not None else None
         triples[name] = _file_sequence(gt_file, results_file, benchmark, length)
-    combined, per_sequence = _evaluate(triples, iou_threshold)
-    return MOTResults(_summary(combined), {name: _summary(raw) for name, raw in per_sequence.items()})
+    return evaluate_sequences(triples, iou_threshold)
 
 
 def evaluate_mot(
@@ -459,8 +242,7 @@ def evaluate_mot(
             raise ValueError(f"{gt_path} and {results_path} must both be files or both be folders")
         return evaluate_mot_sequences(gt_path, results_path, benchmark=benchmark, iou_threshold=iou_threshold).combined
     triple = _file_sequence(gt_path, results_path, benchmark)
-    _, per_sequence = _evaluate({gt_path.name: triple}, iou_threshold)
-    return _summary(per_sequence[gt_path.name])
+    return evaluate_sequences({gt_path.name: triple}, iou_threshold).sequences[gt_path.name]
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,11 +296,11 @@ class MOTEvaluator:
         """
         frame = len(self._frames.get(sequence, [])) + 1
         where = f"sequence {sequence!r}, frame {frame}"
-        gt_ids = as_numpy(gt_ids, np.int64).reshape(-1)
-        pred_ids = as_numpy(pred_ids, np.int64).reshape(-1)
+        gt_ids = to_numpy(gt_ids, np.int64).reshape(-1)
+        pred_ids = to_numpy(pred_ids, np.int64).reshape(-1)
         gt_boxes = checked_boxes(gt_boxes, f"{where}: gt_boxes")
         pred_boxes = checked_boxes(pred_boxes, f"{where}: pred_boxes")
-        ignore = np.zeros(len(gt_ids), bool) if gt_ignore is None else as_numpy(gt_ignore, bool).reshape(-1)
+        ignore = np.zeros(len(gt_ids), bool) if gt_ignore is None else to_numpy(gt_ignore, bool).reshape(-1)
         if len(gt_boxes) != len(gt_ids) or len(ignore) != len(gt_ids):
             raise ValueError(
                 f"{where}: gt_ids [{len(gt_ids)}], gt_boxes [{len(gt_boxes)}, 4] and gt_ignore [{len(ignore)}] "
@@ -526,7 +308,7 @@ class MOTEvaluator:
             )
         if len(pred_boxes) != len(pred_ids):
             raise ValueError(f"{where}: pred_ids [{len(pred_ids)}] and pred_boxes [{len(pred_boxes)}, 4] differ")
-        roles = np.where(ignore, _DISTRACTOR, _EVALUATED).astype(np.int8)
+        roles = np.where(ignore, DISTRACTOR, EVALUATED).astype(np.int8)
         self._frames.setdefault(sequence, []).append((gt_ids, gt_boxes, roles, pred_ids, pred_boxes))
 
     def evaluate(self) -> MOTResults:
@@ -540,11 +322,10 @@ class MOTEvaluator:
             gt_frames = np.repeat(frame_numbers, [gt for gt, _ in counts])
             pred_frames = np.repeat(frame_numbers, [pred for _, pred in counts])
             columns = [np.concatenate(column) for column in zip(*frames)]
-            gt = _Tracks(f"ground truth of sequence {sequence!r}", gt_frames, columns[0], columns[1], columns[2])
-            predictions = _Tracks(f"predictions of sequence {sequence!r}", pred_frames, columns[3], columns[4])
+            gt = SequenceRows(f"ground truth of sequence {sequence!r}", gt_frames, columns[0], columns[1], columns[2])
+            predictions = SequenceRows(f"predictions of sequence {sequence!r}", pred_frames, columns[3], columns[4])
             triples[sequence] = (gt, predictions, len(frames))
-        combined, per_sequence = _evaluate(triples, self.iou_threshold)
-        return MOTResults(_summary(combined), {name: _summary(raw) for name, raw in per_sequence.items()})
+        return evaluate_sequences(triples, self.iou_threshold)
 
 
 def evaluate_tracks(

@@ -1,20 +1,35 @@
-"""Inference on whole images and videos: sources, preprocessing as validation, the predict command.
+"""Inference on whole images and videos: sources, the one predictor, its backends, test-time
+augmentation, tracking a source, and the files a run writes.
 
-``CenterNet.inference_detection2d`` and ``centernet predict`` are built from these pieces.
+``centernet predict``, ``centernet track``, ``inference_detection2d``, ``inference_tracking2d``,
+``benchmark`` and the evaluation steps of training all run a :class:`Predictor`.
 """
 
-from .predictor import detect_images, detect_source, empty_detections, resolve_device
+from .backends import BACKENDS, NETWORK_BACKENDS, NetworkBackend, OnnxRuntimeBackend
+from .outputs import PredictionFiles, TrackingRun, new_run_dir, track_to_files
+from .predictor import Predictor, empty_detections
 from .sources import VIDEO_EXTENSIONS, Frame, ImageSource, open_source
-from .spec import InferenceSpec
+from .track import source_frame_rate, track_source
+from .tta import TTAConfig, detect_with_tta, parse_tta
 
 __all__ = [
+    "BACKENDS",
+    "NETWORK_BACKENDS",
+    "VIDEO_EXTENSIONS",
     "Frame",
     "ImageSource",
-    "InferenceSpec",
-    "VIDEO_EXTENSIONS",
-    "detect_images",
-    "detect_source",
+    "NetworkBackend",
+    "OnnxRuntimeBackend",
+    "PredictionFiles",
+    "Predictor",
+    "TTAConfig",
+    "TrackingRun",
+    "detect_with_tta",
     "empty_detections",
+    "new_run_dir",
     "open_source",
-    "resolve_device",
+    "parse_tta",
+    "source_frame_rate",
+    "track_source",
+    "track_to_files",
 ]

@@ -1,30 +1,56 @@
-"""Where and how ``centernet predict`` (and ``centernet track``) write results.
+"""Where and how prediction and tracking runs write their results.
 
 Every run gets a new folder (``runs/predict``, ``runs/predict2``, ...) so nothing earlier is
 overwritten; files are written to a temporary name and renamed, so a file is complete or absent.
+:class:`PredictionFiles` is the one writer of predictions (``centernet predict --source``, the
+datamodule-driven ``centernet predict`` through :class:`~centernet_lightning.callbacks.PredictionWriter`,
+and ``make demo``); :func:`track_to_files` writes a tracking run.
+
+A prediction run holds:
+
+- drawn images with the sources' names (``.jpg``/``.png``/... kept, other formats drawn as
+  ``.jpg``; a name met twice in one run gets ``_2``), or for a video ``<name>.mp4`` at its rate;
+- ``predictions.json``: COCO-results entries ``{"image_id", "category_id", "bbox": [x, y, w, h],
+  "score", "file_name"}`` in original image pixels, with the dataset's category ids;
+- with ``save_txt``, ``labels/<name>.txt`` per image: ``label cx cy w h [score]`` normalised by
+  the image size, ``label`` the 0-based class index (YOLO's convention, not the category id).
 """
 
 from __future__ import annotations
 
-import os
+import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..structures import box_xyxy_to_xywh
+from ..atomic_files import atomic_target, write_file_atomically, write_text_atomically
+from ..datasets.mot_io import write_mot_txt
+from ..structures import InferenceSpec, box_xyxy_to_xywh, is_detection
+from ..tracking import Tracker
+from ..visualize import TrackDrawer, draw_boxes
+from .sources import Frame, ImageSource
+from .track import track_source
 
 __all__ = [
+    "PREDICTIONS_FILE",
+    "PredictionFiles",
+    "TrackingRun",
     "source_progress",
     "new_run_dir",
     "coco_results",
     "yolo_lines",
     "unique_name",
+    "track_to_files",
     "VideoSink",
 ]
+
+PREDICTIONS_FILE = "predictions.json"
+DRAWN_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # others are drawn as .jpg
 
 
 def new_run_dir(parent: str | Path, name: str) -> Path:
@@ -71,7 +97,7 @@ def coco_results(
     ``bboxes`` float [K, 4] XYXY original pixels; ``labels`` int [K] contiguous labels mapped to the
     dataset's ``category_ids``; entries with a negative label (padding) are left out.
     """
-    keep = labels >= 0
+    keep = is_detection(labels)
     boxes = box_xyxy_to_xywh(np.asarray(bboxes[keep], dtype=np.float64))
     extra = {"file_name": file_name} if file_name is not None else {}
     return [
@@ -90,7 +116,7 @@ def yolo_lines(
     bboxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, height: int, width: int, with_score: bool
 ) -> str:
     """YOLO-txt lines ``label cx cy w h [score]`` (box normalised by the image size), padding left out."""
-    keep = labels >= 0
+    keep = is_detection(labels)
     boxes = np.asarray(bboxes[keep], dtype=np.float64)
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2 / (width, height)
     sizes = (boxes[:, 2:] - boxes[:, :2]) / (width, height)
@@ -102,20 +128,24 @@ def yolo_lines(
 
 
 class VideoSink:
-    """An mp4 being written: frames go to a temporary file renamed to ``path`` on :meth:`close`.
+    """An mp4 being written: frames go to a temporary file that gets the name ``path`` on :meth:`close`
+    (:func:`~centernet_lightning.atomic_files.atomic_target`; an existing file is never replaced).
 
     ``fps`` None or 0 (a source without a rate) falls back to 30.
     """
 
     def __init__(self, path: Path, fps: float | None, size: tuple[int, int]) -> None:
         self.path = path
-        self.temporary = path.with_name(f".{path.stem}-partial{path.suffix}")
+        self._target = atomic_target(path)
+        self.temporary = self._target.__enter__()
         height, width = size
         self.writer = cv2.VideoWriter(
             str(self.temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, (width, height)
         )
         if not self.writer.isOpened():
-            raise OSError(f"OpenCV cannot write the video {path} (mp4v codec unavailable)")
+            error = OSError(f"OpenCV cannot write the video {path} (mp4v codec unavailable)")
+            self._target.__exit__(OSError, error, None)  # the temporary file goes, nothing is named
+            raise error
         self.size = size
         self.frames = 0
 
@@ -128,4 +158,157 @@ class VideoSink:
 
     def close(self) -> None:
         self.writer.release()
-        os.replace(self.temporary, self.path)
+        self._target.__exit__(None, None, None)
+
+
+class PredictionFiles:
+    """Writes the files of one prediction run into ``run_dir`` (see the module docstring).
+
+    Args:
+        run_dir: the run's folder (made by :func:`new_run_dir`).
+        spec: the model's spec: class names to draw, category ids for the JSON.
+        num_classes: the model's class count (labels map to ids ``0..num_classes-1`` without ids).
+        conf: the smallest score kept in every output.
+        draw: write drawn images (or the drawn video).
+        save_txt, save_conf: write ``labels/<name>.txt``, with the score on each line.
+        video: the source's stem when it is a video (frames go into ``<video>.mp4``), else None.
+        fps: the video's frame rate.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        spec: InferenceSpec,
+        num_classes: int,
+        conf: float = 0.25,
+        draw: bool = True,
+        save_txt: bool = False,
+        save_conf: bool = False,
+        video: str | None = None,
+        fps: float | None = None,
+    ) -> None:
+        self.run_dir, self.spec, self.conf = Path(run_dir), spec, conf
+        self.draw, self.save_txt, self.save_conf = draw, save_txt, save_conf
+        self.video_stem, self.fps = video, fps
+        self.category_ids = spec.label_to_category_id(num_classes)
+        self.entries: list[dict[str, Any]] = []
+        self.taken: set[str] = set()
+        self.video: VideoSink | None = None
+        self.detections = 0
+        self.best_score = 0.0  # the highest score seen, kept or not
+        if save_txt:
+            (self.run_dir / "labels").mkdir(exist_ok=True)
+
+    def add(
+        self, image: np.ndarray, name: str, image_id: int, bboxes: np.ndarray, scores: np.ndarray, labels: np.ndarray
+    ) -> None:
+        """One image (uint8 HWC RGB) with its detections (padded [K] arrays, original pixels).
+
+        ``name`` is the file path (or ``<video>#<frame>``); ``image_id`` goes into the JSON.
+        """
+        real = is_detection(labels)
+        if real.any():
+            self.best_score = max(self.best_score, float(scores[real].max()))
+        keep = (scores >= self.conf) & real
+        bboxes, scores, labels = bboxes[keep], scores[keep], labels[keep]
+        self.detections += len(scores)
+        self.entries += coco_results(image_id, bboxes, scores, labels, self.category_ids, file_name=name)
+        stem = f"{self.video_stem}_{image_id}" if self.video_stem else Path(name).stem
+        if self.save_txt:
+            height, width = image.shape[:2]
+            text = yolo_lines(bboxes, scores, labels, height, width, self.save_conf)
+            write_text_atomically(self.run_dir / "labels" / unique_name(stem, ".txt", self.taken), text)
+        if not self.draw:
+            return
+        drawn = draw_boxes(image, bboxes, labels, scores, self.spec.class_names)
+        if self.video_stem is not None:
+            if self.video is None:
+                self.video = VideoSink(self.run_dir / f"{self.video_stem}.mp4", self.fps, drawn.shape[:2])
+            self.video.write(drawn)
+            return
+        suffix = Path(name).suffix.lower()
+        drawn_name = unique_name(stem, suffix if suffix in DRAWN_SUFFIXES else ".jpg", self.taken)
+        ok, encoded = cv2.imencode(Path(drawn_name).suffix, cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        if ok:
+            write_file_atomically(self.run_dir / drawn_name, lambda temporary: temporary.write_bytes(encoded.tobytes()))
+
+    def add_frames(self, frames: Sequence[Frame], results: dict[str, np.ndarray]) -> int:
+        """The frames of one batch of :meth:`~centernet_lightning.inference.Predictor.predict_source`
+        with their results (``image_id``: the frame's position in the source); frames that could not
+        be read are passed over. Returns how many were added."""
+        readable = [row for row, frame in enumerate(frames) if frame.image is not None]
+        for row in readable:
+            frame = frames[row]
+            self.add(
+                frame.image, frame.name, frame.index, *(results[key][row] for key in ("bboxes", "scores", "labels"))
+            )
+        return len(readable)
+
+    def close(self, entries: list[dict[str, Any]] | None = None) -> Path:
+        """Finish the video and write ``predictions.json`` (``entries``: every rank's, gathered; None:
+        this writer's); returns the JSON's path."""
+        if self.video is not None:
+            self.video.close()
+            self.video = None
+        return write_text_atomically(
+            self.run_dir / PREDICTIONS_FILE, json.dumps(self.entries if entries is None else entries)
+        )
+
+
+class TrackingRun(NamedTuple):
+    """What :func:`track_to_files` wrote and measured."""
+
+    results: Path  # MOTChallenge txt
+    video: Path | None  # drawn mp4
+    frames: int
+    tracks: int  # distinct ids
+    seconds: float
+
+
+def track_to_files(
+    predictor: Any,
+    source: ImageSource,
+    tracker: Tracker,
+    run_dir: Path,
+    frame_rate: float = 30.0,
+    batch_size: int = 8,
+    draw: bool = True,
+) -> TrackingRun:
+    """Track ``source`` with a :class:`~centernet_lightning.inference.Predictor` and ``tracker``, and
+    write ``<name>.txt`` (MOTChallenge results: ``frame, id, bb_left, bb_top, bb_width, bb_height,
+    score, -1, -1, -1``, frames from 1) and, with ``draw``, ``<name>.mp4`` at ``frame_rate`` (boxes,
+    ids, short trails, one colour per id) into ``run_dir``, with a Rich progress bar. ``<name>`` is
+    the video's stem, or the sequence's name for a MOTChallenge frame folder ``SEQ/img1``."""
+    name = Path(source.name.rstrip("/"))
+    stem = (name.parent.name if name.name == "img1" else name.stem) or "track"
+    frames, ids, boxes, scores = [], [], [], []
+    drawer, video = TrackDrawer(), None
+    count, start = 0, time.perf_counter()
+    try:
+        with source_progress() as progress:
+            task = progress.add_task(f"track {source.name}", total=len(source) or None)
+            for frame, tracks in track_source(predictor, source, tracker, batch_size):
+                count += 1
+                frames.append(np.full(len(tracks["ids"]), frame.index + 1))
+                ids.append(np.asarray(tracks["ids"]))
+                boxes.append(np.asarray(tracks["boxes"]).reshape(-1, 4))
+                scores.append(np.asarray(tracks["scores"]))
+                if draw and frame.image is not None:
+                    drawn = drawer.draw(frame.image, tracks)
+                    video = video or VideoSink(run_dir / f"{stem}.mp4", frame_rate, drawn.shape[:2])
+                    video.write(drawn)
+                progress.advance(task)
+    finally:
+        if video is not None:
+            video.close()
+    all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    results = write_mot_txt(
+        run_dir / f"{stem}.txt",
+        np.concatenate(frames) if frames else np.zeros(0, np.int64),
+        all_ids,
+        np.concatenate(boxes) if boxes else np.zeros((0, 4)),
+        np.concatenate(scores) if scores else np.zeros(0),
+    )
+    return TrackingRun(
+        results, video.path if video else None, count, len(np.unique(all_ids)), time.perf_counter() - start
+    )

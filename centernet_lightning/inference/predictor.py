@@ -1,96 +1,205 @@
-"""Detections of whole images: preprocess as validation does, run a detector, map boxes back.
+"""The one inference pipeline: whole images in, detections in each image's own pixels out.
 
-Every inference path (``CenterNet.inference_detection2d``, ``centernet predict``, the ONNX
-Runtime detector) goes through :func:`detect_images`, so one image gives the same boxes on all of
-them and through ``validate``.
+A :class:`Predictor` is a backend (a network run by PyTorch, or an exported ONNX file: see
+:mod:`~centernet_lightning.inference.backends`), the model's
+:class:`~centernet_lightning.structures.InferenceSpec` and its decoding settings. It serves
+``centernet predict`` and ``centernet track``, ``inference_detection2d`` and ``inference_tracking2d``,
+``benchmark``, test-time augmentation and the evaluation steps of training alike:
+
+1. images are letterboxed to ``spec.input_size`` and normalised exactly as the ``val`` transform
+   does (:mod:`~centernet_lightning.preprocess`);
+2. the backend returns the top-K detections in input pixels;
+3. the score threshold and the optional class-wise NMS turn entries into padding (label -1, score 0);
+4. :meth:`Predictor.to_original_pixels`, the one place that does it, maps the boxes back through the
+   inverse letterbox and clips them to each original image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..preprocess import preprocess_images
-from ..structures import Detections, letterbox_inverse
-from .sources import Frame, ImageSource, batched
-from .spec import InferenceSpec
+from ..decode import apply_nms, threshold_detections
+from ..models.detector import Outputs
+from ..preprocess import letterbox_images, normalize
+from ..structures import Batch, Detections, InferenceSpec, letterbox_inverse
+from ..tracking import Tracker
+from .backends import NetworkBackend, OnnxRuntimeBackend
+from .sources import Frame, ImageSource, batched, open_source
 
-__all__ = ["DetectFunction", "detect_images", "detect_source", "empty_detections", "resolve_device"]
+__all__ = ["Predictor", "Backend", "empty_detections"]
 
-# Network input float32 [B, 3, S, S] (on the detector's device) -> Detections in input pixels.
-DetectFunction = Callable[[Tensor], Detections]
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto``/None: CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU (use --device cpu or auto)")
-    return device
+Backend = NetworkBackend | OnnxRuntimeBackend
 
 
-def empty_detections(count: int, k: int) -> dict[str, np.ndarray]:
-    """Padding for ``count`` images: ``bboxes`` zeros [count, k, 4], ``scores`` 0, ``labels`` -1."""
-    return {
+def empty_detections(count: int, k: int, embedding_dim: int | None = None) -> dict[str, np.ndarray]:
+    """Padding for ``count`` images: ``bboxes`` zeros [count, k, 4], ``scores`` 0, ``labels`` -1
+    (and ``embeddings`` zeros [count, k, D] when ``embedding_dim`` is given)."""
+    empty = {
         "bboxes": np.zeros((count, k, 4), np.float32),
         "scores": np.zeros((count, k), np.float32),
         "labels": np.full((count, k), -1, np.int64),
     }
+    if embedding_dim is not None:
+        empty["embeddings"] = np.zeros((count, k, embedding_dim), np.float32)
+    return empty
 
 
-@torch.no_grad()
-def detect_images(
-    detect: DetectFunction, images: Sequence[np.ndarray], spec: InferenceSpec, device: torch.device | str = "cpu"
-) -> dict[str, np.ndarray]:
-    """Detections of uint8 HWC RGB images of any sizes, in each image's own pixels.
+class Predictor:
+    """A backend with the model's preprocessing and decoding settings: run it on whole images.
 
-    Each image is letterboxed to ``spec.input_size`` and normalised exactly as the ``val``
-    transform does; the boxes come back through the inverse letterbox and are clipped to the image.
-
-    Returns:
-        ``bboxes`` float32 [N, K, 4] XYXY original pixels, ``scores`` float32 [N, K] (descending,
-        0 for padding), ``labels`` int64 [N, K] (-1 for padding), and ``embeddings`` float32
-        [N, K, D] when the detector gives them (FairMOT).
+    Args:
+        backend: a :class:`~centernet_lightning.inference.backends.NetworkBackend` or
+            :class:`~centernet_lightning.inference.backends.OnnxRuntimeBackend`.
+        spec: input size, letterbox, class names, category ids; None: the backend's (an exported
+            file carries it), else the defaults.
+        score_threshold: detections scored below it become padding.
+        nms_iou: IoU of an optional class-wise NMS after decoding (None: none, as the original).
+        tracker: the model's :class:`~centernet_lightning.tracking.Tracker` settings, for
+            :meth:`build_tracker`.
     """
-    inputs, letterbox, original_sizes = preprocess_images(images, spec.input_size, spec.pad_position)
-    detections = detect(inputs.to(device))
-    bboxes = letterbox_inverse(detections["bboxes"].float().cpu(), letterbox, original_sizes)
-    found = {
-        "bboxes": bboxes.numpy(),
-        "scores": detections["scores"].float().cpu().numpy(),
-        "labels": detections["labels"].cpu().numpy().astype(np.int64),
-    }
-    if "embeddings" in detections:
-        found["embeddings"] = detections["embeddings"].float().cpu().numpy()
-    return found
+
+    def __init__(
+        self,
+        backend: Backend,
+        spec: InferenceSpec | None = None,
+        score_threshold: float = 0.0,
+        nms_iou: float | None = None,
+        tracker: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.spec = spec or backend.spec or InferenceSpec()
+        fixed = backend.input_size
+        if fixed is not None and tuple(fixed) != (self.spec.input_size, self.spec.input_size):
+            raise ValueError(
+                f"The {backend.name} backend takes {fixed[0]}x{fixed[1]} inputs; the predictor letterboxes to "
+                f"{self.spec.input_size}x{self.spec.input_size} (export the model at that size)"
+            )
+        divisor = backend.size_divisor
+        if self.spec.input_size < divisor or self.spec.input_size % divisor:
+            raise ValueError(f"The input size must be a positive multiple of {divisor}, got {self.spec.input_size}")
+        self.score_threshold = float(score_threshold)
+        self.nms_iou = nms_iou
+        self.tracker_settings = dict(tracker or {})
+
+    @classmethod
+    def from_onnx(cls, path: Any, device: str | torch.device = "cpu", threads: int | None = None) -> Predictor:
+        """A predictor of an exported ONNX file, with the spec and settings its export stored."""
+        backend = OnnxRuntimeBackend(path, device, threads)
+        settings = backend.metadata.get("predictor") or {}
+        return cls(
+            backend,
+            backend.spec,
+            settings.get("score_threshold", 0.0),
+            settings.get("nms_iou"),
+            settings.get("tracker"),
+        )
+
+    @property
+    def num_detections(self) -> int:
+        return self.backend.num_detections
+
+    @property
+    def has_embeddings(self) -> bool:
+        return self.backend.has_embeddings
+
+    # ------------------------------------------------------------------------------ batches
+    def detect(self, inputs: Tensor) -> Detections:
+        """Detections of network inputs (what :meth:`prepare` gives), in input pixels."""
+        return self.finalize(self.backend(inputs))
+
+    def finalize(self, detections: Detections) -> Detections:
+        """The score threshold and the optional NMS: entries below or suppressed become padding."""
+        detections = threshold_detections(detections, self.score_threshold)
+        return apply_nms(detections, self.nms_iou) if self.nms_iou is not None else detections
+
+    def detect_batch(self, batch: Batch, outputs: Outputs | None = None) -> dict[str, Any]:
+        """Detections of a collated batch in ORIGINAL image pixels, with its ``image_ids`` and ``image_paths``.
+
+        ``outputs``: the network's raw outputs of ``batch["images"]`` when the caller has them
+        already (the evaluation steps compute them for the loss); they are decoded instead of
+        running the network again, unless test-time augmentation needs its own forwards.
+        """
+        use_outputs = outputs is not None and isinstance(self.backend, NetworkBackend) and self.backend.tta is None
+        raw = self.backend.decode(outputs) if use_outputs else self.backend(batch["images"])
+        detections = self.to_original_pixels(self.finalize(raw), batch["letterbox"], batch["original_sizes"])
+        return {**detections, "image_ids": batch["image_ids"], "image_paths": batch["image_paths"]}
+
+    @staticmethod
+    def to_original_pixels(detections: Detections, letterbox: Tensor, original_sizes: Tensor) -> Detections:
+        """``detections`` with boxes mapped from input pixels back to each original image and clipped
+        to it: the one place this is done. ``letterbox`` [B, 3], ``original_sizes`` [B, 2] (h, w)."""
+        bboxes = detections["bboxes"]
+        device = bboxes.device
+        mapped = letterbox_inverse(bboxes, letterbox.to(device), original_sizes.to(device))
+        return {**detections, "bboxes": mapped}
+
+    # ------------------------------------------------------------------------------ images
+    def prepare(self, images: Sequence[np.ndarray]) -> tuple[Tensor, Tensor, Tensor]:
+        """Letterboxed network inputs of uint8 HWC RGB images of any sizes, as validation makes them.
+
+        Returns ``(inputs, letterbox, original_sizes)``: float32 [B, 3, S, S] normalised (uint8
+        [B, S, S, 3] for a raw-input graph), float32 [B, 3] and int64 [B, 2].
+        """
+        canvases, letterbox, original_sizes = letterbox_images(images, self.spec.input_size, self.spec.pad_position)
+        pixels = torch.from_numpy(canvases)
+        return (pixels if self.backend.raw_input else normalize(pixels)), letterbox, original_sizes
+
+    def predict(self, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Detections of uint8 HWC RGB images of any sizes, in each image's own pixels.
+
+        Returns:
+            ``bboxes`` float32 [N, K, 4] XYXY original pixels, ``scores`` float32 [N, K] (descending,
+            0 for padding), ``labels`` int64 [N, K] (-1 for padding), and ``embeddings`` float32
+            [N, K, D] for a model with a re-ID head.
+        """
+        inputs, letterbox, original_sizes = self.prepare(images)
+        detections = self.to_original_pixels(self.detect(inputs), letterbox, original_sizes)
+        return {key: _numpy(value) for key, value in detections.items()}
+
+    def predict_source(
+        self, source: ImageSource, batch_size: int = 8
+    ) -> Iterator[tuple[list[Frame], dict[str, np.ndarray]]]:
+        """Run over a source in batches; yields each batch's frames with their detections ([len, K]).
+
+        Frames that could not be read (``image`` None) get padding rows, so results stay aligned with
+        the frames.
+        """
+        k = self.num_detections
+        dim = self.backend.embedding_dim
+        for frames in batched(iter(source), batch_size):
+            readable = [index for index, frame in enumerate(frames) if frame.image is not None]
+            results = empty_detections(len(frames), k, dim)
+            if readable:
+                found = self.predict([frames[index].image for index in readable])
+                width = min(k, found["scores"].shape[1])
+                for key, values in found.items():
+                    results[key][readable, :width] = values[:, :width]
+            yield frames, results
+
+    def __call__(self, source: Any, batch_size: int = 8, skip_bad_images: bool = False) -> dict[str, np.ndarray]:
+        """Detections of a whole source (see :func:`~centernet_lightning.inference.open_source`: an
+        image path, a folder, a glob, a video, a list of paths or of uint8 [H, W, 3] RGB arrays), in
+        each image's own pixels: the arrays of :meth:`predict`, N images in source order. An
+        unreadable file raises an error naming it, or with ``skip_bad_images`` gives a warning and
+        an all-padding row."""
+        parts = [results for _, results in self.predict_source(open_source(source, skip_bad_images), batch_size)]
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+    # ------------------------------------------------------------------------------ tracking
+    def build_tracker(self, **overrides: Any) -> Tracker:
+        """A fresh :class:`~centernet_lightning.tracking.Tracker` with the model's settings and
+        ``overrides`` (e.g. the sequence's ``frame_rate``); one tracker follows one video."""
+        try:
+            return Tracker(**{**self.tracker_settings, **overrides})
+        except TypeError as error:
+            raise ValueError(f"tracker settings: {error}") from None
 
 
-def detect_source(
-    detect: DetectFunction,
-    source: ImageSource,
-    spec: InferenceSpec,
-    device: torch.device | str,
-    batch_size: int,
-    k: int,
-) -> Iterator[tuple[list[Frame], dict[str, np.ndarray]]]:
-    """Run over a source in batches; yields each batch's frames with their detections ([len, K]).
-
-    Frames that could not be read (``image`` None) get padding rows, so results stay aligned with
-    the frames.
-    """
-    for frames in batched(iter(source), batch_size):
-        readable = [index for index, frame in enumerate(frames) if frame.image is not None]
-        results = empty_detections(len(frames), k)
-        if readable:
-            found = detect_images(detect, [frames[index].image for index in readable], spec, device)
-            width = min(k, found["scores"].shape[1])
-            if "embeddings" in found:
-                results["embeddings"] = np.zeros((len(frames), k, found["embeddings"].shape[-1]), np.float32)
-            for key, values in found.items():
-                results[key][readable, :width] = values[:, :width]
-        yield frames, results
+def _numpy(values: Tensor) -> np.ndarray:
+    values = values.detach().cpu()
+    return values.numpy() if not values.is_floating_point() else values.float().numpy()

@@ -1,53 +1,55 @@
-"""CenterNet models: backbones, necks, head types, the detector network and the LightningModules
-(``CenterNet`` for detection, ``FairMOT`` for detection + re-ID embeddings)."""
+"""The CenterNet network and its parts: backbones, necks, head types, the detector, its loss, and the
+detector with its decoding as one module (:class:`InferenceNetwork`). Nothing here knows about
+Lightning, data, inference sources, tracking or export files: the LightningModules that train these
+networks are in :mod:`centernet_lightning.tasks`."""
 
 from .backbones import BACKBONES, MobileNetBackbone, ResNetBackbone, TimmBackbone, build_backbone
-from .centernet import CenterNet, build_centernet, load_centernet
-from .detector import CenterNetDetector, build_detector
-from .fairmot import FairMOT, TrackingDetections
-from .heads import HEAD_TYPES, Box2DHead, Head, HeatmapHead, OffsetHead, SizeHead
+from .criterion import CenterNetLoss
+from .detector import AUX_OUTPUTS, CenterNetDetector, Outputs, build_detector, decode_outputs
+from .heads import BOX_HEADS, HEAD_TYPES, Box2DHead, Head, HeatmapHead, OffsetHead, ReIDHead, SizeHead
 from .hourglass import HourglassBackbone
+from .inference_network import InferenceNetwork
 from .info import format_info, model_info
 from .layers import DeformConvBNReLU
-from .module_parts import load_weights
 from .necks import NECKS, BiFPNNeck, FPNNeck, IDANeck, IdentityNeck, SimpleNeck, build_neck
 from .original_weights import load_original_weights
-from .reid import IdentityLoss, ReIDHead, UncertaintyWeighting, fairmot_embedding_scale
+from .reid import FairMOTLoss, IdentityLoss, UncertaintyWeighting, fairmot_embedding_scale
 
 __all__ = [
+    "AUX_OUTPUTS",
     "BACKBONES",
+    "BOX_HEADS",
     "HEAD_TYPES",
     "NECKS",
     "BiFPNNeck",
     "Box2DHead",
-    "CenterNet",
     "CenterNetDetector",
+    "CenterNetLoss",
     "DeformConvBNReLU",
     "FPNNeck",
-    "FairMOT",
+    "FairMOTLoss",
     "Head",
     "HeatmapHead",
     "HourglassBackbone",
     "IDANeck",
     "IdentityLoss",
     "IdentityNeck",
+    "InferenceNetwork",
     "MobileNetBackbone",
     "OffsetHead",
+    "Outputs",
     "ReIDHead",
     "ResNetBackbone",
     "SimpleNeck",
     "SizeHead",
     "TimmBackbone",
-    "TrackingDetections",
     "UncertaintyWeighting",
     "build_backbone",
-    "build_centernet",
-    "load_centernet",
     "build_detector",
     "build_neck",
+    "decode_outputs",
     "fairmot_embedding_scale",
     "format_info",
     "load_original_weights",
-    "load_weights",
     "model_info",
 ]

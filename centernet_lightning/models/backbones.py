@@ -9,7 +9,6 @@ per stack and exposes ``num_stacks``.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from ..checkpoint import read_checkpoint
+from ..weights import load_state_dict_file
 from .hourglass import HOURGLASS_NAMES, HourglassBackbone
 
 __all__ = [
@@ -29,8 +28,6 @@ __all__ = [
     "BACKBONES",
     "build_backbone",
 ]
-
-log = logging.getLogger(__name__)
 
 RESNET_NAMES = (
     "resnet18",
@@ -60,25 +57,8 @@ def _load_torchvision_model(name: str, pretrained: Pretrained) -> nn.Module:
             ) from error
     model = torchvision.models.get_model(name, weights=None)
     if pretrained:
-        _load_state_dict_file(model, pretrained, ignore_prefixes=("fc.", "classifier."))
+        load_state_dict_file(model, pretrained, ignore_prefixes=("fc.", "classifier."))
     return model
-
-
-def _load_state_dict_file(model: nn.Module, path: str | os.PathLike, ignore_prefixes: tuple[str, ...] = ()) -> None:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Pretrained weights file not found: {path}")
-    state_dict = read_checkpoint(path)
-    state_dict = state_dict.get("state_dict", state_dict)
-    try:
-        missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    except RuntimeError as error:  # tensors of another shape: weights of a different architecture
-        raise ValueError(f"{path} does not fit this backbone: {error}") from error
-    missing = [key for key in missing if not key.startswith(ignore_prefixes)]
-    if missing:
-        raise ValueError(f"{path} does not fit this backbone; missing keys: {missing[:8]}")
-    if unexpected:
-        log.warning("Ignored %d unexpected keys in %s, e.g. %s", len(unexpected), path, unexpected[:4])
 
 
 @torch.no_grad()

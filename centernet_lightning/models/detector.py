@@ -1,8 +1,8 @@
 """The CenterNet network as a plain ``nn.Module``: backbone -> neck -> named heads (one set per stack).
 
 It needs no Trainer: trace it, export it, or reuse it in another LightningModule (tracking adds a
-re-ID head to the same parts). Targets are encoded once per batch (``targets.encode_targets``) and
-every head computes its loss on them; decoding composes the heads' own decoders.
+re-ID head to the same parts). Its losses are :mod:`~centernet_lightning.models.criterion`'s;
+decoding composes the heads' own decoders (:func:`decode_outputs`).
 """
 
 from __future__ import annotations
@@ -13,16 +13,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..decode import finalize_detections
+from ..decode import apply_nms, finalize_detections, threshold_detections
 from ..structures import Detections
-from ..targets import CenterTargets
 from .backbones import build_backbone
-from .heads import Box2DHead, HeatmapHead, OffsetHead, SizeHead, build_heads
+from .heads import Box2DHead, HeatmapHead, OffsetHead, ReIDHead, SizeHead, build_heads
 from .necks import build_neck
 
-__all__ = ["CenterNetDetector", "build_detector", "decode_outputs", "Outputs"]
+__all__ = ["CenterNetDetector", "build_detector", "decode_outputs", "Outputs", "AUX_OUTPUTS", "DECODED_OUTPUTS"]
 
-Outputs = dict[str, Tensor]
+# The raw outputs of one forward: {head name: map}, and for a stacked model in training the earlier
+# stacks' dicts under AUX_OUTPUTS (earliest first), as DETR's ``aux_outputs``.
+Outputs = dict[str, Any]
+AUX_OUTPUTS = "aux_outputs"
+# The head outputs decoding reads (a re-ID head's embeddings are gathered at the peaks found).
+DECODED_OUTPUTS = ("heatmap", "box_2d", "size", "offset", "reid")
 
 FUSION_STRIDES = [4, 8, 16, 32]
 
@@ -38,19 +42,22 @@ class CenterNetDetector(nn.Module):
         heads: one ``{name: Head}`` dict per stack (see ``models/heads.py``).
 
     ``forward(images)`` with images float32 [B, 3, H, W] (normalised RGB, sides divisible by 32)
-    returns a dict of raw outputs on the grid of H/stride x W/stride cells:
+    returns one dict of raw outputs on the grid of H/stride x W/stride cells:
 
-    ===========  ================  ===========================================================
-    key          shape             meaning
-    ===========  ================  ===========================================================
-    ``heatmap``  [B, C, h, w]      class logits (sigmoid gives the peak probability)
-    ``box_2d``   [B, 4, h, w]      left/top/right/bottom distances from the cell centre, cells
-    ``size``     [B, 2, h, w]      box width and height, cells
-    ``offset``   [B, 2, h, w]      sub-cell centre offset (x, y), cells
-    ===========  ================  ===========================================================
+    ===============  ================  =======================================================
+    key              shape             meaning
+    ===============  ================  =======================================================
+    ``heatmap``      [B, C, h, w]      class logits (sigmoid gives the peak probability)
+    ``box_2d``       [B, 4, h, w]      left/top/right/bottom distances from the cell centre, cells
+    ``size``         [B, 2, h, w]      box width and height, cells
+    ``offset``       [B, 2, h, w]      sub-cell centre offset (x, y), cells
+    ``reid``         [B, D, h, w]      raw re-ID embeddings (FairMOT)
+    ``aux_outputs``  list of dicts     stacked models in training: the earlier stacks' outputs
+    ===============  ================  =======================================================
 
-    Only the configured heads appear. A stacked model in training mode returns a list with one
-    such dict per stack (intermediate supervision); in eval mode only the last stack's heads run.
+    Only the configured heads appear. The heads of the last stack give the top-level keys; a
+    stacked model (Hourglass-104) in training mode adds ``aux_outputs`` (intermediate
+    supervision), and in eval mode runs only the last stack's heads.
     """
 
     def __init__(self, backbone: nn.Module, neck: nn.Module, heads: Sequence[nn.ModuleDict]) -> None:
@@ -63,7 +70,7 @@ class CenterNetDetector(nn.Module):
         self.size_divisor: int = getattr(backbone, "size_divisor", 32)  # input sides must be multiples
         self.num_classes: int = self.heads[-1]["heatmap"].num_classes
 
-    def forward(self, images: Tensor) -> Outputs | list[Outputs]:
+    def forward(self, images: Tensor) -> Outputs:
         height, width = images.shape[-2:]
         if not torch.jit.is_tracing() and (height % self.size_divisor or width % self.size_divisor):
             raise ValueError(
@@ -80,32 +87,12 @@ class CenterNetDetector(nn.Module):
                 f"Input size {tuple(images.shape[-2:])} gives a {tuple(grid)} output grid, not 1/{self.stride} "
                 f"of it: image sides must be divisible by {self.size_divisor}"
             )
-        if not self.training or self.num_stacks == 1:
-            return {name: head(stacks[-1]) for name, head in self.heads[-1].items()}
-        return [{name: head(stack) for name, head in heads.items()} for heads, stack in zip(self.heads, stacks)]
-
-    def loss(self, outputs: Outputs | Sequence[Outputs], targets: CenterTargets) -> dict[str, Tensor]:
-        """Unweighted loss of every head and the weighted ``total``.
-
-        For stacked outputs each head's loss is averaged over the stacks, as the original
-        CenterNet does for Hourglass-104 (``loss / num_stacks`` per stack), and ``stack<i>``
-        holds the weighted total of stack i.
-        """
-        per_stack = [outputs] if isinstance(outputs, Mapping) else list(outputs)
-        heads = self.heads[-len(per_stack) :]
-        losses: dict[str, Tensor] = {}
-        totals = []
-        for index, (stack_heads, stack_outputs) in enumerate(zip(heads, per_stack)):
-            stack_total = 0.0
-            for name, head in stack_heads.items():
-                value = head.loss(stack_outputs[name], targets)
-                losses[name] = losses.get(name, 0.0) + value / len(per_stack)
-                stack_total = stack_total + head.weight * value
-            totals.append(stack_total)
-            if len(per_stack) > 1:
-                losses[f"stack{index}"] = stack_total
-        losses["total"] = sum(totals) / len(per_stack)
-        return losses
+        outputs = {name: head(stacks[-1]) for name, head in self.heads[-1].items()}
+        if self.training and self.num_stacks > 1:
+            outputs[AUX_OUTPUTS] = [
+                {name: head(stack) for name, head in heads.items()} for heads, stack in zip(self.heads, stacks[:-1])
+            ]
+        return outputs
 
     def decode(
         self,
@@ -115,7 +102,7 @@ class CenterNetDetector(nn.Module):
         nms_iou: float | None = None,
         logits: bool = True,
     ) -> Detections:
-        """Detections from one stack's outputs; see :func:`decode_outputs`."""
+        """Detections of the outputs (the last stack's); see :func:`decode_outputs`."""
         return decode_outputs(outputs, self.stride, num_detections, score_threshold, nms_iou, logits)
 
 
@@ -127,11 +114,14 @@ def decode_outputs(
     nms_iou: float | None = None,
     logits: bool = True,
 ) -> Detections:
-    """Detections (XYXY input pixels, K = ``num_detections`` per image) from one stack's outputs.
+    """Detections (XYXY input pixels, K = ``num_detections`` per image) of one stack's outputs.
 
     The heatmap gives the peaks; the box comes from ``box_2d``, or from ``size`` around the
-    ``offset``-refined centre (the cell centre without an offset head, as the original).
-    ``logits``: the heatmap holds logits (the raw outputs) rather than probabilities.
+    ``offset``-refined centre (the cell centre without an offset head, as the original); with a
+    ``reid`` output each detection gets its unit embedding (``embeddings`` [B, K, D]).
+    ``logits``: the heatmap holds logits (the raw outputs) rather than probabilities. Entries
+    under ``score_threshold``, scored 0 or suppressed by the optional class-wise NMS (``nms_iou``)
+    are padding. Plain tensor ops only (NMS aside), so that it exports.
     """
     peaks = HeatmapHead.decode(outputs["heatmap"], num_detections, logits=logits)
     if "box_2d" in outputs:
@@ -142,7 +132,11 @@ def decode_outputs(
         else:
             centers = torch.stack((peaks.xs, peaks.ys), dim=-1).to(torch.float32) + 0.5
         boxes = SizeHead.decode_boxes(outputs["size"], peaks, centers)
-    return finalize_detections(boxes * stride, peaks, score_threshold, nms_iou)
+    detections = finalize_detections(boxes * stride, peaks, score_threshold=0.0)
+    if "reid" in outputs:
+        detections["embeddings"] = ReIDHead.decode_embeddings(outputs["reid"], detections["indices"])
+    detections = threshold_detections(detections, score_threshold)
+    return apply_nms(detections, nms_iou) if nms_iou is not None else detections
 
 
 def _as_spec(spec: str | Mapping[str, Any] | None, kind: str) -> tuple[str, dict[str, Any]]:

@@ -31,7 +31,17 @@ from ..decode import Peaks, decode_ltrb, gather_cells, topk_peaks
 from ..losses import get_box_loss, get_heatmap_loss
 from ..targets import CenterTargets, box_target_indices
 
-__all__ = ["Head", "HeatmapHead", "Box2DHead", "SizeHead", "OffsetHead", "HEAD_TYPES", "BOX_HEADS", "build_heads"]
+__all__ = [
+    "Head",
+    "HeatmapHead",
+    "Box2DHead",
+    "SizeHead",
+    "OffsetHead",
+    "ReIDHead",
+    "HEAD_TYPES",
+    "BOX_HEADS",
+    "build_heads",
+]
 
 
 def _head_layers(in_channels: int, out_channels: int, width: int, depth: int) -> nn.Sequential:
@@ -234,6 +244,60 @@ class OffsetHead(Head):
         return cells + gather_cells(output.float(), peaks.indices)
 
 
+class ReIDHead(Head):
+    """Re-ID embeddings [B, dim, H, W] at every output cell (raw, not normalised).
+
+    As FairMOT's ``id`` head: ``depth`` x (3x3 conv + ReLU) and a 1x1 conv to ``dim`` channels,
+    all biases starting at 0 (the original ``fill_fc_weights``). ``dim`` is 64 by default; the
+    original code uses 128 (512 in its first release), and the paper finds low dimensions better
+    when re-ID data is scarce. ``weight`` is the identity loss's factor when the detection and
+    re-ID losses are summed with fixed weights.
+
+    The head has no loss of its own: the identity loss needs the identity classifier of
+    :class:`~centernet_lightning.models.reid.IdentityLoss`, which the FairMOT loss owns (it is
+    training-only and sized by the training set). Decoding gathers the output at the detections'
+    peak cells (:meth:`decode_embeddings`).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int = 64,
+        width: int = 256,
+        depth: int = 1,
+        loss: str = "cross_entropy",
+        weight: float = 1.0,
+        init_bias: float = 0.0,
+    ) -> None:
+        if dim < 1:
+            raise ValueError(f"heads.reid.dim must be >= 1, got {dim}")
+        if loss != "cross_entropy":
+            raise ValueError(f"Unknown re-ID loss {loss!r}; valid names: ['cross_entropy']")
+        self.out_channels = dim
+        super().__init__(in_channels, width, depth, loss, weight, init_bias)
+        for layer in self.layers:  # every conv bias at 0, the original's fill_fc_weights
+            if isinstance(layer, nn.Conv2d):
+                nn.init.zeros_(layer.bias)
+        self.dim = dim
+
+    def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
+        raise RuntimeError(
+            "The reid head's loss needs the identity classifier of IdentityLoss, which the FairMOT loss owns: "
+            "train a re-ID head with centernet_lightning.FairMOT, not CenterNet"
+        )
+
+    def merge_flipped(self, output: Tensor, mirrored_output: Tensor) -> Tensor:
+        """The un-mirrored embeddings [B, D, H, W] alone: an embedding describes one view of the
+        object, and the original FairMOT has no flip test to follow."""
+        return output
+
+    @staticmethod
+    def decode_embeddings(output: Tensor, indices: Tensor) -> Tensor:
+        """Unit-norm embeddings [B, K, D] (float32) at the flat cells ``indices`` [B, K], as FairMOT's
+        tracker normalises the ``id`` map and gathers it at the detections' peaks."""
+        return F.normalize(gather_cells(output.float(), indices), dim=-1)
+
+
 def _masked_l1(predicted: Tensor, target: Tensor, valid: Tensor) -> Tensor:
     """The original ``RegL1Loss``: sum |p - t| over valid objects / (number of valid values + 1e-4).
 
@@ -261,15 +325,12 @@ def _regression_loss(name: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     return REGRESSION_LOSSES[name]
 
 
-# reid.py subclasses Head (defined above), so its head is imported here, after the classes it needs.
-from .reid import ReIDHead  # noqa: E402
-
 HEAD_TYPES: dict[str, type[Head]] = {
     "heatmap": HeatmapHead,
     "box_2d": Box2DHead,
     "size": SizeHead,
     "offset": OffsetHead,
-    "reid": ReIDHead,  # FairMOT's re-ID embeddings (models/reid.py); trained by the FairMOT module
+    "reid": ReIDHead,  # FairMOT's re-ID embeddings; trained by the FairMOT loss (models/reid.py)
 }
 BOX_HEADS = ("box_2d", "size")  # a detector decodes its boxes from exactly one of these
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ..weights import load_state_dict_file
 from .layers import ConvBNReLU
 
 __all__ = ["Residual", "Hourglass", "HourglassBackbone", "HOURGLASS_NAMES"]
@@ -140,9 +141,7 @@ class HourglassBackbone(nn.Module):
         self.out_channels = [feature_width]
         self.strides = [4]
         if pretrained:
-            from .backbones import _load_state_dict_file
-
-            _load_state_dict_file(self, pretrained)
+            load_state_dict_file(self, pretrained)
 
     def forward(self, images: Tensor) -> list[Tensor]:
         x = self.stem(images)

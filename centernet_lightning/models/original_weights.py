@@ -29,7 +29,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from ..checkpoint import read_checkpoint
+from ..weights import read_state_dict
 
 __all__ = [
     "ORIGINAL_HEADS",
@@ -56,11 +56,7 @@ def read_original_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Original CenterNet weights not found: {path}")
-    content = read_checkpoint(path)
-    state_dict = content.get("state_dict", content)
-    if not isinstance(state_dict, Mapping) or not all(isinstance(v, Tensor) for v in state_dict.values()):
-        raise ValueError(f"{path} holds no state dict of tensors (found {type(state_dict).__name__})")
-    return {key.removeprefix("module."): tensor for key, tensor in state_dict.items()}
+    return read_state_dict(path)
 
 
 # ----------------------------------------------------------------------------- key mapping

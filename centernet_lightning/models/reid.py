@@ -1,4 +1,4 @@
-"""The re-ID head of FairMOT and the losses that train it.
+"""The losses that train FairMOT's re-ID head: the identity loss, the uncertainty weighting, FairMOT's loss.
 
 FairMOT (Zhang et al., "FairMOT: On the Fairness of Detection and Re-Identification in Multiple
 Object Tracking", IJCV 2021) adds one head to CenterNet: an embedding of ``dim`` channels at every
@@ -7,15 +7,17 @@ embeddings by cosine distance.
 
 Where each piece lives, and why:
 
-- :class:`ReIDHead` is part of the network (``models/heads.py`` registers it as ``reid``): it
-  computes the embedding map and is exported with the detector.
+- :class:`~centernet_lightning.models.heads.ReIDHead` is part of the network (``reid`` in
+  ``models/heads.py``): it computes the embedding map and is exported with the detector.
 - :class:`IdentityLoss` owns the identity classifier, a linear layer from the embedding to the
   identities of the training set. The classifier only exists to train the embeddings: its size
   depends on the training data, it is never used at inference and must not travel with an
-  exported or fine-tuned network, so it belongs to the training module (``FairMOT``), as it
-  belongs to ``MotLoss`` in the original code, not to the head.
+  exported or fine-tuned network, so it belongs to the loss, as it belongs to ``MotLoss`` in the
+  original code, not to the head.
 - :class:`UncertaintyWeighting` balances the detection and identity losses with two learnt
   log-variances (Kendall et al. 2018), FairMOT's default; a fixed weight is the alternative.
+- :class:`FairMOTLoss` is the detection loss (:class:`~centernet_lightning.models.criterion.CenterNetLoss`)
+  extended with these two: the detection heads' loop is the detector's own.
 """
 
 from __future__ import annotations
@@ -27,63 +29,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..decode import gather_cells
-from ..targets import CenterTargets
-from .heads import Head
+from ..structures import Batch
+from .criterion import CenterNetLoss
+from .detector import CenterNetDetector, Outputs
 
-__all__ = ["ReIDHead", "IdentityLoss", "UncertaintyWeighting", "fairmot_embedding_scale"]
+__all__ = ["IdentityLoss", "UncertaintyWeighting", "FairMOTLoss", "LOSS_WEIGHTINGS", "fairmot_embedding_scale"]
 
-
-class ReIDHead(Head):
-    """Re-ID embeddings [B, dim, H, W] at every output cell (raw, not normalised).
-
-    As FairMOT's ``id`` head: ``depth`` x (3x3 conv + ReLU) and a 1x1 conv to ``dim`` channels,
-    all biases starting at 0 (the original ``fill_fc_weights``). ``dim`` is 64 by default; the
-    original code uses 128 (512 in its first release), and the paper finds low dimensions better
-    when re-ID data is scarce. ``weight`` is the identity loss's factor when the detection and
-    re-ID losses are summed with fixed weights.
-
-    The head has no loss of its own: the identity loss needs the classifier of
-    :class:`IdentityLoss`, which the training module owns. Detection decoding and export ignore
-    the ``reid`` output; :meth:`decode_embeddings` gathers it at the detections' peak cells.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        dim: int = 64,
-        width: int = 256,
-        depth: int = 1,
-        loss: str = "cross_entropy",
-        weight: float = 1.0,
-        init_bias: float = 0.0,
-    ) -> None:
-        if dim < 1:
-            raise ValueError(f"heads.reid.dim must be >= 1, got {dim}")
-        if loss != "cross_entropy":
-            raise ValueError(f"Unknown re-ID loss {loss!r}; valid names: ['cross_entropy']")
-        self.out_channels = dim
-        super().__init__(in_channels, width, depth, loss, weight, init_bias)
-        for layer in self.layers:  # every conv bias at 0, the original's fill_fc_weights
-            if isinstance(layer, nn.Conv2d):
-                nn.init.zeros_(layer.bias)
-        self.dim = dim
-
-    def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
-        raise RuntimeError(
-            "The reid head's loss needs the identity classifier of IdentityLoss, which the training module owns: "
-            "train a re-ID head with centernet_lightning.models.FairMOT, not CenterNet"
-        )
-
-    def merge_flipped(self, output: Tensor, mirrored_output: Tensor) -> Tensor:
-        """The un-mirrored embeddings [B, D, H, W] alone: an embedding describes one view of the
-        object, and the original FairMOT has no flip test to follow."""
-        return output
-
-    @staticmethod
-    def decode_embeddings(output: Tensor, indices: Tensor) -> Tensor:
-        """Unit-norm embeddings [B, K, D] (float32) at the flat cells ``indices`` [B, K], as FairMOT's
-        tracker normalises the ``id`` map and gathers it at the detections' peaks."""
-        return F.normalize(gather_cells(output.float(), indices), dim=-1)
+LOSS_WEIGHTINGS = ("uncertainty", "fixed")
 
 
 def fairmot_embedding_scale(num_identities: int) -> float:
@@ -170,3 +122,70 @@ class UncertaintyWeighting(nn.Module):
     def forward(self, detection_loss: Tensor, identity_loss: Tensor) -> Tensor:
         weighted = torch.exp(-self.s_det) * detection_loss + torch.exp(-self.s_id) * identity_loss
         return 0.5 * (weighted + self.s_det + self.s_id)
+
+
+class FairMOTLoss(CenterNetLoss):
+    """FairMOT's loss: the detection heads' losses, the identity loss of the ``reid`` head, and their balance.
+
+    Args:
+        detector: a detector with a ``reid`` head.
+        num_identities, embedding_scale: of the :class:`IdentityLoss` (its classifier is trained here).
+        loss_weighting: ``uncertainty`` (FairMOT: :class:`UncertaintyWeighting` with learnt
+            ``s_det``, ``s_id``) or ``fixed`` (``detection + weight * reid``, the weight being the
+            ``reid`` head's).
+        heatmap_method, heatmap_parameter: as for :class:`CenterNetLoss`.
+
+    ``forward(outputs, batch)`` returns every head's unweighted loss, ``detection`` (the weighted sum
+    of the detection heads, FairMOT's ``det_loss``) and ``total`` (which can be negative with
+    uncertainty weighting: it holds ``(s_det + s_id) / 2``). The batch needs ``track_ids`` [B, N]
+    (-1: no identity). In eval mode (validation) only the detection losses are computed: another
+    split's identities are other people, numbered on their own, whom the training set's
+    classifier cannot name. For stacked outputs every loss is averaged over the stacks.
+    """
+
+    separate_heads = ("reid",)
+
+    def __init__(
+        self,
+        detector: CenterNetDetector,
+        num_identities: int,
+        embedding_scale: float | None = None,
+        loss_weighting: str = "uncertainty",
+        heatmap_method: str = "cornernet",
+        heatmap_parameter: float | None = None,
+    ) -> None:
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"Unknown loss_weighting {loss_weighting!r}; valid names: {list(LOSS_WEIGHTINGS)}")
+        if "reid" not in detector.heads[-1]:
+            raise ValueError(f"FairMOTLoss needs a detector with a reid head; it has {list(detector.heads[-1])}")
+        super().__init__(detector, heatmap_method, heatmap_parameter)
+        self.identity = IdentityLoss(detector.heads[-1]["reid"].dim, num_identities, embedding_scale)
+        self.uncertainty = UncertaintyWeighting() if loss_weighting == "uncertainty" else None
+        self.reid_weight = float(detector.heads[-1]["reid"].weight)
+
+    def no_weight_decay(self) -> list[nn.Parameter]:
+        """``s_det`` and ``s_id``: log-variances, not weights; weight decay would pull the learnt
+        balance towards s = 0 (FairMOT trains them with Adam and no decay)."""
+        return list(self.uncertainty.parameters()) if self.uncertainty is not None else []
+
+    def forward(self, outputs: Outputs, batch: Batch) -> dict[str, Tensor]:
+        if self.training and "track_ids" not in batch:
+            raise ValueError(
+                "FairMOT trains on batches with track_ids (identities of the objects); this batch has keys "
+                f"{sorted(batch)}: use a tracking dataset, or give every box an identity of its own"
+            )
+        stacks, targets = self.stacks_and_targets(outputs, batch)
+        losses, detection = self.head_losses(stacks, targets)
+        losses["detection"] = detection
+        if not self.training:
+            return losses
+        # Objects without a peak (padding, ignore regions, degenerate boxes) have no identity target.
+        track_ids = batch["track_ids"].masked_fill(~targets.valid, -1)
+        for stack in stacks:
+            value = self.identity(stack["reid"], targets.indices, track_ids)
+            losses["reid"] = losses.get("reid", 0.0) + value / len(stacks)
+        if self.uncertainty is not None:
+            losses["total"] = self.uncertainty(detection, losses["reid"])
+        else:
+            losses["total"] = detection + self.reid_weight * losses["reid"]
+        return losses

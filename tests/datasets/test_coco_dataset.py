@@ -85,18 +85,22 @@ def test_wrong_data_dir_explains_layout(tmp_path, coco_root):
         COCODataset(coco_root, "train")
 
 
-def test_boxes_outside_image_are_clipped_and_degenerate_dropped_with_one_log(coco_root, caplog):
+def test_boxes_outside_image_are_reported_once_and_clipped_by_the_transform(coco_root, caplog):
     def edit(data):
         data["annotations"][0]["bbox"] = [-4, 3, 20, 100]  # clipped to [0, 3, 16, 48]
         data["annotations"][1]["bbox"] = [70, 10, 5, 5]  # entirely right of the 64 px image
+        data["annotations"][2]["bbox"] = [10, 10, 0, 5]  # no width: no box at all
 
     edit_json(coco_root, edit)
     with caplog.at_level(logging.WARNING):
         dataset = COCODataset(coco_root, "train")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "clipped 1 boxes" in warnings[0] and "dropped 1 degenerate" in warnings[0]
-    np.testing.assert_allclose(dataset[0]["bboxes"], [[0, 3, 16, 48]])
+    assert "dropped 1 boxes that are no boxes" in warnings[0] and "2 boxes reach past their image" in warnings[0]
+    np.testing.assert_allclose(dataset[0]["bboxes"], [[-4, 3, 16, 103], [70, 10, 75, 15]])  # as annotated
+    # The one sanitise step: the transform clips to the image and drops what is left without area.
+    dataset.transforms = build_transforms(None, input_size=None, size_divisor=1)
+    np.testing.assert_allclose(dataset[0]["bboxes"].numpy(), [[0, 3, 16, 48]])
 
 
 def test_missing_image_raises_naming_file_or_is_skipped(coco_root, caplog):

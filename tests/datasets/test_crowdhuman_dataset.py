@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from centernet_lightning.datasets import CrowdHumanDataset
+from centernet_lightning.datasets import CrowdHumanDataset, build_transforms
 
 
 @pytest.fixture
@@ -34,12 +34,16 @@ def test_full_boxes_and_ignore_regions(crowdhuman_root):
     dataset = CrowdHumanDataset(crowdhuman_root, "val")
     assert dataset.class_names == ["person"] and dataset.num_classes == 1 and len(dataset) == 2
     sample = dataset[0]
-    # full box [-5, 10, 25, 70] clipped to the 80x60 image; the head-ignored person is a full-box target
+    # full box [-5, 10, 25, 70] as annotated; the head-ignored person is a full-box target
     targets, ignore = sample["bboxes"][~sample["ignore"]], sample["bboxes"][sample["ignore"]]
-    np.testing.assert_allclose(targets, [[0, 10, 25, 60], [0, 10, 25, 60]])
+    np.testing.assert_allclose(targets, [[-5, 10, 25, 70], [-5, 10, 25, 70]])
     assert sample["labels"].tolist() == [0, 0, 0, 0]
     np.testing.assert_allclose(ignore, [[40, 5, 50, 25], [60, 30, 75, 45]])
     assert dataset[1]["bboxes"].shape == (0, 4)
+    # The transform's sanitise step clips the full boxes to the 80x60 image.
+    dataset.transforms = build_transforms(None, input_size=None, size_divisor=1)
+    clipped = dataset[0]
+    np.testing.assert_allclose(clipped["bboxes"][~clipped["ignore"]].numpy(), [[0, 10, 25, 60], [0, 10, 25, 60]])
 
 
 def test_visible_and_head_boxes(crowdhuman_root):

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from centernet_lightning.datasets.common import DetectionDataset, ImageRecord, sanitize_boxes
+from centernet_lightning.datasets.common import DetectionDataset, ImageRecord
 from centernet_lightning.image_io import read_image, read_image_size
 
 
@@ -35,23 +35,9 @@ def test_read_image_missing_and_corrupt_name_the_file(tmp_path):
         read_image(tmp_path / "empty.png")
 
 
-def test_sanitize_boxes_clips_and_flags_degenerate():
-    boxes = np.array([[-5, 2, 30, 8], [10, 10, 10, 20], [25, 5, 40, 9], [np.nan, 0, 1, 1], [1, 1, 3, 3]])
-    clipped, keep = sanitize_boxes(boxes, np.full(5, 10.0), np.full(5, 20.0))
-    np.testing.assert_allclose(clipped[0], [0, 2, 20, 8])
-    np.testing.assert_allclose(clipped[4], [1, 1, 3, 3])
-    # zero width, entirely right of the image (clips to zero width), non-finite
-    assert keep.tolist() == [True, False, False, False, True]
-    assert clipped.dtype == np.float32
-
-
-def test_sanitize_boxes_unknown_size_only_clips_at_zero():
-    clipped, keep = sanitize_boxes(np.array([[-3, -1, 500, 400]]), np.inf, np.inf)
-    np.testing.assert_allclose(clipped, [[0, 0, 500, 400]])
-    assert keep.all()
-
-
-def test_base_dataset_logs_box_fixes_once(tmp_path, write_image, caplog):
+def test_base_dataset_reports_odd_boxes_once_and_drops_only_non_boxes(tmp_path, write_image, caplog):
+    """Readers report: a box past the image is counted and kept (the transform's sanitise step
+    clips it), a box with no area is dropped; one warning for the dataset, none per sample."""
     write_image(tmp_path / "a.png", np.zeros((10, 20, 3), dtype=np.uint8))
     records = [
         ImageRecord(
@@ -65,11 +51,12 @@ def test_base_dataset_logs_box_fixes_once(tmp_path, write_image, caplog):
     with caplog.at_level(logging.WARNING):
         dataset = DetectionDataset(records, ["a", "b", "c"], source="unit")
     messages = [r.getMessage() for r in caplog.records]
-    assert len(messages) == 1 and "clipped 1 boxes" in messages[0] and "dropped 1 degenerate" in messages[0]
+    assert len(messages) == 1 and "dropped 1 boxes that are no boxes" in messages[0]
+    assert "1 boxes reach past their image" in messages[0]
     caplog.clear()
     sample = dataset[0]
     assert not caplog.records  # nothing logged per sample
-    np.testing.assert_allclose(sample["bboxes"], [[0, 0, 5, 5], [0, 0, 4, 4]])
+    np.testing.assert_allclose(sample["bboxes"], [[-1, 0, 5, 5], [0, 0, 4, 4]])
     assert sample["labels"].tolist() == [0, 2]
     assert sample["letterbox"].tolist() == [1.0, 0.0, 0.0]
     assert dataset.num_classes == 3

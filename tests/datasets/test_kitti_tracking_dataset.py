@@ -57,7 +57,7 @@ def test_boxes_labels_and_ignore_regions(kitti_root):
     assert sample["labels"].tolist()[:2] == [0, 1]
     assert sample["ignore"].tolist() == [False, False, True] and sample["track_ids"].tolist() == [0, 1, -1]
     sample = dataset[1]
-    np.testing.assert_array_equal(sample["bboxes"], [[12, 5, 32, 35], [45, 20, 60, 30]])
+    np.testing.assert_array_equal(sample["bboxes"], [[12, 5, 32, 35], [45, 20, 70, 30]])  # as annotated
     assert sample["ignore"].tolist() == [False, True] and sample["track_ids"].tolist() == [0, -1]
     sample = dataset[2]
     np.testing.assert_array_equal(sample["bboxes"], [[2, 2, 6, 6]])

@@ -10,10 +10,10 @@ import pytest
 
 from centernet_lightning.datasets import collate_detection
 from centernet_lightning.datasets.mot import MOTDataset, read_mot_gt
+from centernet_lightning.datasets.mot_io import read_mot_txt, write_mot_txt
 from centernet_lightning.datasets.tracking import FrameRecord, frames_by_sequence
 from centernet_lightning.datasets.transforms import build_transforms
 from centernet_lightning.eval.mot import evaluate_mot
-from centernet_lightning.eval.mot_io import read_mot_txt, write_mot_txt
 
 HEIGHT, WIDTH = 40, 60
 # SEQ-A, 3 frames (frame 3 has no rows). Columns: frame,id,left,top,width,height,conf,class,visibility.
@@ -21,8 +21,8 @@ HEIGHT, WIDTH = 40, 60
 SEQ_A_GT = [
     "1,1,10,5,20,30,1,1,1.0",  # pedestrian id 1 -> XYXY [9, 4, 29, 34]
     "2,1,12.5,5,20,30,1,1,0.5",  # ... frame 2 -> [11.5, 4, 31.5, 34]
-    "1,9,-4,0,10,10,1,1,0.8",  # pedestrian id 9, past the left border -> [-5, -1, 5, 9] clipped to [0, 0, 5, 9]
-    "2,9,40,20,30,30,1,1,0.1",  # id 9 hardly visible -> [39, 19, 69, 49] clipped to [39, 19, 60, 40]
+    "1,9,-4,0,10,10,1,1,0.8",  # pedestrian id 9, past the left border -> [-5, -1, 5, 9]
+    "2,9,40,20,30,30,1,1,0.1",  # id 9 hardly visible -> [39, 19, 69, 49], past the 60x40 frame
     "1,3,30,10,5,5,0,1,1.0",  # pedestrian with the consider flag 0: dropped
     "2,4,0,0,8,8,0,7,1.0",  # static person (distractor, flag 0 as in MOT17): ignore region [0, 0, 7, 7]
     "1,5,50,30,5,5,0,3,1.0",  # car: dropped
@@ -75,15 +75,15 @@ def test_boxes_filters_and_ignore_regions(mot_root):
     dataset = MOTDataset(mot_root, "train")
     assert len(dataset) == 5 and dataset.class_names == ["pedestrian"] and dataset.num_classes == 1
     boxes, ids, ignore_boxes, ignore_ids = split_objects(dataset[0])
-    np.testing.assert_array_equal(boxes, [[9, 4, 29, 34], [0, 0, 5, 9]])
+    np.testing.assert_array_equal(boxes, [[9, 4, 29, 34], [-5, -1, 5, 9]])  # as annotated
     assert boxes.dtype == np.float32 and ids.tolist() == [0, 1]  # raw ids 1, 9 -> 0, 1
     np.testing.assert_array_equal(ignore_boxes, [[0, 0, 4, 4]])
     assert ignore_ids.tolist() == [-1]
     assert dataset[0]["labels"].tolist() == [0, 0, 0]
     boxes, ids, ignore_boxes, _ = split_objects(dataset[1])
-    np.testing.assert_array_equal(boxes, [[11.5, 4, 31.5, 34], [39, 19, 60, 40]])
+    np.testing.assert_array_equal(boxes, [[11.5, 4, 31.5, 34], [39, 19, 69, 49]])
     assert ids.tolist() == [0, 1]
-    np.testing.assert_array_equal(ignore_boxes, [[0, 0, 7, 7]])
+    np.testing.assert_array_equal(ignore_boxes, [[-1, -1, 7, 7]])
 
 
 def test_identities_unique_across_sequences(mot_root):
@@ -148,7 +148,7 @@ def test_min_visibility_makes_hidden_targets_ignore_regions(mot_root):
     sample = MOTDataset(mot_root, "train", min_visibility=0.25)[1]
     boxes, ids, ignore_boxes, ignore_ids = split_objects(sample)
     np.testing.assert_array_equal(boxes, [[11.5, 4, 31.5, 34]])
-    np.testing.assert_array_equal(ignore_boxes, [[39, 19, 60, 40], [0, 0, 7, 7]])
+    np.testing.assert_array_equal(ignore_boxes, [[39, 19, 69, 49], [-1, -1, 7, 7]])
     assert ids.tolist() == [0] and ignore_ids.tolist() == [-1, -1]
     at_threshold = MOTDataset(mot_root, "train", min_visibility=0.5)[1]
     assert at_threshold["track_ids"][~at_threshold["ignore"]].tolist() == [0]  # visibility 0.5 >= 0.5: a target

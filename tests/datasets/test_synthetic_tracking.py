@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from centernet_lightning.datasets.mot import MOTDataset, read_mot_gt
+from centernet_lightning.datasets.mot_io import read_mot_txt
 from centernet_lightning.datasets.synthetic_tracking import _render_sequence, generate_tracking_sequences
-from centernet_lightning.eval.mot_io import read_mot_txt
 
 
 def all_files(root):

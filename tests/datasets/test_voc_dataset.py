@@ -41,13 +41,13 @@ def test_annotation_tool_quirks(tmp_path, write_image, make_voc_xml):
     dataset = VOCDataset(root, None, name_to_label={"cat": 0, "dog": 1})
     assert [dataset[i]["image_path"].split("/")[-1] for i in range(2)] == ["a.png", "b.png"]
     sample = dataset[1]
-    np.testing.assert_allclose(sample["bboxes"][~sample["ignore"]], [[0.5, 1.25, 10.5, 12.0], [2, 3, 40, 25]])
+    np.testing.assert_allclose(sample["bboxes"][~sample["ignore"]], [[0.5, 1.25, 10.5, 12.0], [2, 3, 50, 25]])
     assert sample["labels"][~sample["ignore"]].tolist() == [1, 0]
-    np.testing.assert_allclose(sample["bboxes"][sample["ignore"]], [[4, 4, 40, 9]])
+    np.testing.assert_allclose(sample["bboxes"][sample["ignore"]], [[4, 4, 60, 9]])
     assert dataset[0]["bboxes"].shape == (0, 4)
 
 
-def test_missing_size_is_read_from_image_for_clipping(tmp_path, write_image, make_voc_xml):
+def test_missing_size_is_read_from_the_image(tmp_path, write_image, make_voc_xml, caplog):
     root = tmp_path / "voc"
     (root / "Annotations").mkdir(parents=True)
     write_image(root / "JPEGImages" / "x.png", np.zeros((30, 40, 3), dtype=np.uint8))
@@ -56,7 +56,8 @@ def test_missing_size_is_read_from_image_for_clipping(tmp_path, write_image, mak
     )
     dataset = VOCDataset(root, None, name_to_label=["cat"])
     assert dataset.records[0].size == (30, 40)
-    np.testing.assert_allclose(dataset.records[0].bboxes, [[0, 0, 40, 30]])
+    assert "1 boxes reach past their image" in caplog.text  # reported against the size read from the image
+    np.testing.assert_allclose(dataset.records[0].bboxes, [[0, 0, 99, 99]])
 
 
 def test_malformed_xml_names_file_and_line(voc_root):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from centernet_lightning.datasets import YOLODataset
+from centernet_lightning.datasets import YOLODataset, build_transforms
 
 
 def test_reads_normalised_boxes_as_pixels(yolo_root, scene, classes):
@@ -37,12 +37,14 @@ def test_class_out_of_range_is_an_error(yolo_root):
         YOLODataset(yolo_root, "train", ["cat", "dog", "bird"])
 
 
-def test_out_of_image_boxes_clipped_once(yolo_root, caplog):
+def test_out_of_image_boxes_reported_once_and_clipped_by_the_transform(yolo_root, caplog):
     # centre at the right edge, half the box outside; and a zero-width box
     (yolo_root / "labels" / "train" / "img0.txt").write_text("0 1.0 0.5 0.5 0.5\n1 0.5 0.5 0.0 0.2\n")
     dataset = YOLODataset(yolo_root, "train", ["cat", "dog", "bird"])
-    assert "clipped 1 boxes" in caplog.text and "dropped 1 degenerate" in caplog.text
-    np.testing.assert_allclose(dataset[0]["bboxes"], [[48, 12, 64, 36]], atol=1e-4)
+    assert "dropped 1 boxes that are no boxes" in caplog.text and "1 boxes reach past their image" in caplog.text
+    np.testing.assert_allclose(dataset[0]["bboxes"], [[48, 12, 80, 36]], atol=1e-4)  # as annotated
+    dataset.transforms = build_transforms(None, input_size=None, size_divisor=1)
+    np.testing.assert_allclose(dataset[0]["bboxes"].numpy(), [[48, 12, 64, 36]], atol=1e-4)
 
 
 def test_wrong_layout_error(tmp_path):

@@ -16,10 +16,12 @@ import pytest
 import torch
 from rich.console import Console
 
-from centernet_lightning.checkpoint import save_checkpoint
-from centernet_lightning.deploy import BACKENDS, BenchmarkRow, benchmark_detector, benchmark_main, benchmark_table
-from centernet_lightning.deploy.benchmark import COLUMNS, measure_matmul_peak, parse_backends
-from centernet_lightning.models import CenterNet, model_info
+from centernet_lightning.cli.benchmark import benchmark_main
+from centernet_lightning.deploy import BenchmarkRow, benchmark_detector, benchmark_table, parse_backends
+from centernet_lightning.deploy.benchmark import COLUMNS, measure_matmul_peak
+from centernet_lightning.inference import BACKENDS
+from centernet_lightning.models import model_info
+from centernet_lightning.tasks import CenterNet, save_checkpoint
 
 SIZE = 64
 PEAK = 100.0  # GFLOP/s given, so that the peak share is known exactly
@@ -141,7 +143,7 @@ def test_a_backend_that_cannot_run_gives_a_row_with_the_reason(model: CenterNet,
     monkeypatch.setattr(torch, "compile", failing_compile)
     rows = benchmark_detector(model, SIZE, [1], "onnxruntime,compile,eager", warmup=0, iterations=2, matmul_peak=PEAK)
     assert [row.backend for row in rows] == ["onnxruntime", "compile", "eager"]
-    assert rows[0].error == "RuntimeError: onnxruntime is not installed (pip install centernet-lightning[export])"
+    assert rows[0].error == "ImportError: onnxruntime is not installed (pip install 'centernet-lightning[export]')"
     assert rows[1].error == "RuntimeError: Inductor could not build a kernel"
     assert rows[0].p50_ms is None and rows[1].images_per_s is None
     assert rows[2].error is None and rows[2].p50_ms > 0
@@ -195,8 +197,8 @@ def test_command_in_its_own_process_on_a_config(tmp_path: Path) -> None:
         "model:\n  backbone: {name: resnet18, pretrained: true}\n"
         "  neck: {name: simple, upsample_channels: [32, 32, 32]}\n  head_width: 16\n"
     )
-    # `centernet benchmark` in a process of its own (the module has no __main__: the package imports it).
-    program = "import sys; from centernet_lightning.deploy import benchmark_main; benchmark_main(sys.argv[1:])"
+    # `centernet benchmark` in a process of its own.
+    program = "import sys; from centernet_lightning.cli.benchmark import benchmark_main; benchmark_main(sys.argv[1:])"
     command = [sys.executable, "-c", program, "--config", str(config)]
     options = ["--imgsz", str(SIZE), "--batch", "1", "--backend", "eager", "--warmup", "0", "--iterations", "2"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}  # a shared machine

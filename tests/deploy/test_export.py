@@ -21,20 +21,16 @@ pytest.importorskip("onnxscript")
 onnx = pytest.importorskip("onnx")
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:FutureWarning")
 
-from centernet_lightning.checkpoint import save_checkpoint  # noqa: E402
 from centernet_lightning.cli import main  # noqa: E402
+from centernet_lightning.cli.export import export_main  # noqa: E402
 from centernet_lightning.datasets.transforms import build_transforms  # noqa: E402
-from centernet_lightning.deploy import (  # noqa: E402
-    ExportModule,
-    OnnxDetector,
-    export_main,
-    export_onnx,
-    export_torchscript,
-)
+from centernet_lightning.deploy import export_onnx, export_torchscript  # noqa: E402
 from centernet_lightning.deploy.export import FORBIDDEN_ONNX_OPS  # noqa: E402
-from centernet_lightning.models import CenterNet, DeformConvBNReLU  # noqa: E402
+from centernet_lightning.inference import OnnxRuntimeBackend, Predictor  # noqa: E402
+from centernet_lightning.models import DeformConvBNReLU, InferenceNetwork  # noqa: E402
 from centernet_lightning.models.detector import decode_outputs  # noqa: E402
 from centernet_lightning.structures import letterbox_inverse  # noqa: E402
+from centernet_lightning.tasks import CenterNet, FairMOT, save_checkpoint  # noqa: E402
 
 SIZE = 128
 MAX_DET = 30
@@ -116,6 +112,11 @@ def pytorch_detections(model: CenterNet, images: torch.Tensor) -> dict[str, np.n
     return {key: detections[key].numpy() for key in ("bboxes", "scores", "labels")}
 
 
+def run(backend: OnnxRuntimeBackend, images) -> dict[str, np.ndarray]:
+    """The backend's detections as numpy arrays."""
+    return {key: value.numpy() for key, value in backend(images).items()}
+
+
 def assert_same_detections(actual: dict, expected: dict, box_tol: float = BOX_TOL) -> None:
     """Scores within 1e-4 position by position; every expected detection found with its label, score
     and box. Peaks whose scores differ by less than the tolerance may swap places, and those at the
@@ -158,24 +159,26 @@ def test_onnx_runtime_matches_pytorch(tmp_path: Path, kind: str, options: dict) 
     assert opset == {"ltrb": 17, "size_offset": 18}.get(kind, 19)
     assert ("DeformConv" in op_types) == kind.endswith("dcn")
 
-    detector = OnnxDetector(path, providers=["CPUExecutionProvider"])
+    detector = OnnxRuntimeBackend(path)
     assert detector.input_size == (SIZE, SIZE) and not detector.raw_input and detector.num_detections == MAX_DET
     assert detector.batch == (None if options.get("dynamic") else options.get("batch", 1))
     images = normalised([drawn_picture(seed) for seed in range(3)])  # 3 images: chunked and padded at batch 1, 2
-    actual = detector(images)
+    actual = run(detector, images)
     assert actual["bboxes"].shape == (3, MAX_DET, 4) and actual["labels"].dtype == np.int64
     assert_same_detections(actual, pytorch_detections(model, images))
     if options.get("dynamic"):
-        assert_same_detections(detector(images[:1]), pytorch_detections(model, images[:1]))
+        assert_same_detections(run(detector, images[:1]), pytorch_detections(model, images[:1]))
 
 
-def test_raw_input_graph_normalises_in_the_graph_and_detect_images_maps_back(tmp_path: Path) -> None:
+def test_raw_input_graph_normalises_in_the_graph_and_the_predictor_maps_back(tmp_path: Path) -> None:
     model = tiny_model("size_offset", class_names=["a", "b", "c"])
+    model.inference_spec.input_size = SIZE
     path = export_onnx(model, tmp_path / "raw.onnx", imgsz=SIZE, max_det=MAX_DET, raw_input=True, dynamic=True)
-    detector = OnnxDetector(path)
+    detector = OnnxRuntimeBackend(path)
     assert detector.raw_input and detector.metadata["raw_input"]
+    assert detector.spec.class_names == ["a", "b", "c"] and detector.spec.input_size == SIZE
     pictures = [drawn_picture(seed) for seed in range(2)]
-    assert_same_detections(detector(np.stack(pictures)), pytorch_detections(model, normalised(pictures)))
+    assert_same_detections(run(detector, np.stack(pictures)), pytorch_detections(model, normalised(pictures)))
     with pytest.raises(ValueError, match="uint8"):
         detector(normalised(pictures))
 
@@ -188,21 +191,22 @@ def test_raw_input_graph_normalises_in_the_graph_and_detect_images_maps_back(tmp
     sizes = torch.tensor([p.shape[:2] for p in originals])
     expected["bboxes"] = letterbox_inverse(torch.from_numpy(expected["bboxes"]), letterboxes, sizes).numpy()
     scale = float(letterboxes[:, 0].min())
-    assert_same_detections(detector.detect_images(originals), expected, box_tol=BOX_TOL / scale)
+    predicted = Predictor.from_onnx(path).predict(originals)  # uint8 letterboxed pixels into the graph
+    assert_same_detections(predicted, expected, box_tol=BOX_TOL / scale)
 
 
 def test_no_decode_exports_the_raw_maps(tmp_path: Path) -> None:
     model = tiny_model("ltrb")
     path = export_onnx(model, tmp_path / "maps.onnx", imgsz=SIZE, decode=False, max_det=MAX_DET)
     images = normalised([drawn_picture(0)])
-    detector = OnnxDetector(path)
+    detector = OnnxRuntimeBackend(path)
     assert detector.output_names == ["heatmap", "box_2d"]
     maps = dict(zip(detector.output_names, detector.session.run(None, {"images": images.numpy()})))
     with torch.no_grad():
         outputs = model.detector(images)
     for name, value in maps.items():
         np.testing.assert_allclose(value, outputs[name].numpy(), rtol=0, atol=1e-4)
-    assert_same_detections(detector(images), pytorch_detections(model, images))  # decoded in numpy's stead
+    assert_same_detections(run(detector, images), pytorch_detections(model, images))  # decoded after the graph
 
 
 def test_half_graph_keeps_float32_input_and_outputs(tmp_path: Path) -> None:
@@ -212,7 +216,7 @@ def test_half_graph_keeps_float32_input_and_outputs(tmp_path: Path) -> None:
     weights = [t for t in proto.graph.initializer if t.name.endswith("conv.weight")]
     assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
     images = normalised([drawn_picture(0)])
-    actual = OnnxDetector(path)(images)  # ONNX Runtime's CPU provider has float16 Conv and DeformConv
+    actual = run(OnnxRuntimeBackend(path), images)  # ONNX Runtime's CPU provider has float16 Conv and DeformConv
     expected = pytorch_detections(model, images)
     assert actual["scores"].dtype == np.float32
     np.testing.assert_allclose(actual["scores"], expected["scores"], rtol=0, atol=1e-2)  # float16: ~4e-3 seen
@@ -231,10 +235,10 @@ def test_torchscript_trace_matches_pytorch_with_a_free_batch(tmp_path: Path) -> 
     assert_same_detections(actual, pytorch_detections(model, images))
 
 
-def test_export_module_takes_uint8_like_the_val_transform() -> None:
+def test_inference_network_takes_uint8_like_the_val_transform() -> None:
     model = tiny_model("ltrb")
     pictures = [drawn_picture(seed) for seed in range(2)]
-    module = ExportModule(model.detector, max_det=MAX_DET, raw_input=True).eval()
+    module = InferenceNetwork(model.detector, num_detections=MAX_DET, raw_input=True).eval()
     with torch.no_grad():
         boxes, scores, labels = module(torch.from_numpy(np.stack(pictures)))
     expected = pytorch_detections(model, normalised(pictures))
@@ -252,9 +256,10 @@ def test_export_command_writes_a_new_file_and_never_overwrites(tmp_path: Path, c
     output = tmp_path / "best.onnx"
     printed = capsys.readouterr().out
     assert str(output) in printed and "boxes" in printed and "labels" in printed and "batch" in printed
-    detector = OnnxDetector(output)
-    assert detector.class_names == ["cat", "dog"] and detector.num_detections == 12 and detector.batch is None
+    detector = OnnxRuntimeBackend(output)
+    assert detector.spec.class_names == ["cat", "dog"] and detector.num_detections == 12 and detector.batch is None
     assert detector(np.zeros((2, 3, 64, 64), np.float32))["scores"].shape == (2, 12)
+    assert detector.metadata["predictor"] == {"score_threshold": 0.0, "nms_iou": None, "tracker": None}
 
     written = output.read_bytes()
     with pytest.raises(SystemExit, match="exists"):
@@ -265,6 +270,23 @@ def test_export_command_writes_a_new_file_and_never_overwrites(tmp_path: Path, c
     assert "heatmap" in capsys.readouterr().out  # through the `centernet` command
     assert torch.jit.load(str(tmp_path / "best.torchscript"))(torch.zeros(1, 3, 64, 64))[0].shape == (1, 2, 16, 16)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt", "best.onnx", "best.torchscript"]  # no temp files
+
+
+def test_a_fairmot_export_outputs_the_embeddings_and_its_tracker_settings(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    tracker = {"high_thresh": 0.3, "low_thresh": 0.05}
+    model = FairMOT(5, backbone="resnet18", neck=NECK, head_width=8, reid_dim=6, num_detections=10, tracker=tracker)
+    model.eval()
+    path = export_onnx(model, tmp_path / "fairmot.onnx", imgsz=64, dynamic=True, max_det=10)
+    predictor = Predictor.from_onnx(path)
+    assert predictor.backend.output_names == ["boxes", "scores", "labels", "embeddings"]
+    assert predictor.has_embeddings and predictor.backend.embedding_dim == 6
+    assert predictor.build_tracker().high_thresh == 0.3  # the checkpoint's tracker settings travel
+    images = torch.randn(2, 3, 64, 64)
+    found = predictor.detect(images)
+    expected = model.detect(images)
+    np.testing.assert_allclose(found["scores"].numpy(), expected["scores"].numpy(), rtol=0, atol=SCORE_TOL)
+    np.testing.assert_allclose(found["embeddings"].numpy()[:, 0], expected["embeddings"].numpy()[:, 0], atol=1e-4)
 
 
 def test_export_refuses_what_cannot_work(tmp_path: Path) -> None:

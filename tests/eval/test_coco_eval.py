@@ -129,8 +129,8 @@ def image_ids_of(gt: dict) -> list[int]:
 
 
 def test_public_api() -> None:
-    coco_names = {"BACKENDS", "COCOEvaluation", "METRIC_NAMES", "COCOEvaluator", "build_coco_gt", "format_table"}
-    mot_names = {"MOTEvaluation", "MOTEvaluator", "evaluate_mot", "evaluate_tracks", "read_mot_txt", "write_mot_txt"}
+    coco_names = {"BACKENDS", "METRIC_NAMES", "COCOEvaluator", "build_coco_gt", "coco_ground_truth", "format_table"}
+    mot_names = {"MOTEvaluator", "evaluate_mot", "evaluate_mot_sequences", "evaluate_tracks"}
     assert coco_names | mot_names <= set(eval_api.__all__)
     for name in eval_api.__all__:
         assert hasattr(eval_api, name)

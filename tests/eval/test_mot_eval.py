@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 import torch
 
+from centernet_lightning.datasets.mot_io import read_mot_txt, write_mot_txt
 from centernet_lightning.eval.mot import (
     MOT_METRIC_NAMES,
     MOTEvaluator,
@@ -40,7 +41,6 @@ from centernet_lightning.eval.mot import (
     evaluate_mot_sequences,
     evaluate_tracks,
 )
-from centernet_lightning.eval.mot_io import read_mot_txt, write_mot_txt
 
 motmetrics = pytest.importorskip("motmetrics")
 TUD_DIR = Path(motmetrics.__file__).parent / "data"

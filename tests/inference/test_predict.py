@@ -1,5 +1,5 @@
-"""Inference on whole images and videos: `inference_detection2d`, `centernet predict --source`,
-and the agreement of validation, Python, the command and the ONNX Runtime detector."""
+"""Inference on whole images and videos: the predictor, `inference_detection2d`, `centernet predict
+--source`, and the agreement of validation, Python, the command and every backend."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from centernet_lightning.checkpoint import read_checkpoint, save_checkpoint
 from centernet_lightning.datasets import InferenceDataset, build_transforms, collate_detection
-from centernet_lightning.inference import InferenceSpec, open_source
-from centernet_lightning.inference.outputs import new_run_dir
-from centernet_lightning.models.centernet import CenterNet, load_centernet
+from centernet_lightning.deploy import build_backend, load_predictor
+from centernet_lightning.inference import Predictor, new_run_dir, open_source
+from centernet_lightning.structures import InferenceSpec
+from centernet_lightning.tasks import CenterNet, load_model, save_checkpoint
+from centernet_lightning.weights import read_checkpoint
 
 SIZE = 128
 CATEGORY_IDS = [5, 9, 2]
@@ -86,7 +87,7 @@ def test_checkpoint_keeps_the_inference_spec(checkpoint: Path):
     stored = read_checkpoint(checkpoint)["inference"]
     assert stored["input_size"] == SIZE and stored["category_ids"] == CATEGORY_IDS
     assert stored["class_names"] == CLASS_NAMES and stored["pad_position"] == "center"
-    loaded = load_centernet(checkpoint)
+    loaded = load_model(checkpoint)
     assert loaded.inference_spec == InferenceSpec(input_size=SIZE, class_names=CLASS_NAMES, category_ids=CATEGORY_IDS)
     assert not loaded.training
 
@@ -141,7 +142,7 @@ def test_inference_detection2d_on_arrays_folder_and_skipped_files(folder: Path):
 def test_tta_setting_drives_validation_and_inference(folder: Path):
     """`model.tta` (config / `--tta`) changes the detections of the evaluation steps and of
     inference; a mirror-symmetric image gives mirror-symmetric boxes under the flip test."""
-    from centernet_lightning.tta import detect_with_tta, parse_tta
+    from centernet_lightning.inference.tta import detect_with_tta, parse_tta
 
     plain, flipped = tiny_model(), tiny_model()
     flipped.tta = parse_tta("flip")
@@ -162,10 +163,12 @@ def test_tta_setting_drives_validation_and_inference(folder: Path):
         mask=torch.zeros(3, 0, dtype=torch.bool),
     )
     with torch.no_grad():
-        evaluated = flipped.validation_step(batch, 0)
+        evaluated = flipped.validation_step(batch, 0)  # original pixels
         expected = detect_with_tta(flipped.detector, batch["images"], parse_tta("flip"), num_detections=20)
         unaugmented = plain.validation_step(batch, 0)
     torch.testing.assert_close(evaluated["scores"], expected["scores"])
+    original = Predictor.to_original_pixels(expected, batch["letterbox"], batch["original_sizes"])
+    torch.testing.assert_close(evaluated["bboxes"], original["bboxes"])
     assert not torch.allclose(evaluated["scores"], unaugmented["scores"])
     with pytest.raises(ValueError, match="bogus"):
         CenterNet(num_classes=3, tta="bogus")
@@ -201,7 +204,7 @@ def test_predict_command_on_a_folder_with_a_corrupt_file(checkpoint: Path, folde
     # The JSON holds what inference_detection2d finds, with the dataset's category ids.
     entries = json.loads((run / "predictions.json").read_text())
     paths = sorted(p for p in folder.iterdir() if p.suffix == ".png")
-    expected = load_centernet(checkpoint).inference_detection2d([str(p) for p in paths], num_detections=20)
+    expected = load_model(checkpoint).inference_detection2d([str(p) for p in paths], num_detections=20)
     for image_id, path in enumerate(paths, start=1):  # image ids are positions in the source: broken.jpg is 0
         mine = [e for e in entries if e["image_id"] == image_id]
         assert {e["file_name"] for e in mine} == {str(path)}
@@ -247,19 +250,16 @@ def test_predict_command_errors_name_the_source(checkpoint: Path, tmp_path: Path
 
 
 @pytest.mark.parametrize("backend", ["channels_last", "onnxruntime"])
-def test_fast_backends_give_the_eager_detections(backend: str, folder: Path, tmp_path: Path):
-    """`--backend` changes the speed, not the boxes (the ONNX graph decodes inside; parity tolerances
-    of the export tests)."""
+def test_fast_backends_give_the_eager_detections(backend: str, folder: Path):
+    """The backend changes the speed, not the boxes (the ONNX graph decodes inside; parity
+    tolerances of the export tests)."""
     if backend == "onnxruntime":
         pytest.importorskip("onnxruntime")
-    from centernet_lightning.inference.command import _detect_function
-    from centernet_lightning.inference.predictor import detect_images
-
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.glob("*.png"))]
     model = tiny_model()
-    spec = model.inference_spec
-    eager = detect_images(_detect_function(tiny_model(), "eager", 20, None, SIZE, tmp_path), images, spec)
-    fast = detect_images(_detect_function(model, backend, 20, None, SIZE, tmp_path), images, spec)
+    eager = model.predictor().predict(images)
+    fast_backend = build_backend(backend, model.detector, "cpu", 20, SIZE)
+    fast = Predictor(fast_backend, model.inference_spec).predict(images)
     # Random weights give near-equal scores (~0.10) whose order, and even which of two neighbouring
     # cells is the 3x3 peak, float rounding may change: match entry by entry, and ask for nearly all.
     matched = total = 0
@@ -273,5 +273,33 @@ def test_fast_backends_give_the_eager_detections(backend: str, folder: Path, tmp
             matched, total = matched + bool(close.any()), total + 1
     assert matched >= 0.8 * total, f"{matched} of {total} detections agree"
     np.testing.assert_allclose(fast["scores"][:, 0], eager["scores"][:, 0], atol=1e-4)  # the best of each image
-    with pytest.raises(ValueError, match="tta"):
-        _detect_function(tiny_model(), "onnxruntime", 20, "flip", SIZE, tmp_path)
+    assert eager["labels"].dtype == fast["labels"].dtype == np.int64
+    with pytest.raises(ValueError, match="augmentation"):
+        build_backend("onnxruntime", model.detector, "cpu", 20, SIZE, tta=parse_tta_flip())
+
+
+def parse_tta_flip():
+    from centernet_lightning.inference.tta import parse_tta
+
+    return parse_tta("flip")
+
+
+def test_one_predictor_serves_checkpoints_and_exported_files(checkpoint: Path, folder: Path, tmp_path: Path):
+    """A checkpoint and its ONNX export give the same predictor: spec, settings and detections."""
+    pytest.importorskip("onnxruntime")
+    from centernet_lightning.deploy import export_onnx
+
+    onnx_path = export_onnx(load_model(checkpoint), tmp_path / "tiny.onnx", imgsz=SIZE, dynamic=True, max_det=20)
+    from_checkpoint = load_predictor(checkpoint, device="cpu")
+    from_onnx = load_predictor(onnx_path, device="cpu")
+    assert from_onnx.backend.name == "onnxruntime" and from_onnx.spec == from_checkpoint.spec
+    assert from_onnx.num_detections == from_checkpoint.num_detections == 20
+    paths = sorted(str(p) for p in folder.glob("*.png"))
+    expected, found = from_checkpoint(paths), from_onnx(paths)  # every source inference_detection2d takes
+    # Near-equal scores of random weights may swap places (see above): the best of each image.
+    np.testing.assert_allclose(found["scores"][:, 0], expected["scores"][:, 0], atol=1e-4)
+    assert found["bboxes"].shape == expected["bboxes"].shape and found["labels"].dtype == np.int64
+    with pytest.raises(ValueError, match="runs on the onnxruntime backend"):
+        load_predictor(onnx_path, backend="compile")
+    with pytest.raises(ValueError, match="--imgsz"):
+        load_predictor(onnx_path, imgsz=256)

@@ -42,7 +42,7 @@ def _spec(value) -> dict:
 
 def build_paper_model(name: str, num_classes: int = 80, extra_heads: tuple[str, ...] = ()) -> CenterNetDetector:
     """The detector of ``configs/paper/<name>.yaml`` (without pretrained downloads)."""
-    config = yaml.safe_load((PAPER_CONFIGS / f"{name}.yaml").read_text())["model"]
+    config = yaml.safe_load((PAPER_CONFIGS / f"{name}.yaml").read_text())["model"]["init_args"]
     backbone = {**_spec(config["backbone"]), "pretrained": False}
     detector = build_detector(num_classes, backbone, config["neck"], config["heads"], config["head_width"])
     for heads in detector.heads:  # heads the original lacks, added past build_heads' one-box-head check

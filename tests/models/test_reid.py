@@ -8,11 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from centernet_lightning.models import build_detector
+from centernet_lightning.models import CenterNetLoss, InferenceNetwork, build_detector
 from centernet_lightning.models.detector import decode_outputs
-from centernet_lightning.models.heads import HEAD_TYPES, build_heads
-from centernet_lightning.models.reid import IdentityLoss, ReIDHead, UncertaintyWeighting, fairmot_embedding_scale
-from centernet_lightning.targets import encode_targets
+from centernet_lightning.models.heads import HEAD_TYPES, ReIDHead, build_heads
+from centernet_lightning.models.reid import IdentityLoss, UncertaintyWeighting, fairmot_embedding_scale
 
 
 def test_reid_head_shape_zero_bias_and_registration():
@@ -126,7 +125,7 @@ def test_uncertainty_weighting_matches_fairmot_and_trains_its_log_variances():
     assert weighting.s_id.grad.item() == pytest.approx(0.5 * (1 - math.exp(1.05) * 3.0), rel=1e-6)
 
 
-def test_detection_decoding_and_export_ignore_the_reid_output():
+def test_decoding_and_export_add_the_embeddings_to_the_detections():
     torch.manual_seed(0)
     detector = build_detector(
         2, "resnet18", {"name": "simple", "upsample_channels": [16, 16, 16]}, {"box_2d": {}, "reid": {"dim": 8}}, 8
@@ -136,21 +135,21 @@ def test_detection_decoding_and_export_ignore_the_reid_output():
     assert outputs["reid"].shape == (1, 8, 16, 16)
     without = {name: value for name, value in outputs.items() if name != "reid"}
     with_reid, plain = decode_outputs(outputs, 4, 10), decode_outputs(without, 4, 10)
-    for key in plain:
+    for key in plain:  # the boxes do not depend on the embeddings
         torch.testing.assert_close(with_reid[key], plain[key])
-
-    from centernet_lightning.deploy.export import ExportModule
+    assert with_reid["embeddings"].shape == (1, 10, 8) and "embeddings" not in plain
 
     with torch.no_grad():
-        boxes, scores, labels = ExportModule(detector, max_det=10)(torch.randn(1, 3, 64, 64))
+        boxes, scores, labels, embeddings = InferenceNetwork(detector, num_detections=10)(torch.randn(1, 3, 64, 64))
     assert boxes.shape == (1, 10, 4) and scores.shape == (1, 10) and labels.shape == (1, 10)
-    raw = ExportModule(detector, decode=False)
+    torch.testing.assert_close(embeddings.norm(dim=-1), torch.ones(1, 10))
+    raw = InferenceNetwork(detector, decode=False)
     assert raw.output_names == ("heatmap", "box_2d", "reid")  # the raw maps include the embeddings
     with torch.no_grad():
         assert raw(torch.randn(1, 3, 64, 64))[2].shape == (1, 8, 16, 16)
 
 
-def test_detection_loss_of_a_reid_detector_names_fairmot():
+def test_the_detection_loss_of_a_reid_detector_names_fairmot():
     neck = {"name": "simple", "upsample_channels": [8, 8, 8]}
     detector = build_detector(1, "resnet18", neck, {"box_2d": {}, "reid": {}}, 8)
     outputs = detector(torch.randn(1, 3, 64, 64))
@@ -160,4 +159,4 @@ def test_detection_loss_of_a_reid_detector_names_fairmot():
         torch.ones(1, 1, dtype=torch.bool),
     )
     with pytest.raises(RuntimeError, match="FairMOT"):
-        detector.loss(outputs, encode_targets(boxes, labels, mask, 1, 16, 16, 4))
+        CenterNetLoss(detector)(outputs, {"bboxes": boxes, "labels": labels, "mask": mask})

@@ -1,4 +1,4 @@
-"""Reading and writing MOTChallenge txt files (ground truth and tracking results).
+"""Reading and writing MOTChallenge files: ground-truth and results txt files, and ``seqinfo.ini``.
 
 File conventions (MOTChallenge's instructions: "All frame numbers, target IDs and bounding boxes
 are 1-based"): frames count from 1, and the top-left image pixel is (1, 1). Inside the library
@@ -10,6 +10,7 @@ on this shift as long as ground truth and predictions pass through the same conv
 
 from __future__ import annotations
 
+import configparser
 import io
 import os
 from dataclasses import dataclass
@@ -17,11 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..atomic_files import write_text_atomically
+from ..structures import to_numpy
 
-__all__ = ["MOTRows", "read_mot_txt", "write_mot_txt", "as_numpy", "checked_boxes"]
+__all__ = [
+    "MOTRows",
+    "SEQINFO_KEYS",
+    "read_mot_txt",
+    "write_mot_txt",
+    "read_seqinfo",
+    "seqinfo_number",
+    "checked_boxes",
+]
+
+# seqinfo.ini keys as configparser gives them (lower case) -> as MOTChallenge writes them
+SEQINFO_KEYS = {
+    "imdir": "imDir", "framerate": "frameRate", "seqlength": "seqLength", "imwidth": "imWidth",
+    "imheight": "imHeight", "imext": "imExt",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -145,16 +160,9 @@ def read_mot_txt(path: str | os.PathLike) -> MOTRows:
     return MOTRows(frames.astype(np.int64), ids.astype(np.int64), boxes, scores, table[:, 7:].copy())
 
 
-def as_numpy(values: Any, dtype: type) -> np.ndarray:
-    """A tensor (any device) or array-like as a numpy array of ``dtype``."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    return np.asarray(values, dtype=dtype)
-
-
 def checked_boxes(values: Any, name: str) -> np.ndarray:
     """float64 [N, 4] from a tensor or array-like ([0] and [0, 4] both mean no box)."""
-    boxes = as_numpy(values, np.float64)
+    boxes = to_numpy(values, np.float64)
     if boxes.size == 0:
         return boxes.reshape(0, 4)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
@@ -189,11 +197,11 @@ def write_mot_txt(
     it is written to a temporary file in the same folder, then renamed.
     """
     path = Path(path)
-    frames = as_numpy(frames, np.float64).reshape(-1)
-    ids = as_numpy(ids, np.float64).reshape(-1)
+    frames = to_numpy(frames, np.float64).reshape(-1)
+    ids = to_numpy(ids, np.float64).reshape(-1)
     boxes = checked_boxes(boxes, "boxes")
     count = len(frames)
-    scores = np.ones(count) if scores is None else as_numpy(scores, np.float64).reshape(-1)
+    scores = np.ones(count) if scores is None else to_numpy(scores, np.float64).reshape(-1)
     if boxes.shape != (count, 4) or ids.shape != (count,) or scores.shape != (count,):
         raise ValueError(
             f"frames [{count}], ids {list(ids.shape)}, boxes {list(boxes.shape)} and scores {list(scores.shape)} "
@@ -211,3 +219,34 @@ def write_mot_txt(
     np.savetxt(buffer, table, fmt="%d,%d,%.3f,%.3f,%.3f,%.3f,%.6g,-1,-1,-1")
     write_text_atomically(path, buffer.getvalue(), overwrite)
     return path
+
+
+def read_seqinfo(path: Path) -> dict[str, str]:
+    """The ``[Sequence]`` entries of a ``seqinfo.ini`` (keys lower-cased); {} when the file is missing.
+
+    The one reader of these files: the MOTChallenge dataset, the evaluation of results folders and
+    tracking a frame folder all read them here. Raises ValueError naming the file when it is not an
+    ini file; :func:`seqinfo_number` reads a value.
+    """
+    if not path.is_file():
+        return {}
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+    except configparser.Error as error:
+        raise ValueError(f"{path}: malformed seqinfo.ini ({error})") from error
+    return dict(parser["Sequence"]) if parser.has_section("Sequence") else {}
+
+
+def seqinfo_number(info: dict[str, str], key: str, path: Path, kind: type) -> float | int | None:
+    """``info[key]`` as a positive ``kind``, None when missing; ValueError naming the file and key."""
+    if key not in info:
+        return None
+    name = SEQINFO_KEYS[key]
+    try:
+        value = kind(info[key])
+    except ValueError:
+        raise ValueError(f"{path}: {name} must be a number, got {info[key]!r}") from None
+    if value <= 0:
+        raise ValueError(f"{path}: {name} must be positive, got {info[key]!r}")
+    return value

@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules by name, from ``torch.optim``."""
+"""Optimizers and learning-rate schedules by name: explicit tables of ``torch.optim``'s classes."""
 
 from __future__ import annotations
 
@@ -8,22 +8,48 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
-from torch.optim import Optimizer
+from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["build_optimizer", "build_scheduler", "check_optimization_config", "warmup_cosine_factor"]
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "build_optimizer",
+    "build_scheduler",
+    "check_optimization_config",
+    "warmup_cosine_factor",
+]
 
 DEFAULT_OPTIMIZER = {"name": "AdamW", "lr": 1e-3, "weight_decay": 1e-4}
 
-
-def _torch_class(module: Any, name: str, base: type, kind: str) -> type:
-    cls = getattr(module, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, base)) or cls is base:
-        valid = sorted(
-            n for n, c in vars(module).items() if isinstance(c, type) and issubclass(c, base) and c is not base
-        )
-        raise ValueError(f"Unknown {kind} {name!r}; valid names: {valid}")
-    return cls
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "SGD": torch.optim.SGD,
+    "Adam": torch.optim.Adam,
+    "AdamW": torch.optim.AdamW,
+    "Adamax": torch.optim.Adamax,
+    "NAdam": torch.optim.NAdam,
+    "RAdam": torch.optim.RAdam,
+    "RMSprop": torch.optim.RMSprop,
+    "Adagrad": torch.optim.Adagrad,
+    "Adadelta": torch.optim.Adadelta,
+    "ASGD": torch.optim.ASGD,
+    "Rprop": torch.optim.Rprop,
+}
+# ``warmup_cosine`` (ours, stepped per batch) and these torch schedulers, configured by their own
+# arguments (schedulers taking a function, as LambdaLR, cannot come from a config).
+SCHEDULERS: dict[str, type] = {
+    "StepLR": lr_scheduler.StepLR,
+    "MultiStepLR": lr_scheduler.MultiStepLR,
+    "ExponentialLR": lr_scheduler.ExponentialLR,
+    "CosineAnnealingLR": lr_scheduler.CosineAnnealingLR,
+    "CosineAnnealingWarmRestarts": lr_scheduler.CosineAnnealingWarmRestarts,
+    "OneCycleLR": lr_scheduler.OneCycleLR,
+    "CyclicLR": lr_scheduler.CyclicLR,
+    "LinearLR": lr_scheduler.LinearLR,
+    "ConstantLR": lr_scheduler.ConstantLR,
+    "PolynomialLR": lr_scheduler.PolynomialLR,
+    "ReduceLROnPlateau": lr_scheduler.ReduceLROnPlateau,
+}
 
 
 def _checked_arguments(cls: type, spec: dict[str, Any], config_key: str) -> dict[str, Any]:
@@ -78,7 +104,9 @@ def build_optimizer(
     """
     spec = dict(spec or DEFAULT_OPTIMIZER)
     name = spec.pop("name", "AdamW")
-    cls = _torch_class(torch.optim, name, Optimizer, "optimizer")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {name!r}; valid names: {sorted(OPTIMIZERS)}")
+    cls = OPTIMIZERS[name]
     return _construct(cls, params, _checked_arguments(cls, spec, config_key), config_key)
 
 
@@ -132,11 +160,8 @@ def build_scheduler(optimizer: Optimizer, spec: Mapping[str, Any], total_steps: 
     if name == "ReduceLROnPlateau":
         lightning_keys.setdefault("monitor", "val/AP")
         spec.setdefault("mode", "max")
-    cls = getattr(torch.optim.lr_scheduler, name, None)
-    if not isinstance(cls, type) or not hasattr(cls, "step"):
-        valid = sorted(
-            n for n, c in vars(torch.optim.lr_scheduler).items() if isinstance(c, type) and hasattr(c, "step")
-        )
-        raise ValueError(f"Unknown lr_scheduler {name!r}; valid names: {valid}")
+    if name not in SCHEDULERS:
+        raise ValueError(f"Unknown lr_scheduler {name!r}; valid names: {sorted(['warmup_cosine', *SCHEDULERS])}")
+    cls = SCHEDULERS[name]
     scheduler = _construct(cls, optimizer, _checked_arguments(cls, spec, config_key), config_key)
     return {"scheduler": scheduler, **lightning_keys}

@@ -1,14 +1,13 @@
 """COCO evaluation during ``fit``/``validate``/``test`` as a Lightning callback.
 
-The LightningModule's validation/test steps return detections in input pixels; this callback
-maps them to ORIGINAL image pixels and the dataset's category ids, feeds a
+The LightningModule's validation/test steps return detections in ORIGINAL image pixels (the
+predictor maps them back); this callback maps their labels to the dataset's category ids, feeds a
 :class:`~centernet_lightning.eval.coco.COCOEvaluator`, and at the end of the epoch logs the 12
 COCO metrics and per-class AP (``val/AP``, ``val/AP50``, ..., ``val/AP_class/<name>``), prints
 the table after ``validate``/``test`` and writes the detections as COCO results JSON.
 
-The ground truth comes from the DataModule's ``ground_truth(stage)`` (see
-:class:`~centernet_lightning.datasets.datamodule.DetectionDataModule`): ``(coco_gt dict, label ->
-category id list)``, or None when the stage has no annotations.
+The ground truth is that of the dataset being evaluated (its dataloader's ``dataset``, see
+:func:`~centernet_lightning.eval.coco_gt.coco_ground_truth`), built once per dataset.
 """
 
 from __future__ import annotations
@@ -20,8 +19,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from ..structures import letterbox_inverse
-from .coco import COCOEvaluator, format_table
+from ..datasets.common import DetectionDataset
+from ..eval.coco import COCOEvaluator, format_table
+from ..eval.coco_gt import coco_ground_truth
 
 __all__ = ["COCOEvaluation"]
 
@@ -43,16 +43,16 @@ class COCOEvaluation(Callback):
         self.evaluator: COCOEvaluator | None = None
         self.last_metrics: dict[str, float] = {}
         self.last_per_class_ap: dict[str, float] = {}
-        # The evaluator indexes its ground truth once; later epochs on the same ground truth reuse it.
-        self._cache: dict[str, tuple[Any, COCOEvaluator]] = {}
+        # The evaluator indexes its ground truth once; later epochs on the same dataset reuse it.
+        self._cache: dict[str, tuple[DetectionDataset, COCOEvaluator, list[int]]] = {}
         self._category_ids = torch.zeros(0, dtype=torch.int64)
 
     # --------------------------------------------------------------------------- hooks
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start(trainer, "val")
+        self._start(trainer, trainer.val_dataloaders, "val")
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start(trainer, "test")
+        self._start(trainer, trainer.test_dataloaders, "test")
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._add(outputs, batch)
@@ -67,19 +67,18 @@ class COCOEvaluation(Callback):
         self._finish(trainer, pl_module, "test")
 
     # --------------------------------------------------------------------------- steps
-    def _start(self, trainer: L.Trainer, stage: str) -> None:
+    def _start(self, trainer: L.Trainer, loaders: Any, stage: str) -> None:
         self.evaluator = None
-        datamodule = getattr(trainer, "datamodule", None)
-        if trainer.sanity_checking or not hasattr(datamodule, "ground_truth"):
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
+        dataset = getattr(loader, "dataset", None)
+        if trainer.sanity_checking or not isinstance(dataset, DetectionDataset):
             return
-        ground_truth = datamodule.ground_truth(stage)
-        if ground_truth is None:
-            return
-        coco_gt, label_to_category_id = ground_truth
-        cached_gt, evaluator = self._cache.get(stage, (None, None))
-        if cached_gt is not coco_gt:
-            evaluator = COCOEvaluator(coco_gt)
-            self._cache[stage] = (coco_gt, evaluator)
+        cached = self._cache.get(stage)
+        if cached is None or cached[0] is not dataset:
+            coco_gt, label_to_category_id = coco_ground_truth(dataset)
+            cached = (dataset, COCOEvaluator(coco_gt), label_to_category_id)
+            self._cache[stage] = cached
+        _, evaluator, label_to_category_id = cached
         evaluator.reset()
         self.evaluator = evaluator
         self._category_ids = torch.tensor(label_to_category_id, dtype=torch.int64)
@@ -87,11 +86,10 @@ class COCOEvaluation(Callback):
     def _add(self, detections: Any, batch: Any) -> None:
         if self.evaluator is None or detections is None or batch is None:
             return
-        # Evaluate in ORIGINAL image pixels and the dataset's own category ids.
-        bboxes = letterbox_inverse(detections["bboxes"], batch["letterbox"], batch["original_sizes"])
+        # The steps' detections are in ORIGINAL image pixels; the dataset's own category ids here.
         labels = detections["labels"].cpu()
         category_ids = torch.where(labels >= 0, self._category_ids[labels.clamp(min=0)], -1)
-        self.evaluator.add(batch["image_ids"], bboxes, detections["scores"], category_ids)
+        self.evaluator.add(batch["image_ids"], detections["bboxes"], detections["scores"], category_ids)
 
     def _finish(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str) -> None:
         evaluator, self.evaluator = self.evaluator, None

@@ -1,12 +1,13 @@
 """Tracking metrics (HOTA, MOTA, IDF1, ...) during ``fit``/``validate``/``test`` as a Lightning callback.
 
-The tracking module's validation/test steps return each frame's detections with their re-ID
-embeddings (input pixels, see :class:`~centernet_lightning.models.FairMOT`). This callback keeps
-the ones the tracker could use (score above its ``low_thresh``), mapped to ORIGINAL image pixels
-and keyed by image id. At the end of the epoch it runs a fresh tracker
-(``pl_module.build_tracker``) over each sequence of the evaluated dataset in frame order, compares
-the tracks with the dataset's ground truth using :class:`~centernet_lightning.eval.mot.MOTEvaluator`
-and logs the combined metrics (``val/HOTA``, ``val/MOTA``, ``val/IDF1``, ...).
+The module's validation/test steps return each frame's detections in ORIGINAL image pixels, with
+their re-ID embeddings for a model with a re-ID head (:class:`~centernet_lightning.tasks.FairMOT`;
+a detection-only model is tracked by motion and IoU). This callback keeps the ones the tracker
+could use (score above its ``low_thresh``), keyed by image id. At the end of the epoch it runs a
+fresh tracker (the module's ``predictor().build_tracker``) over each sequence of the evaluated
+dataset in frame order, compares the tracks with the dataset's ground truth using
+:class:`~centernet_lightning.eval.mot.MOTEvaluator` and logs the combined metrics (``val/HOTA``,
+``val/MOTA``, ``val/IDF1``, ...). Datasets without sequences (detection datasets) are skipped.
 
 Sequences, frame order, frame rates and ground truth come from the records of the dataset being
 evaluated (``trainer.val_dataloaders`` / ``test_dataloaders``): frame records know their sequence
@@ -25,9 +26,9 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from ..datasets.tracking import frames_by_sequence
-from ..structures import letterbox_inverse
-from .mot import MOTEvaluator
+from ..datasets.tracking import FrameRecord, frames_by_sequence
+from ..eval.mot import MOTEvaluator
+from ..structures import is_detection, to_numpy
 
 __all__ = ["MOTEvaluation"]
 
@@ -43,10 +44,10 @@ class MOTEvaluation(Callback):
     Args:
         iou_threshold: CLEAR's and Identity's match threshold (0.5 in every benchmark).
 
-    The model must have ``build_tracker(**overrides)`` (FairMOT) and its evaluation steps must
-    return detections with ``embeddings``. After an epoch ``last_metrics`` holds the combined
-    metrics and ``last_sequences`` the metrics of each sequence. Under DDP the frames of all ranks
-    are gathered, so every rank tracks whole sequences and logs the same values.
+    The model must have a ``predictor()`` (CenterNet, FairMOT), whose ``build_tracker`` uses its
+    ``tracker`` settings. After an epoch ``last_metrics`` holds the combined metrics and
+    ``last_sequences`` the metrics of each sequence. Under DDP the frames of all ranks are
+    gathered, so every rank tracks whole sequences and logs the same values.
     """
 
     def __init__(self, iou_threshold: float = 0.5) -> None:
@@ -58,10 +59,10 @@ class MOTEvaluation(Callback):
 
     # --------------------------------------------------------------------------- hooks
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start(trainer, pl_module)
+        self._start(trainer, pl_module, trainer.val_dataloaders)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start(trainer, pl_module)
+        self._start(trainer, pl_module, trainer.test_dataloaders)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._add(outputs, batch)
@@ -76,31 +77,28 @@ class MOTEvaluation(Callback):
         self._finish(trainer, pl_module, trainer.test_dataloaders, "test")
 
     # --------------------------------------------------------------------------- steps
-    def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _start(self, trainer: L.Trainer, pl_module: L.LightningModule, loaders: Any) -> None:
         self._frames = None
-        if trainer.sanity_checking:
-            return
-        if not hasattr(pl_module, "build_tracker"):
-            log.warning("MOTEvaluation: %s has no build_tracker(); no tracking metrics", type(pl_module).__name__)
+        records = getattr(_dataset(loaders), "records", None)
+        if trainer.sanity_checking or not records or not isinstance(records[0], FrameRecord):
+            return  # no sequences to track
+        if not hasattr(pl_module, "predictor"):
+            log.warning("MOTEvaluation: %s has no predictor(); no tracking metrics", type(pl_module).__name__)
             return
         self._frames = {}
-        self._low_thresh = float(pl_module.build_tracker().low_thresh)
+        self._low_thresh = float(pl_module.predictor().build_tracker().low_thresh)
 
     def _add(self, detections: Any, batch: Any) -> None:
         if self._frames is None or detections is None or batch is None:
             return
-        if "embeddings" not in detections:
-            raise ValueError("MOTEvaluation needs detections with embeddings (a FairMOT model's evaluation steps)")
-        # Original image pixels, as the ground truth of the dataset's records.
-        bboxes = letterbox_inverse(detections["bboxes"], batch["letterbox"], batch["original_sizes"])
-        keep = (detections["scores"] > self._low_thresh) & (detections["labels"] >= 0)  # the tracker drops the rest
-        bboxes, scores, embeddings, keep = (
-            value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
-            for value in (bboxes, detections["scores"], detections["embeddings"], keep)
-        )
+        # The tracker drops the rest; boxes are in original pixels, as the ground truth of the records.
+        keep = to_numpy((detections["scores"] > self._low_thresh) & is_detection(detections["labels"]), bool)
+        bboxes, scores = to_numpy(detections["bboxes"], np.float32), to_numpy(detections["scores"], np.float32)
+        embeddings = to_numpy(detections["embeddings"], np.float32) if "embeddings" in detections else None
         for index, image_id in enumerate(batch["image_ids"].tolist()):
             kept = keep[index]
-            self._frames[int(image_id)] = (bboxes[index][kept], scores[index][kept], embeddings[index][kept])
+            frame_embeddings = embeddings[index][kept] if embeddings is not None else None
+            self._frames[int(image_id)] = (bboxes[index][kept], scores[index][kept], frame_embeddings)
 
     def _finish(self, trainer: L.Trainer, pl_module: L.LightningModule, loaders: Any, prefix: str) -> None:
         frames, self._frames = self._frames, None
@@ -110,8 +108,7 @@ class MOTEvaluation(Callback):
             gathered: list[dict | None] = [None] * trainer.world_size
             torch.distributed.all_gather_object(gathered, frames)
             frames = {image_id: frame for part in gathered for image_id, frame in (part or {}).items()}
-        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-        dataset = getattr(loader, "dataset", None)
+        dataset = _dataset(loaders)
         records = getattr(dataset, "records", None)
         if not records or not frames:
             log.warning("MOTEvaluation: the %s dataset has no records or no frames were evaluated; skipped", prefix)
@@ -132,7 +129,7 @@ class MOTEvaluation(Callback):
         for name, indices in frames_by_sequence(records).items():
             info = sequences_info.get(name)
             frame_rate = getattr(info, "frame_rate", None)
-            tracker = pl_module.build_tracker(**({"frame_rate": frame_rate} if frame_rate else {}))
+            tracker = pl_module.predictor().build_tracker(**({"frame_rate": frame_rate} if frame_rate else {}))
             for index in indices:
                 record = records[index]
                 frame = frames.get(int(record.image_id))
@@ -145,6 +142,12 @@ class MOTEvaluation(Callback):
         if missing:
             log.warning("MOTEvaluation: %d frames of the dataset had no detections (skipped images?)", missing)
         return evaluator
+
+
+def _dataset(loaders: Any) -> Any:
+    """The dataset of a trainer's (first) evaluation dataloader, or None."""
+    loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
+    return getattr(loader, "dataset", None)
 
 
 def _ground_truth(record: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

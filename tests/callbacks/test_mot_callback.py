@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from centernet_lightning.callbacks import MOTEvaluation
+from centernet_lightning.datasets.common import ImageRecord
 from centernet_lightning.datasets.tracking import FrameRecord
-from centernet_lightning.eval.mot_callback import MOTEvaluation
 from centernet_lightning.tracking import Tracker
-
-LETTERBOX = (0.5, 0.0, 8.0)  # input pixel = original pixel * 0.5 + (0, 8)
 
 
 def box(x: float, y: float) -> list[float]:
@@ -43,23 +42,21 @@ def make_records() -> list[FrameRecord]:
 
 
 def model_outputs(record: FrameRecord, drop: bool) -> tuple[dict, dict]:
-    """Perfect detections of every object of the record (input pixels, K = 4 with padding), or none
-    of them when ``drop``; identity k's embedding is the unit vector k (the ignore region's is 3)."""
-    scale, pad_x, pad_y = LETTERBOX
+    """Perfect detections of every object of the record (original pixels, as the evaluation steps
+    give them; K = 4 with padding), or none of them when ``drop``; identity k's embedding is the unit
+    vector k (the ignore region's is 3)."""
     count = 0 if drop else len(record.bboxes)
     bboxes = torch.zeros(1, 4, 4)
     scores = torch.zeros(1, 4)
     labels = torch.full((1, 4), -1)
     embeddings = torch.zeros(1, 4, 4)
     for n in range(count):
-        bboxes[0, n] = torch.tensor(record.bboxes[n]) * scale + torch.tensor([pad_x, pad_y, pad_x, pad_y])
+        bboxes[0, n] = torch.tensor(record.bboxes[n])
         scores[0, n], labels[0, n] = 0.9, 0
         embeddings[0, n, int(record.fields["track_ids"][n]) % 4] = 1.0
     detections = {"bboxes": bboxes, "scores": scores, "labels": labels, "embeddings": embeddings}
     batch = {
         "image_ids": torch.tensor([record.image_id]),
-        "letterbox": torch.tensor([LETTERBOX]),
-        "original_sizes": torch.tensor([[480, 640]]),
     }
     return detections, batch
 
@@ -67,7 +64,8 @@ def model_outputs(record: FrameRecord, drop: bool) -> tuple[dict, dict]:
 def test_tracks_each_sequence_and_scores_it():
     records = make_records()
     logged = {}
-    module = SimpleNamespace(build_tracker=lambda **overrides: Tracker(**overrides), log_dict=logged.update)
+    predictor = SimpleNamespace(build_tracker=lambda **overrides: Tracker(**overrides))
+    module = SimpleNamespace(predictor=lambda: predictor, log_dict=logged.update)
     loader = SimpleNamespace(dataset=SimpleNamespace(records=records, sequences={}))
     trainer = SimpleNamespace(sanity_checking=False, world_size=1, val_dataloaders=loader)
     callback = MOTEvaluation()
@@ -87,15 +85,20 @@ def test_tracks_each_sequence_and_scores_it():
     assert set(logged) == {f"val/{name}" for name in ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW")}
 
 
-def test_sanity_check_and_modules_without_a_tracker_are_skipped():
+def test_sanity_check_detection_datasets_and_modules_without_a_predictor_are_skipped():
     callback = MOTEvaluation()
     records = make_records()
     loader = SimpleNamespace(dataset=SimpleNamespace(records=records))
+    detection_loader = SimpleNamespace(dataset=SimpleNamespace(records=[ImageRecord(Path("a.jpg"), 0)]))
     logged = {}
     for trainer, module in (
         (
             SimpleNamespace(sanity_checking=True, world_size=1, val_dataloaders=loader),
-            SimpleNamespace(build_tracker=Tracker, log_dict=logged.update),
+            SimpleNamespace(predictor=lambda: SimpleNamespace(build_tracker=Tracker), log_dict=logged.update),
+        ),
+        (  # a detection dataset: records without sequences
+            SimpleNamespace(sanity_checking=False, world_size=1, val_dataloaders=detection_loader),
+            SimpleNamespace(predictor=lambda: SimpleNamespace(build_tracker=Tracker), log_dict=logged.update),
         ),
         (
             SimpleNamespace(sanity_checking=False, world_size=1, val_dataloaders=loader),

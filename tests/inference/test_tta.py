@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from centernet_lightning.inference.tta import TTAConfig, detect_with_tta, parse_tta, scaled_input_size
 from centernet_lightning.models.detector import build_detector, decode_outputs
 from centernet_lightning.models.heads import Box2DHead, Head, HeatmapHead, OffsetHead, SizeHead
-from centernet_lightning.tta import TTAConfig, detect_with_tta, parse_tta, scaled_input_size
 
 
 def _sigmoid(value: float) -> float:

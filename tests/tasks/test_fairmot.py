@@ -1,4 +1,4 @@
-"""The FairMOT LightningModule without a Trainer: outputs, losses, decoding with embeddings, a short overfit."""
+"""The FairMOT LightningModule without a Trainer: outputs, its loss, decoding with embeddings, a short overfit."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from centernet_lightning.decode import topk_peaks
-from centernet_lightning.models import FairMOT
-from centernet_lightning.models.reid import ReIDHead
+from centernet_lightning.models.heads import ReIDHead
+from centernet_lightning.tasks import FairMOT
 
 TINY = {"backbone": "resnet18", "neck": {"name": "fpn", "upsample_channels": [32, 32, 16]}, "head_width": 16}
 # (x1, y1, x2, y2, identity) in 64x64 images; identity k is a square painted in colour channel k.
@@ -54,8 +54,8 @@ def object_embeddings(model: FairMOT, batch) -> tuple[torch.Tensor, torch.Tensor
     """Unit embeddings [M, D] at every object's centre cell, and their identities [M]."""
     model.eval()
     with torch.no_grad():
-        outputs = model.get_encoded_outputs(batch["images"])
-    targets = model.encode_targets(batch, 16, 16)
+        outputs = model.detector(batch["images"])
+    targets = model.criterion.encode_targets(batch, 16, 16)
     embeddings = ReIDHead.decode_embeddings(outputs["reid"], targets.indices)
     return embeddings[batch["mask"]], batch["track_ids"][batch["mask"]]
 
@@ -63,26 +63,24 @@ def object_embeddings(model: FairMOT, batch) -> tuple[torch.Tensor, torch.Tensor
 def test_outputs_and_export_friendly_forward():
     model = tiny_model().eval()
     images = make_batch()["images"]
-    outputs = model.get_encoded_outputs(images)
+    outputs = model.detector(images)
     assert set(outputs) == {"heatmap", "box_2d", "reid"}
     assert outputs["reid"].shape == (2, 16, 16, 16)
-    forward = model(images)
-    torch.testing.assert_close(forward["heatmap"], outputs["heatmap"].sigmoid())
-    torch.testing.assert_close(forward["box_2d"], outputs["box_2d"])
-    torch.testing.assert_close(forward["reid"].norm(dim=1), torch.ones(2, 16, 16))
-    assert model.identity_loss.embedding_scale == pytest.approx(math.sqrt(2) * math.log(2))
+    forward = model(images)  # the detector's raw outputs
+    assert set(forward) == set(outputs)
+    assert model.criterion.identity.embedding_scale == pytest.approx(math.sqrt(2) * math.log(2))
 
 
 def test_uncertainty_weighted_loss_against_its_parts():
     model = tiny_model()
     batch = make_batch()
-    outputs = model.get_encoded_outputs(batch["images"])
-    losses = model.compute_loss(outputs, batch)
+    outputs = model.detector(batch["images"])
+    losses = model.criterion(outputs, batch)
     assert set(losses) == {"heatmap", "box_2d", "reid", "detection", "total"}
     torch.testing.assert_close(losses["detection"], losses["heatmap"] + 5.0 * losses["box_2d"])
-    targets = model.encode_targets(batch, 16, 16)
+    targets = model.criterion.encode_targets(batch, 16, 16)
     torch.testing.assert_close(
-        losses["reid"], model.identity_loss(outputs["reid"], targets.indices, batch["track_ids"])
+        losses["reid"], model.criterion.identity(outputs["reid"], targets.indices, batch["track_ids"])
     )
     # FairMOT's MotLoss: 0.5 * (exp(-s_det) * det + exp(-s_id) * id + s_det + s_id), s starting at -1.85, -1.05.
     detection, reid = losses["detection"].item(), losses["reid"].item()
@@ -90,7 +88,8 @@ def test_uncertainty_weighted_loss_against_its_parts():
     assert losses["total"].item() == pytest.approx(expected, rel=1e-5)
 
     losses["total"].backward()
-    for parameter in (model.uncertainty.s_det, model.uncertainty.s_id, model.identity_loss.classifier.weight):
+    criterion = model.criterion
+    for parameter in (criterion.uncertainty.s_det, criterion.uncertainty.s_id, criterion.identity.classifier.weight):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0
     assert model.detector.heads[0]["reid"].layers[-1].weight.grad.abs().sum() > 0
 
@@ -98,10 +97,11 @@ def test_uncertainty_weighted_loss_against_its_parts():
 def test_validation_losses_leave_identities_out():
     model = tiny_model()
     batch = make_batch()
-    outputs = model.get_encoded_outputs(batch["images"])
-    full = model.compute_loss(outputs, batch)
+    outputs = model.detector(batch["images"])
+    full = model.criterion(outputs, batch)
     del batch["track_ids"]  # validation splits need none: their identities are not the classifier's
-    detection_only = model.compute_loss(outputs, batch, identities=False)
+    model.eval()  # the loss of validation (Lightning's eval mode): the detection terms alone
+    detection_only = model.criterion(outputs, batch)
     assert set(detection_only) == {"heatmap", "box_2d", "detection"}
     for key in detection_only:
         torch.testing.assert_close(detection_only[key], full[key])
@@ -109,17 +109,17 @@ def test_validation_losses_leave_identities_out():
 
 def test_fixed_weighting():
     model = tiny_model(loss_weighting="fixed", reid_loss_weight=0.5)
-    assert model.uncertainty is None
+    assert model.criterion.uncertainty is None
     batch = make_batch()
-    losses = model.compute_loss(model.get_encoded_outputs(batch["images"]), batch)
+    losses = model.criterion(model.detector(batch["images"]), batch)
     torch.testing.assert_close(losses["total"], losses["detection"] + 0.5 * losses["reid"])
 
 
 def test_ignored_and_unidentified_objects_have_no_identity_target():
     model = tiny_model()
     batch = make_batch()
-    outputs = model.get_encoded_outputs(batch["images"])
-    reference = model.compute_loss(
+    outputs = model.detector(batch["images"])
+    reference = model.criterion(
         outputs,
         {
             **batch,
@@ -130,7 +130,7 @@ def test_ignored_and_unidentified_objects_have_no_identity_target():
     )["reid"]
     # An ignore region keeps its track id in the batch, yet is no identity target.
     ignore = torch.tensor([[False, False, True], [False, False, False]])
-    flagged = model.compute_loss(outputs, {**batch, "ignore": ignore})["reid"]
+    flagged = model.criterion(outputs, {**batch, "ignore": ignore})["reid"]
     torch.testing.assert_close(flagged, reference)
 
 
@@ -143,24 +143,24 @@ def test_bad_settings_and_batches_are_clear_errors():
     batch = make_batch()
     del batch["track_ids"]
     with pytest.raises(ValueError, match="track_ids"):
-        model.compute_loss(model.get_encoded_outputs(batch["images"]), batch)
+        model.criterion(model.detector(batch["images"]), batch)
 
 
 def test_log_variances_are_not_weight_decayed():
     model = tiny_model(optimizer={"name": "AdamW", "lr": 1e-3, "weight_decay": 0.01})
     groups = model.configure_optimizers()["optimizer"].param_groups
     assert [group["weight_decay"] for group in groups] == [0.01, 0.0]
-    assert groups[1]["params"] == [model.uncertainty.s_det, model.uncertainty.s_id]
+    assert groups[1]["params"] == [model.criterion.uncertainty.s_det, model.criterion.uncertainty.s_id]
     trained = {id(p) for group in groups for p in group["params"]}
     assert trained == {id(p) for p in model.parameters()}  # the classifier and s_det / s_id included
 
 
 @pytest.mark.parametrize("nms_iou", [None, 0.3])
-def test_gather_tracking2d_gives_unit_embeddings_at_the_peak_cells(nms_iou):
+def test_decoding_gives_unit_embeddings_at_the_peak_cells(nms_iou):
     model = tiny_model().eval()
     with torch.no_grad():
-        outputs = model.get_encoded_outputs(make_batch()["images"])
-    detections = model.gather_tracking2d(outputs, num_detections=20, nms_iou=nms_iou)
+        outputs = model.detector(make_batch()["images"])
+    detections = model.detector.decode(outputs, num_detections=20, nms_iou=nms_iou)
     assert detections["embeddings"].shape == (2, 20, 16)
     torch.testing.assert_close(detections["embeddings"].norm(dim=-1), torch.ones(2, 20))
     peaks = topk_peaks(outputs["heatmap"].sigmoid(), 20)
@@ -170,11 +170,10 @@ def test_gather_tracking2d_gives_unit_embeddings_at_the_peak_cells(nms_iou):
             position = (peaks.indices[b] == detections["indices"][b, k]).nonzero()[0, 0]
             y, x = int(peaks.ys[b, position]), int(peaks.xs[b, position])
             torch.testing.assert_close(detections["embeddings"][b, k], F.normalize(outputs["reid"][b, :, y, x], dim=0))
-    # The forward (export) outputs decode to the same detections and embeddings.
-    with torch.no_grad():
-        from_forward = model.gather_tracking2d(model(make_batch()["images"]), 20, nms_iou=nms_iou, logits=False)
-    for key in detections:
-        torch.testing.assert_close(from_forward[key], detections[key])
+    # The predictor (eager backend: network and decoding in one module) gives the same.
+    predicted = model.detect(make_batch()["images"], num_detections=20, nms_iou=nms_iou)
+    for key in ("bboxes", "scores", "labels", "embeddings"):
+        torch.testing.assert_close(predicted[key], detections[key])
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +184,7 @@ def trained() -> FairMOT:
     optimizer = model.configure_optimizers()["optimizer"]
     for _ in range(40):
         model.train()
-        losses = model.compute_loss(model.get_encoded_outputs(batch["images"]), batch)
+        losses = model.criterion(model.detector(batch["images"]), batch)
         optimizer.zero_grad()
         losses["total"].backward()
         optimizer.step()
@@ -207,16 +206,19 @@ def test_embeddings_learn_identities(trained):
     embeddings, identities = object_embeddings(trained, batch)
     same, different = separation(embeddings, identities)
     assert same > 0.9 and different < 0.3, (same, different)
-    logits = trained.identity_loss.classifier(trained.identity_loss.embedding_scale * embeddings)
+    logits = trained.criterion.identity.classifier(trained.criterion.identity.embedding_scale * embeddings)
     assert (logits.argmax(-1) == identities).all()
 
 
-def test_track_frames_keeps_each_identity_on_one_track(trained):
-    frames = make_batch()["images"]
-    # Frame 0 three times: three objects standing still, one track each throughout.
-    sequence = [frames[0], frames[0], frames[0]]
-    tracks = list(trained.track_frames(sequence, trained.build_tracker(high_thresh=0.3)))
+def test_tracking_keeps_each_identity_on_one_track(trained):
+    frame = make_batch()["images"][:1]  # the network's input as trained: no normalisation to undo
+    tracker = trained.build_tracker(high_thresh=0.3)
+    tracks = []
+    for _ in range(3):  # frame 0 three times: three objects standing still, one track each throughout
+        detections = trained.detect(frame)
+        keep = detections["labels"][0] >= 0
+        tracks.append(tracker.update(*(detections[key][0][keep] for key in ("bboxes", "scores", "embeddings"))))
     assert [len(frame["ids"]) for frame in tracks] == [3, 3, 3]
     assert all((frame["ids"] == tracks[0]["ids"]).all() for frame in tracks)
-    with pytest.raises(ValueError, match="one \\[3, H, W\\] image per frame"):
-        next(trained.track_frames([frames]))
+    with pytest.raises(ValueError, match="model.tracker settings"):
+        trained.build_tracker(no_such_setting=1)

@@ -35,14 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .decode import apply_nms
-from .models.detector import CenterNetDetector, Outputs
-from .structures import Detections
+from ..decode import apply_nms
+from ..models.detector import DECODED_OUTPUTS, CenterNetDetector
+from ..structures import Detections
 
 __all__ = ["TTAConfig", "parse_tta", "detect_with_tta", "scaled_input_size"]
 
-# The outputs decoding reads (models/detector.py: decode_outputs); others (a re-ID embedding) are not merged.
-DECODED_OUTPUTS = ("heatmap", "box_2d", "size", "offset")
 _FORMS = (
     "true / 'flip' (flip test), a string of comma-separated items such as 'flip,0.75,1,1.25' or '0.75,1,1.25', "
     "or a dict {flip: bool, scales: [float, ...], nms_iou: float}; null or false for none"
@@ -134,10 +132,6 @@ def scaled_input_size(height: int, width: int, scale: float, size_divisor: int) 
     return side(height), side(width)
 
 
-def _last_stack(outputs: Outputs | list[Outputs]) -> Outputs:
-    return outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
-
-
 def _detect_one_scale(
     detector: CenterNetDetector,
     images: Tensor,
@@ -148,10 +142,10 @@ def _detect_one_scale(
 ) -> Detections:
     """Detections (XYXY pixels of ``images``) of one input size, with or without the flip test."""
     if not flip:
-        outputs = _last_stack(detector(images))
+        outputs = detector(images)
         return detector.decode(outputs, num_detections, score_threshold, nms_iou, logits=True)
     batch_size = images.shape[0]
-    outputs = _last_stack(detector(torch.cat((images, images.flip(-1)))))  # one forward for both: [2B, ...]
+    outputs = detector(torch.cat((images, images.flip(-1))))  # one forward for both: [2B, ...]
     heads = detector.heads[-1]
     merged = {
         name: heads[name].merge_flipped(output[:batch_size], output[batch_size:])
@@ -178,12 +172,7 @@ def _to_input_pixels(
     # Cell centres in scaled pixels ((x + 0.5) * stride), mapped back and binned on the input's grid.
     input_xs = ((xs.to(torch.float32) + 0.5) * factor_x).floor().long().clamp(0, grid_width - 1)
     input_ys = ((ys.to(torch.float32) + 0.5) * factor_y).floor().long().clamp(0, grid_height - 1)
-    return Detections(
-        bboxes=detections["bboxes"] * factors,
-        labels=detections["labels"],
-        scores=detections["scores"],
-        indices=input_ys * grid_width + input_xs,
-    )
+    return {**detections, "bboxes": detections["bboxes"] * factors, "indices": input_ys * grid_width + input_xs}
 
 
 def detect_with_tta(

@@ -1,4 +1,4 @@
-"""The CenterNet module's pure-torch methods, without a Trainer: outputs, losses, decoding, optimizers."""
+"""The CenterNet module without a Trainer: outputs, its loss, decoding through its predictor, optimizers."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from centernet_lightning.losses import cornernet_focal_loss, giou_box_loss
-from centernet_lightning.models import CenterNet
 from centernet_lightning.models.detector import decode_outputs
-from centernet_lightning.models.optim import build_scheduler, warmup_cosine_factor
 from centernet_lightning.targets import render_heatmaps
+from centernet_lightning.tasks import CenterNet
+from centernet_lightning.tasks.optim import build_scheduler, warmup_cosine_factor
 
 NUM_CLASSES = 3
 TINY = {"backbone": "resnet18", "neck": {"name": "fpn", "upsample_channels": [32, 32, 16]}, "head_width": 16}
@@ -45,8 +45,8 @@ def images() -> torch.Tensor:
 
 def test_output_shapes_and_forward(images):
     model = tiny_model().eval()
-    assert model.stride == 4
-    outputs = model.get_encoded_outputs(images)
+    assert model.detector.stride == 4
+    outputs = model.detector(images)
     assert set(outputs) == {"heatmap", "box_2d"}
     assert outputs["heatmap"].shape == (2, NUM_CLASSES, 16, 16)
     assert outputs["box_2d"].shape == (2, 4, 16, 16)
@@ -54,18 +54,17 @@ def test_output_shapes_and_forward(images):
     # The heatmap prior: probabilities start near sigmoid(-2.19) = 0.1.
     assert 0.02 < outputs["heatmap"].sigmoid().mean() < 0.3
 
-    forward = model(images)
+    forward = model(images)  # the detector's raw outputs, one dict
     assert set(forward) == {"heatmap", "box_2d"}
-    assert ((forward["heatmap"] >= 0) & (forward["heatmap"] <= 1)).all()
-    torch.testing.assert_close(forward["heatmap"], outputs["heatmap"].sigmoid())
-    torch.testing.assert_close(forward["box_2d"], outputs["box_2d"])
+    for name in forward:
+        torch.testing.assert_close(forward[name], outputs[name])
 
 
 def test_compute_loss_matches_its_parts(images):
     model = tiny_model()
-    outputs = model.get_encoded_outputs(images)
+    outputs = model.detector(images)
     batch = targets()
-    losses = model.compute_loss(outputs, batch)
+    losses = model.criterion(outputs, batch)
     assert set(losses) == {"heatmap", "box_2d", "total"}
     assert all(torch.isfinite(value) for value in losses.values())
     torch.testing.assert_close(losses["total"], losses["heatmap"] + 5.0 * losses["box_2d"])
@@ -90,10 +89,10 @@ def test_compute_loss_matches_its_parts(images):
 
 def test_compute_loss_without_objects(images):
     model = tiny_model()
-    outputs = model.get_encoded_outputs(images)
+    outputs = model.detector(images)
     batch = targets()
     batch["mask"][:] = False
-    losses = model.compute_loss(outputs, batch)
+    losses = model.criterion(outputs, batch)
     assert all(torch.isfinite(value) for value in losses.values())
     assert losses["box_2d"] == 0
     assert losses["heatmap"] > 0  # every pixel is a negative
@@ -101,10 +100,12 @@ def test_compute_loss_without_objects(images):
     assert torch.isfinite(model.detector.heads[0]["heatmap"].layers[-1].weight.grad).all()
 
 
-def test_boxes_outside_or_degenerate_are_ignored_or_clipped(images):
+def test_boxes_masked_out_or_degenerate_are_ignored(images):
+    """The loss ignores padding and boxes without area on the grid; it trusts its input otherwise
+    (the transform's sanitise step clips boxes to the image before they are batched)."""
     model = tiny_model(box_loss="ciou")
-    outputs = model.get_encoded_outputs(images)
-    reference = model.compute_loss(outputs, targets())
+    outputs = model.detector(images)
+    reference = model.criterion(outputs, targets())
 
     batch = targets()
     batch["mask"][:] = True  # unmask the padding rows: zero-size boxes at the origin
@@ -112,18 +113,10 @@ def test_boxes_outside_or_degenerate_are_ignored_or_clipped(images):
     batch["bboxes"][1, 1] = torch.tensor([20.0, 30.0, 10.0, 50.0])  # inverted
     batch["bboxes"][1, 2] = torch.tensor([float("nan"), 5.0, 9.0, float("inf")])
     batch["bboxes"][0, 3] = torch.tensor([30.0, 30.0, 30.0, 40.0])  # zero width
-    with_junk = model.compute_loss(outputs, batch)
+    with_junk = model.criterion(outputs, batch)
     assert all(torch.isfinite(value) for value in with_junk.values())
     for key in ("heatmap", "box_2d", "total"):
         torch.testing.assert_close(with_junk[key], reference[key])
-
-    # A box crossing the border counts as its clipped part.
-    crossing, clipped = targets(), targets()
-    crossing["bboxes"][0, 1] = torch.tensor([33.0, 20.0, 90.0, 80.0])
-    clipped["bboxes"][0, 1] = torch.tensor([33.0, 20.0, 64.0, 64.0])
-    torch.testing.assert_close(
-        model.compute_loss(outputs, crossing)["total"], model.compute_loss(outputs, clipped)["total"]
-    )
 
 
 @pytest.mark.parametrize(
@@ -131,30 +124,32 @@ def test_boxes_outside_or_degenerate_are_ignored_or_clipped(images):
 )
 def test_compute_loss_options_are_finite(images, options):
     model = tiny_model(box_loss="l1", **options)
-    losses = model.compute_loss(model.get_encoded_outputs(images), targets())
+    losses = model.criterion(model.detector(images), targets())
     assert all(torch.isfinite(value) and value > 0 for value in losses.values())
 
 
-def test_gather_detection2d_from_logits_and_probabilities_agree(images):
+def test_decoding_from_logits_and_probabilities_agree_and_the_predictor_applies_the_settings(images):
     model = tiny_model(num_detections=7).eval()
     with torch.no_grad():
-        from_logits = model.gather_detection2d(model.get_encoded_outputs(images))
-        from_probabilities = model.gather_detection2d(model(images), logits=False)
-    detected = model.detect(images)
-    for key in ("bboxes", "labels", "scores", "indices"):
+        outputs = model.detector(images)
+        from_logits = model.detector.decode(outputs, 7)
+        probabilities = {**outputs, "heatmap": outputs["heatmap"].sigmoid()}
+        from_probabilities = model.detector.decode(probabilities, 7, logits=False)
+    detected = model.detect(images)  # the predictor: the eager backend, then the model's settings
+    for key in ("bboxes", "labels", "scores"):
         assert from_logits[key].shape[:2] == (2, 7)
         torch.testing.assert_close(from_logits[key], from_probabilities[key])
         torch.testing.assert_close(from_logits[key], detected[key])
-    forward = model(images)
-    expected = decode_outputs(forward, 4, num_detections=7, logits=False)
+    torch.testing.assert_close(from_logits["indices"], from_probabilities["indices"])
+    expected = decode_outputs(probabilities, 4, num_detections=7, logits=False)
     torch.testing.assert_close(from_logits["bboxes"], expected["bboxes"])
 
     # Decoding settings: per call, or from the hyperparameters.
     threshold = from_logits["scores"][0, 2].item()
-    thresholded = model.gather_detection2d(model(images), score_threshold=threshold, logits=False)
+    thresholded = model.detect(images, score_threshold=threshold)
     assert (thresholded["labels"][0, 3:] == -1).all() and (thresholded["labels"][0, :3] >= 0).all()
     assert (thresholded["scores"][0, 3:] == 0).all()
-    assert model.gather_detection2d(model(images), num_detections=3, logits=False)["scores"].shape == (2, 3)
+    assert model.detect(images, num_detections=3)["scores"].shape == (2, 3)
     strict = tiny_model(score_threshold=1.0).eval()
     assert (strict.detect(images)["labels"] == -1).all()
 
@@ -252,5 +247,5 @@ def test_bad_arguments_raise_value_error(kwargs, message):
 def test_input_not_divisible_by_32_is_a_clear_error():
     model = CenterNet(2, backbone="resnet18", neck="simple", head_width=8)
     with pytest.raises(ValueError, match="divisible by 32"):
-        model.get_encoded_outputs(torch.zeros(1, 3, 100, 100))
-    assert model.get_encoded_outputs(torch.zeros(1, 3, 96, 128))["heatmap"].shape == (1, 2, 24, 32)
+        model(torch.zeros(1, 3, 100, 100))
+    assert model(torch.zeros(1, 3, 96, 128))["heatmap"].shape == (1, 2, 24, 32)

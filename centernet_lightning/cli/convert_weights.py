@@ -1,0 +1,41 @@
+"""``centernet convert-weights ORIG.pth --config X --out model.ckpt``: original CenterNet weights as a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..datasets.coco import COCO_CATEGORY_IDS, COCO_CLASSES
+from ..models.original_weights import load_original_weights, read_original_state_dict
+from ..structures import InferenceSpec
+from ..tasks.loading import build_model, save_checkpoint
+
+__all__ = ["convert_weights_main"]
+
+
+def convert_weights_main(argv: list[str]) -> None:
+    """``centernet convert-weights``: an original CenterNet checkpoint as a checkpoint of ours."""
+    parser = argparse.ArgumentParser(prog="centernet convert-weights", description=convert_weights_main.__doc__)
+    parser.add_argument(
+        "original", help="original file, e.g. ctdet_coco_resdcn18.pth / ctdet_coco_dla_2x.pth / ctdet_coco_hg.pth"
+    )
+    parser.add_argument("--config", required=True, help="the matching configs/paper/*.yaml")
+    parser.add_argument("--out", required=True, help="the checkpoint to write (never overwritten)")
+    args = parser.parse_args(argv)
+    try:
+        original = read_original_state_dict(args.original)
+        heatmap_keys = [key for key in original if key.endswith("weight") and key.split(".")[0] == "hm"]
+        num_classes = int(original[sorted(heatmap_keys)[-1]].shape[0]) if heatmap_keys else 80
+        model = build_model(args.config, num_classes, untrained=True)  # every weight is overwritten
+        if num_classes == len(COCO_CLASSES):  # the original models are trained on COCO at 512 px
+            model.hparams.class_names = list(COCO_CLASSES)
+            model.inference_spec = InferenceSpec(class_names=list(COCO_CLASSES), category_ids=list(COCO_CATEGORY_IDS))
+        untouched = load_original_weights(model, args.original)
+        out = save_checkpoint(model, args.out)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        sys.exit(f"centernet convert-weights: {error}")
+    print(
+        f"Converted {args.original} ({num_classes} classes) into {out}"
+        + (f"; {len(untouched)} tensors kept their initialisation" if untouched else "")
+    )
+    print(f"Use it with: centernet validate --config {args.config} --ckpt_path {out}")

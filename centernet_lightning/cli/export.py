@@ -1,0 +1,105 @@
+"""``centernet export``: a checkpoint as an ONNX or TorchScript file, with the decoding in the graph.
+
+See :mod:`centernet_lightning.deploy.export` for what the graph holds. The file keeps the
+model's inference spec and predictor settings, so ``centernet predict --model FILE.onnx`` (and
+``centernet track`` for a FairMOT) need nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..deploy.export import SUFFIXES, export_onnx, export_torchscript
+from ..models.inference_network import INPUT_NAME, InferenceNetwork
+from ..tasks.loading import load_model
+
+__all__ = ["export_main"]
+
+
+def _onnx_signature(path: Path) -> list[str]:
+    """``input/output name dtype [dims]`` lines read back from the written graph."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+
+    def describe(value: Any) -> str:
+        tensor = value.type.tensor_type
+        dims = ", ".join(dim.dim_param or str(dim.dim_value) for dim in tensor.shape.dim)
+        return f"{value.name} {onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)} [{dims}]"
+
+    return [f"  input  {describe(value)}" for value in graph.input] + [
+        f"  output {describe(value)}" for value in graph.output
+    ]
+
+
+def _module_signature(module: InferenceNetwork, imgsz: int | Sequence[int]) -> list[str]:
+    example = module.example_input(imgsz)
+    input_shape = ", ".join(["batch", *map(str, example.shape[1:])])
+    lines = [f"  input  {INPUT_NAME} {str(example.dtype).removeprefix('torch.')} [{input_shape}]"]
+    for name, shape in module.output_shapes(imgsz, batch="batch").items():
+        dtype = "int64" if name == "labels" else "float32"
+        lines.append(f"  output {name} {dtype} [{', '.join(map(str, shape))}]")
+    return lines
+
+
+def export_main(argv: list[str]) -> None:
+    """``centernet export``: a training checkpoint as an ONNX or TorchScript file, decoding in the graph."""
+    parser = argparse.ArgumentParser(prog="centernet export", description=export_main.__doc__)
+    parser.add_argument("--ckpt_path", "--ckpt-path", required=True, help="a CenterNet or FairMOT checkpoint")
+    parser.add_argument("--format", choices=sorted(SUFFIXES), default="onnx", help="default: onnx")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="file to write, never overwritten (default: the checkpoint's path with .onnx / .torchscript)",
+    )
+    parser.add_argument(
+        "--imgsz",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="PX",
+        help="input side, or height and width (multiples of 32; default: the checkpoint's data input_size, else 512)",
+    )
+    parser.add_argument("--batch", type=int, default=1, help="batch size of the graph (default 1)")
+    parser.add_argument("--dynamic", action="store_true", help="a free batch size (TorchScript always has one)")
+    parser.add_argument("--no-decode", dest="decode", action="store_false", help="output the raw head maps")
+    parser.add_argument("--max-det", type=int, default=None, help="K, detections per image (default: the model's)")
+    parser.add_argument("--half", action="store_true", help="float16 network, for GPU runtimes")
+    parser.add_argument("--raw-input", action="store_true", help="uint8 RGB [B, H, W, 3] input, normalised in graph")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset >= 17 (default 18; 19 with DCN)")
+    args = parser.parse_args(argv)
+    if args.imgsz is not None and len(args.imgsz) > 2:
+        parser.error("--imgsz takes one side, or height and width")
+
+    ckpt_path = Path(args.ckpt_path)
+    output = Path(args.output) if args.output else ckpt_path.with_suffix(SUFFIXES[args.format])
+    try:
+        if output.exists():
+            raise FileExistsError(f"{output} exists; choose another output path (nothing was written)")
+        model = load_model(ckpt_path)
+        imgsz = args.imgsz or model.inference_spec.input_size
+        max_det = args.max_det or int(model.hparams.num_detections)
+        options = dict(
+            imgsz=imgsz,
+            batch=args.batch,
+            decode=args.decode,
+            max_det=max_det,
+            half=args.half,
+            raw_input=args.raw_input,
+            metadata={"checkpoint": ckpt_path.name},
+        )
+        if args.format == "onnx":
+            path = export_onnx(model, output, dynamic=args.dynamic, opset=args.opset, **options)
+            signature = _onnx_signature(path)
+        else:
+            path = export_torchscript(model, output, **options)
+            # Shapes only: the export's own copy is gone, and the checkpoint's network needs no copy.
+            signature = _module_signature(InferenceNetwork(model.detector, max_det, args.decode, args.raw_input), imgsz)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        sys.exit(f"centernet export: {error}")
+    print(f"Exported {ckpt_path} to {path} ({args.format})")
+    print("\n".join(signature))

@@ -1,0 +1,133 @@
+"""Building inference backends by name, and predictors from model files: the one place for both.
+
+``centernet predict``, ``centernet track`` and ``centernet benchmark`` build their backends here,
+so the benchmark times exactly what prediction runs. A backend named ``onnxruntime`` of a
+checkpoint's network is its export (decoding in the graph, free batch size) in an ONNX Runtime
+session; the others run the network in PyTorch
+(:class:`~centernet_lightning.inference.NetworkBackend`).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..inference.backends import BACKENDS, NETWORK_BACKENDS, NetworkBackend, OnnxRuntimeBackend, resolve_device
+from ..inference.predictor import Backend, Predictor
+from ..inference.tta import TTAConfig, parse_tta
+from ..models.detector import CenterNetDetector
+from ..tasks.loading import load_model
+from .export import export_onnx
+
+__all__ = ["build_backend", "load_predictor", "parse_backends"]
+
+ONNX_SUFFIX = ".onnx"
+
+
+def parse_backends(names: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Backend names from a comma-separated string or a list; ValueError naming the valid ones."""
+    if isinstance(names, str):
+        names = names.split(",")
+    backends = tuple(dict.fromkeys(name.strip() for name in names if name.strip()))  # ordered, no repeats
+    unknown = [name for name in backends if name not in BACKENDS]
+    if unknown or not backends:
+        raise ValueError(f"Unknown backend(s) {unknown or list(names)}; valid names: {', '.join(BACKENDS)}")
+    return backends
+
+
+def build_backend(
+    name: str,
+    detector: CenterNetDetector,
+    device: str | torch.device = "cpu",
+    num_detections: int = 100,
+    imgsz: int = 512,
+    tta: TTAConfig | None = None,
+    half: bool = False,
+    compile_mode: str | None = None,
+) -> Backend:
+    """The backend ``name`` of :data:`~centernet_lightning.inference.BACKENDS` for ``detector``.
+
+    The detector is copied first unless the backend is ``eager`` in float32 (the others convert
+    their network's memory format or precision), so the caller's network is left as it was.
+    ``imgsz`` is the square input side of the ONNX export; ``tta`` runs on eager and
+    channels_last only; ``half`` (float16 network) is for CUDA. On the CPU ONNX Runtime gets as
+    many threads as PyTorch, for a fair comparison.
+    """
+    device = resolve_device(device)
+    if name not in BACKENDS:
+        raise ValueError(f"Unknown backend {name!r}; valid names: {', '.join(BACKENDS)}")
+    if name in NETWORK_BACKENDS:
+        network = detector if name == "eager" and not half else copy.deepcopy(detector)
+        return NetworkBackend(network.to(device), num_detections, name, compile_mode, tta, half)
+    if tta is not None and tta.enabled:
+        raise ValueError("Test-time augmentation runs on the eager or channels_last backends, not onnxruntime")
+    try:  # before the export's seconds of work
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise ImportError("onnxruntime is not installed (pip install 'centernet-lightning[export]')") from None
+    threads = torch.get_num_threads() if device.type == "cpu" else None
+    # The exporter traces a float32 copy on the CPU (its example input is a CPU tensor).
+    network = copy.deepcopy(detector).to("cpu", torch.float32)
+    with tempfile.TemporaryDirectory(prefix="centernet-onnx-") as workdir:
+        path = export_onnx(
+            network, Path(workdir) / "model.onnx", imgsz, dynamic=True, max_det=num_detections, half=half
+        )
+        return OnnxRuntimeBackend(path, device, threads)  # the session holds the graph: the file can go
+
+
+def load_predictor(
+    model_path: str | Path,
+    backend: str = "eager",
+    device: str | torch.device = "auto",
+    imgsz: int | None = None,
+    max_det: int | None = None,
+    tta: Any = None,
+    compile_mode: str | None = None,
+) -> Predictor:
+    """A :class:`~centernet_lightning.inference.Predictor` of any model file the project writes.
+
+    Args:
+        model_path: a checkpoint (CenterNet or FairMOT, from training or ``convert-weights``) or an
+            exported ``.onnx`` file (which runs on ``onnxruntime`` with the size, K and settings of
+            its export).
+        backend: one of :data:`~centernet_lightning.inference.BACKENDS`.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        imgsz: the input side (default: the model's training size); max_det: K (default: the
+            model's ``num_detections``); tta: test-time augmentation (eager and channels_last).
+
+    Raises FileNotFoundError or ValueError naming the file or the option at fault.
+    """
+    device = resolve_device(device)
+    path = Path(model_path)
+    augment = parse_tta(tta) if tta is not None else None  # a clear error for a bad value before any work
+    if path.suffix.lower() == ONNX_SUFFIX:
+        if backend not in ("onnxruntime", "eager"):
+            raise ValueError(f"{path} is an ONNX file: it runs on the onnxruntime backend, not {backend}")
+        if augment is not None and augment.enabled:
+            raise ValueError(f"{path} is an ONNX file: test-time augmentation needs a checkpoint")
+        for option, value in (("--imgsz", imgsz), ("--max-det", max_det)):
+            if value is not None:
+                raise ValueError(f"{option}: {path} has the size and K of its export; export again to change them")
+        threads = torch.get_num_threads() if device.type == "cpu" else None
+        return Predictor.from_onnx(path, device, threads)
+    model = load_model(path, map_location=device)
+    spec = model.inference_spec if imgsz is None else replace(model.inference_spec, input_size=imgsz)
+    divisor = model.detector.size_divisor
+    if spec.input_size < divisor or spec.input_size % divisor:
+        raise ValueError(f"--imgsz must be a positive multiple of {divisor}, got {spec.input_size}")
+    hparams = model.hparams
+    built = build_backend(
+        backend,
+        model.detector,
+        device,
+        max_det or int(hparams.num_detections),
+        spec.input_size,
+        augment if augment is not None else model.tta,
+        compile_mode=compile_mode,
+    )
+    return Predictor(built, spec, hparams.score_threshold, hparams.nms_iou, hparams.get("tracker"))

@@ -1,0 +1,253 @@
+"""Inference backends: what runs a network input batch and returns its detections.
+
+Every backend takes a batch of letterboxed network inputs and returns padded
+:class:`~centernet_lightning.structures.Detections` in input pixels, K per image, without score
+threshold or NMS (the :class:`~centernet_lightning.inference.Predictor` applies those, the same
+way for all of them):
+
+=================  ==========================================================================
+backend            what runs
+=================  ==========================================================================
+``eager``          the detector's :class:`~centernet_lightning.models.InferenceNetwork` (network +
+                   decoding) in PyTorch, NCHW; with test-time augmentation when one is set
+``channels_last``  the same in ``torch.channels_last`` (NHWC) memory format, input included
+``compile``        ``channels_last`` + ``torch.compile`` (Inductor, ``dynamic=False``: each batch
+                   size compiles once) with Inductor's ``freezing`` on: the weights become
+                   constants, so BatchNorm folds into the convolutions
+``onnxruntime``    an exported ONNX file (:func:`~centernet_lightning.deploy.export_onnx`,
+                   decoding in the graph) in an ONNX Runtime session
+=================  ==========================================================================
+
+:class:`NetworkBackend` is the first three, :class:`OnnxRuntimeBackend` the last. Building one by
+name, including the ONNX export a checkpoint needs first, is
+:func:`centernet_lightning.deploy.build_backend`'s job, so that ``benchmark`` times what
+``predict`` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..models.detector import CenterNetDetector, Outputs, decode_outputs
+from ..models.inference_network import DETECTION_OUTPUTS, InferenceNetwork
+from ..structures import Detections, InferenceSpec
+from .tta import TTAConfig, detect_with_tta
+
+__all__ = ["BACKENDS", "NETWORK_BACKENDS", "NetworkBackend", "OnnxRuntimeBackend", "METADATA_KEY", "resolve_device"]
+
+NETWORK_BACKENDS = ("eager", "channels_last", "compile")
+BACKENDS = (*NETWORK_BACKENDS, "onnxruntime")
+METADATA_KEY = "centernet"  # ONNX metadata_props key and TorchScript extra file of an export
+ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto``/None: CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type not in ORT_PROVIDERS:
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU (use --device cpu or auto)")
+    return device
+
+
+def detections_of(output_names: Sequence[str], outputs: Sequence[Tensor]) -> Detections:
+    """The Detections dict of an :class:`InferenceNetwork`'s (or its graph's) decoded outputs."""
+    return {DETECTION_OUTPUTS[name]: value for name, value in zip(output_names, outputs)}  # type: ignore[return-value]
+
+
+class NetworkBackend:
+    """A :class:`~centernet_lightning.models.CenterNetDetector` run by PyTorch on its own device.
+
+    Args:
+        detector: the network. ``channels_last`` and ``compile`` convert it in place to NHWC
+            (pass a copy to keep the caller's).
+        num_detections: K, detections per image.
+        backend: ``eager``, ``channels_last`` or ``compile`` (see the module docstring).
+        compile_mode: ``torch.compile``'s ``mode`` (None: the default).
+        tta: test-time augmentation (eager and channels_last only).
+        half: a float16 network (the input and the decoding stay float32), for GPUs.
+
+    Calls run under ``torch.inference_mode()`` with the network in eval mode (restored after).
+    """
+
+    def __init__(
+        self,
+        detector: CenterNetDetector,
+        num_detections: int = 100,
+        backend: str = "eager",
+        compile_mode: str | None = None,
+        tta: TTAConfig | None = None,
+        half: bool = False,
+    ) -> None:
+        if backend not in NETWORK_BACKENDS:
+            raise ValueError(f"Unknown PyTorch backend {backend!r}; valid names: {', '.join(NETWORK_BACKENDS)}")
+        if tta is not None and tta.enabled and (backend == "compile" or half):
+            raise ValueError("Test-time augmentation runs on the eager or channels_last backends in float32")
+        self.name = backend
+        self.detector = detector
+        self.network = InferenceNetwork(detector, num_detections, half=half)
+        self.memory_format = torch.contiguous_format if backend == "eager" else torch.channels_last
+        if backend != "eager":
+            self.network.to(memory_format=torch.channels_last)
+        # dynamic=False: each batch size gets its own static-shape kernels (PyTorch would otherwise
+        # switch to dynamic shapes at the second size, which are slower).
+        self._run = (
+            torch.compile(self.network, dynamic=False, mode=compile_mode) if backend == "compile" else self.network
+        )
+        self.tta = tta if tta is not None and tta.enabled else None
+        self.num_detections = num_detections
+        self.num_classes = detector.num_classes
+        self.has_embeddings = self.network.has_embeddings
+        self.embedding_dim: int | None = detector.heads[-1]["reid"].dim if self.has_embeddings else None
+        self.raw_input = False
+        self.input_size: tuple[int, int] | None = None  # any multiple of the size divisor
+        self.size_divisor = detector.size_divisor
+        self.spec: InferenceSpec | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.detector.parameters()).device
+
+    def __call__(self, inputs: Tensor) -> Detections:
+        """Detections of float32 normalised inputs [B, 3, H, W] (moved to the network's device)."""
+        inputs = inputs.to(self.device).contiguous(memory_format=self.memory_format)
+        with torch.inference_mode(), _eval_mode(self.detector), self.context():
+            if self.tta is not None:
+                detections = detect_with_tta(self.detector, inputs, self.tta, self.num_detections)
+                return {key: value for key, value in detections.items() if key != "indices"}  # type: ignore[return-value]
+            return detections_of(self.network.output_names, self._run(inputs))
+
+    def decode(self, outputs: Outputs) -> Detections:
+        """The detections of raw outputs the caller already has (validation computes them for the loss)."""
+        return detections_of(self.network.output_names, self.network.decode(outputs))
+
+    def context(self) -> contextlib.AbstractContextManager:
+        """What every call runs in: Inductor's freezing for ``compile``, read when a batch size first compiles."""
+        if self.name != "compile":
+            return contextlib.nullcontext()
+        import torch._inductor.config
+
+        return torch._inductor.config.patch(freezing=True)
+
+
+@contextlib.contextmanager
+def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
+    """``module`` in eval mode inside, and in training mode again after if it was (a module that is
+    in eval mode already is not touched: its parts may hold modes of their own)."""
+    was_training = module.training
+    if was_training:
+        module.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            module.train()
+
+
+class OnnxRuntimeBackend:
+    """An exported CenterNet graph in an ONNX Runtime session.
+
+    Args:
+        path: a file written by :func:`~centernet_lightning.deploy.export_onnx`.
+        device: ``cpu`` or ``cuda`` (ONNX Runtime's CUDA provider, which must be installed).
+        threads: intra-op threads on the CPU (None: ONNX Runtime's default).
+
+    Attributes (read from the graph and its ``centernet`` metadata): ``input_size`` ``(height,
+    width)``; ``batch`` (None when free); ``raw_input`` (uint8 [B, H, W, 3] RGB input rather than
+    normalised float32 [B, 3, H, W]); ``num_detections``; ``has_embeddings`` and ``embedding_dim``; ``spec`` (the
+    model's :class:`~centernet_lightning.structures.InferenceSpec`); ``metadata`` (everything the
+    exporter stored: stride, num_classes, opset, the predictor settings, ...).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: str | torch.device = "cpu", threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ImportError("onnxruntime is not installed (pip install 'centernet-lightning[export]')") from None
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"ONNX file not found: {path}")
+        self.device = torch.device(device)
+        provider = ORT_PROVIDERS.get(self.device.type)
+        if provider not in ort.get_available_providers():
+            raise ValueError(
+                f"ONNX Runtime has no {provider} here (available: {', '.join(ort.get_available_providers())})"
+            )
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=[provider])
+        self.metadata: dict[str, Any] = json.loads(
+            self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY, "{}")
+        )
+        graph_input = self.session.get_inputs()[0]
+        self.input_name: str = graph_input.name
+        self.raw_input: bool = graph_input.type == "tensor(uint8)"
+        shape = graph_input.shape
+        self.input_size: tuple[int, int] | None = tuple(shape[1:3] if self.raw_input else shape[2:4])
+        self.batch: int | None = shape[0] if isinstance(shape[0], int) else None
+        self.output_names: list[str] = [output.name for output in self.session.get_outputs()]
+        self.decoded: bool = set(self.output_names) <= set(DETECTION_OUTPUTS)
+        if not self.decoded and "stride" not in self.metadata:
+            raise ValueError(f"{path} outputs {self.output_names}, not detections, and has no metadata to decode them")
+        self.num_detections: int = (
+            self.session.get_outputs()[1].shape[1] if self.decoded else int(self.metadata.get("max_det", 100))
+        )
+        self.num_classes: int | None = self.metadata.get("num_classes")
+        self.has_embeddings = "embeddings" in self.output_names or "reid" in self.output_names
+        shapes = {output.name: output.shape for output in self.session.get_outputs()}
+        self.embedding_dim: int | None = (
+            int(shapes["embeddings"][-1])
+            if "embeddings" in shapes
+            else int(shapes["reid"][1])
+            if "reid" in shapes
+            else None
+        )
+        self.size_divisor = int(self.metadata.get("size_divisor", 32))
+        self.spec = InferenceSpec.from_dict({**self.metadata, "input_size": self.input_size[0]})
+
+    def __call__(self, inputs: Tensor | np.ndarray) -> Detections:
+        """Detections of a batch: float32 [N, 3, H, W] normalised or, for a raw-input graph, uint8
+        [N, H, W, 3]; (H, W) = :attr:`input_size`. A graph with a fixed batch size runs N images
+        in chunks of it. Returns CPU tensors."""
+        images = inputs.detach().cpu().numpy() if isinstance(inputs, Tensor) else np.asarray(inputs)
+        self._check_input(images)
+        chunk = self.batch or len(images)
+        parts = [self._run(images[start : start + chunk]) for start in range(0, len(images), chunk)]
+        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}  # type: ignore[return-value]
+
+    def _check_input(self, images: np.ndarray) -> None:
+        height, width = self.input_size
+        expected = ("uint8", (height, width, 3)) if self.raw_input else ("float32", (3, height, width))
+        if images.ndim != 4 or not len(images) or images.dtype != expected[0] or tuple(images.shape[1:]) != expected[1]:
+            layout = "uint8 [N, H, W, 3] RGB" if self.raw_input else "normalised float32 [N, 3, H, W]"
+            raise ValueError(
+                f"{self.path} takes {layout} images with (H, W) = {self.input_size}; "
+                f"got {images.dtype} {list(images.shape)}"
+            )
+
+    def _run(self, images: np.ndarray) -> Detections:
+        """One session run; a short last chunk of a fixed-batch graph is padded with zeros."""
+        count = len(images)
+        if self.batch is not None and count < self.batch:
+            padding = np.zeros((self.batch - count, *images.shape[1:]), dtype=images.dtype)
+            images = np.concatenate([images, padding])
+        values = self.session.run(None, {self.input_name: np.ascontiguousarray(images)})
+        outputs = {name: torch.from_numpy(value[:count]) for name, value in zip(self.output_names, values)}
+        if self.decoded:
+            return detections_of(list(outputs), list(outputs.values()))
+        detections = decode_outputs(outputs, int(self.metadata["stride"]), self.num_detections)
+        return {key: value for key, value in detections.items() if key != "indices"}  # type: ignore[return-value]

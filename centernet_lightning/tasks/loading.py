@@ -1,0 +1,147 @@
+"""Trained models from their checkpoints, models from configs, and checkpoints from models.
+
+Every checkpoint the project writes (``fit``, ``convert-weights``, :func:`save_checkpoint`) names
+the LightningModule class that wrote it and holds its hyperparameters, its weights and its
+:class:`~centernet_lightning.structures.InferenceSpec`, so :func:`load_model` rebuilds a CenterNet
+or a FairMOT from the file alone, without a Trainer or a config.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ..atomic_files import write_file_atomically
+from ..weights import read_checkpoint
+from .centernet import TASK_KEY, CenterNet
+from .fairmot import FairMOT
+
+__all__ = ["TASKS", "load_model", "build_model", "save_checkpoint", "task_of_checkpoint"]
+
+TASKS: dict[str, type[CenterNet]] = {"CenterNet": CenterNet, "FairMOT": FairMOT}
+
+
+def task_of_checkpoint(checkpoint: Mapping[str, Any]) -> type[CenterNet]:
+    """The LightningModule class that wrote a checkpoint dict: its ``task`` entry, else (checkpoints
+    written before the entry) the class path Lightning's CLI stored, else FairMOT for
+    hyperparameters with ``num_identities`` and CenterNet otherwise."""
+    name = checkpoint.get(TASK_KEY)
+    hparams = checkpoint.get("hyper_parameters") or {}
+    if name is None and hparams.get("_class_path"):
+        name = str(hparams["_class_path"]).rsplit(".", 1)[-1]
+    if name is None:
+        name = "FairMOT" if "num_identities" in hparams else "CenterNet"
+    if name not in TASKS:
+        raise ValueError(f"The checkpoint was written by {name!r}, which is none of {sorted(TASKS)}")
+    return TASKS[name]
+
+
+def load_model(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> CenterNet:
+    """A trained :class:`CenterNet` or :class:`FairMOT` from its checkpoint, in eval mode.
+
+    The file is read safely (``weights_only``), the module rebuilt from its hyperparameters (no
+    ImageNet backbone download, no ``init_weights``: every weight comes from the file), its
+    ``on_load_checkpoint`` run (the inference spec; older layouts' keys renamed), then the weights
+    loaded strictly. ValueError naming the file when it does not describe a model of the project.
+    """
+    checkpoint = read_checkpoint(ckpt_path)
+    if not isinstance(checkpoint.get("state_dict"), Mapping) or not checkpoint.get("hyper_parameters"):
+        raise ValueError(
+            f"{ckpt_path} has no state_dict with hyper_parameters: a checkpoint written by training or "
+            "`centernet convert-weights` is needed, not a bare state dict"
+        )
+    task = task_of_checkpoint(checkpoint)
+    accepted = set(inspect.signature(task.__init__).parameters) - {"self", "init_weights"}
+    arguments = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}  # drops LightningCLI's
+    backbone = arguments.get("backbone", "resnet18")
+    arguments["backbone"] = {**({"name": backbone} if isinstance(backbone, str) else backbone), "pretrained": False}
+    try:
+        module = task(**arguments)
+    except TypeError as error:
+        raise ValueError(f"{ckpt_path} does not describe a {task.__name__}: {error}") from None
+    module.on_load_checkpoint(checkpoint)
+    try:
+        module.load_state_dict(checkpoint["state_dict"], strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"The weights in {ckpt_path} do not fit the {task.__name__} its hyperparameters describe: {error}"
+        ) from None
+    return module.to(map_location).eval()
+
+
+def build_model(
+    config: str | Path | Mapping[str, Any],
+    num_classes: int | None = None,
+    *,
+    untrained: bool = False,
+    default_num_classes: int | None = None,
+    **overrides: Any,
+) -> CenterNet:
+    """A model with fresh weights from a ``centernet fit`` config (YAML file or dict) or its ``model`` section.
+
+    The section is ``{class_path, init_args}`` (``class_path`` CenterNet or FairMOT, default
+    CenterNet). In fit configs the class count comes from the data (and FairMOT's identity count
+    from the training split), so pass ``num_classes`` unless the config sets it.
+
+    Args:
+        num_classes: the class count; None: the config's, else ``default_num_classes``.
+        untrained: random weights throughout (no ImageNet download, no ``init_weights``), and for
+            FairMOT 3 identities unless set (its classifier is training-only): for ``info``,
+            ``benchmark`` and ``convert-weights``, which overwrite or never use the weights.
+        overrides: init arguments replacing the config's.
+    """
+    if isinstance(config, (str, Path)):
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"Config file not found: {path}")
+        try:
+            config = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path} is not valid YAML: {error}") from None
+    section = dict(config.get("model", config) or {})
+    class_path = str(section.pop("class_path", "CenterNet"))
+    task_name = class_path.rsplit(".", 1)[-1]
+    if task_name not in TASKS:
+        raise ValueError(f"model.class_path {class_path!r} is none of {sorted(TASKS)}")
+    arguments = {**dict(section.pop("init_args", None) or {}), **section, **overrides}
+    if num_classes is not None:
+        arguments["num_classes"] = num_classes
+    elif "num_classes" not in arguments and default_num_classes is not None and task_name == "CenterNet":
+        arguments["num_classes"] = default_num_classes
+    if task_name == "CenterNet" and "num_classes" not in arguments:
+        raise ValueError(
+            "The config does not set model.init_args.num_classes; pass build_model(config, num_classes=...)"
+        )
+    if untrained:
+        backbone = arguments.get("backbone", "resnet18")
+        arguments["backbone"] = {**({"name": backbone} if isinstance(backbone, str) else backbone), "pretrained": False}
+        arguments["init_weights"] = None
+        if task_name == "FairMOT":
+            arguments.setdefault("num_identities", 3)
+    return TASKS[task_name](**arguments)
+
+
+def save_checkpoint(model: CenterNet, path: str | Path, epoch: int = 0) -> Path:
+    """Write ``model`` as a checkpoint that ``--ckpt_path`` and :func:`load_model` accept (weights,
+    hyperparameters, task and inference spec; no optimizer state). Written atomically; an existing
+    file is never overwritten (FileExistsError)."""
+    import lightning
+
+    path = Path(path)
+    if path.exists():  # before the state dict is gathered
+        raise FileExistsError(f"{path} exists; choose another output path (nothing was written)")
+    checkpoint = {
+        "epoch": epoch,
+        "global_step": 0,
+        "pytorch-lightning_version": lightning.__version__,
+        "state_dict": model.state_dict(),
+        "hparams_name": "kwargs",
+        "hyper_parameters": dict(model.hparams),
+    }
+    model.on_save_checkpoint(checkpoint)  # what Lightning's own saving calls: task and inference spec
+    return write_file_atomically(path, lambda temporary: torch.save(checkpoint, temporary))

@@ -1,0 +1,110 @@
+"""Reading weight files safely, and loading them into a network: the one weight-file loader.
+
+Every file the library reads weights from goes through :func:`read_checkpoint`: ``torch.load``
+with ``weights_only=True`` (never unpickling arbitrary objects from a user's file) and one error
+that names the file when it is truncated, corrupt or not a PyTorch file at all. Then:
+
+- :func:`load_state_dict_file` puts a file's weights into a network that must take all of them
+  (a local ``pretrained`` file of a torchvision or Hourglass backbone);
+- :func:`load_matching_weights` puts in those that fit and reports the rest (``init_weights``:
+  fine-tuning from a checkpoint of another class count or task);
+- :func:`read_state_dict` gives the tensors themselves (original CenterNet checkpoints, whose keys
+  ``models/original_weights.py`` maps onto ours).
+
+timm backbones read their ``pretrained`` file through timm itself, which maps a classifier's
+state dict onto its ``features_only`` wrapper.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["read_checkpoint", "read_state_dict", "load_state_dict_file", "load_matching_weights"]
+
+log = logging.getLogger(__name__)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The dict saved in ``path`` (a Lightning checkpoint or a state dict), loaded on the CPU.
+
+    Raises FileNotFoundError, or ValueError naming the file when it is not a readable checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint file not found: {path}")
+    is_zip = zipfile.is_zipfile(path)  # torch.save has written zip archives since PyTorch 1.6
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except Exception as error:  # torch raises many types here; all mean "cannot use this file"
+        # torch's first line says what failed; the rest advises weights_only=False, which would
+        # unpickle arbitrary code from the file: not advice to pass on.
+        first_line = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"
+        if is_zip:
+            reason = first_line
+        else:
+            reason = f"not a zip archive as torch.save writes, and not a legacy-format file either ({first_line})"
+        raise ValueError(f"{path} is not a readable checkpoint ({reason})") from None
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint or state dict")
+    return dict(checkpoint)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The tensors of a weight file: a Lightning checkpoint's ``state_dict``, an original CenterNet
+    ``{'epoch', 'state_dict'}`` file or a bare state dict, with DataParallel's ``module.`` prefixes
+    removed. ValueError naming the file when it holds no state dict of tensors."""
+    content = read_checkpoint(path)
+    state_dict = content.get("state_dict", content)
+    if not isinstance(state_dict, Mapping) or not all(isinstance(v, Tensor) for v in state_dict.values()):
+        raise ValueError(f"{path} holds no state dict of tensors (found {type(state_dict).__name__})")
+    return {key.removeprefix("module."): tensor for key, tensor in state_dict.items()}
+
+
+def load_state_dict_file(model: nn.Module, path: str | os.PathLike, ignore_prefixes: tuple[str, ...] = ()) -> None:
+    """Load every weight of ``model`` from ``path`` (keys under ``ignore_prefixes`` may be missing,
+    e.g. a classifier's ``fc.``); extra keys in the file are ignored with a warning.
+
+    Raises FileNotFoundError, or ValueError naming the file when its tensors do not fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Pretrained weights file not found: {path}")
+    state_dict = read_state_dict(path)
+    try:
+        missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as error:  # tensors of another shape: weights of a different architecture
+        raise ValueError(f"{path} does not fit this backbone: {error}") from error
+    missing = [key for key in missing if not key.startswith(ignore_prefixes)]
+    if missing:
+        raise ValueError(f"{path} does not fit this backbone; missing keys: {missing[:8]}")
+    if unexpected:
+        log.warning("Ignored %d unexpected keys in %s, e.g. %s", len(unexpected), path, unexpected[:4])
+
+
+def load_matching_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Load the weights of ``path`` that fit ``model`` (fine-tuning: ``init_weights``).
+
+    Tensors missing from the file or of another shape (a heatmap head with a different class
+    count) keep their current values; each group is reported with a warning. ValueError when
+    nothing fits.
+    """
+    state = read_state_dict(path)
+    own = model.state_dict()
+    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    mismatched = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)
+    missing = sorted(k for k in own if k not in state)
+    if not matching:
+        raise ValueError(f"{path} has no weights that fit this model (keys like {list(state)[:3]})")
+    model.load_state_dict(matching, strict=False)
+    if mismatched:
+        log.warning("Re-initialised %d tensors whose shape differs in %s: %s", len(mismatched), path, mismatched)
+    if missing:
+        log.warning("%d tensors are not in %s and keep their initialisation: %s", len(missing), path, missing[:8])
