@@ -27,7 +27,6 @@ __all__ = [
     "gather_cells",
     "anchor_points",
     "decode_ltrb",
-    "finalize_detections",
     "threshold_detections",
     "apply_nms",
     "sort_detections",
@@ -267,19 +266,3 @@ def _gather_entries(values: Tensor, order: Tensor) -> Tensor:
     """``values`` [B, K, ...] with its K entries taken in ``order`` [B, K]."""
     index = order.view(*order.shape, *([1] * (values.ndim - 2))).expand(*order.shape, *values.shape[2:])
     return values.gather(1, index)
-
-
-def finalize_detections(
-    bboxes: Tensor, peaks: Peaks, score_threshold: float = 0.0, nms_iou: float | None = None
-) -> Detections:
-    """Detections from decoded boxes [B, K, 4] (input pixels) and their peaks.
-
-    Entries under ``score_threshold`` (or scored 0) or suppressed by the optional class-wise NMS
-    (``nms_iou``) become padding (score 0, label -1), so shapes stay fixed; ``indices`` keeps
-    each entry's cell.
-    """
-    detections = Detections(bboxes=bboxes, labels=peaks.labels, scores=peaks.scores, indices=peaks.indices)
-    detections = threshold_detections(detections, score_threshold)
-    if nms_iou is not None:
-        detections = apply_nms(detections, nms_iou)
-    return detections

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["read_checkpoint", "read_state_dict", "load_state_dict_file", "load_matching_weights"]
+__all__ = ["read_checkpoint", "read_state_dict", "load_state_dict_file", "load_matching_weights", "rename_prefixes"]
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +89,25 @@ def load_state_dict_file(model: nn.Module, path: str | os.PathLike, ignore_prefi
         log.warning("Ignored %d unexpected keys in %s, e.g. %s", len(unexpected), path, unexpected[:4])
 
 
-def load_matching_weights(model: nn.Module, path: str | os.PathLike) -> None:
+def rename_prefixes(state: dict[str, Any], renamed: Mapping[str, str]) -> dict[str, Any]:
+    """``state`` with keys starting with an old prefix of ``renamed`` moved to its new prefix
+    (checkpoints written before a module moved), in place; returns ``state``."""
+    for key in [key for key in state if key.startswith(tuple(renamed))]:
+        old = next(prefix for prefix in renamed if key.startswith(prefix))
+        state[renamed[old] + key[len(old) :]] = state.pop(key)
+    return state
+
+
+def load_matching_weights(
+    model: nn.Module, path: str | os.PathLike, renamed_prefixes: Mapping[str, str] | None = None
+) -> None:
     """Load the weights of ``path`` that fit ``model`` (fine-tuning: ``init_weights``).
 
-    Tensors missing from the file or of another shape (a heatmap head with a different class
-    count) keep their current values; each group is reported with a warning. ValueError when
-    nothing fits.
+    Keys are first renamed by ``renamed_prefixes`` (:func:`rename_prefixes`). Tensors missing from
+    the file or of another shape (a heatmap head with a different class count) keep their current
+    values; each group is reported with a warning. ValueError when nothing fits.
     """
-    state = read_state_dict(path)
+    state = rename_prefixes(read_state_dict(path), renamed_prefixes or {})
     own = model.state_dict()
     matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     mismatched = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)

@@ -153,12 +153,13 @@ def _dataset(loaders: Any) -> Any:
 def _ground_truth(record: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(ids [N], boxes [N, 4] XYXY original pixels, ignore [N])`` of one frame record.
 
-    Objects flagged ignore or without identity (-1) become distractors; they get distinct negative
-    ids so that ids stay unique in the frame.
+    Boxes are clipped to the image (:meth:`~centernet_lightning.datasets.common.ImageRecord.evaluated_objects`,
+    as for COCO evaluation). Objects flagged ignore or without identity (-1) become distractors;
+    they get distinct negative ids so that ids stay unique in the frame.
     """
-    boxes = np.asarray(record.bboxes, dtype=np.float64).reshape(-1, 4)
+    boxes, objects, _ = record.evaluated_objects()
     count = len(boxes)
-    ids = np.asarray(record.fields.get("track_ids", np.full(count, -1)), dtype=np.int64)
-    ignore = np.asarray(record.fields.get("ignore", np.zeros(count, bool)), dtype=bool) | (ids < 0)
+    ids = np.asarray(objects.get("track_ids", np.full(count, -1)), dtype=np.int64)
+    ignore = np.asarray(objects.get("ignore", np.zeros(count, bool)), dtype=bool) | (ids < 0)
     ids = np.where(ignore, -1 - np.arange(count), ids)
-    return ids, boxes, ignore
+    return ids, boxes.astype(np.float64), ignore

@@ -6,11 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from ..image_io import read_image
 from ..inference.outputs import PredictionFiles, new_run_dir
+from ..structures import to_numpy
+
+PREDICTION_DTYPES = {"bboxes": np.float32, "scores": np.float32, "labels": np.int64}
 
 __all__ = ["PredictionWriter"]
 
@@ -21,8 +25,8 @@ class PredictionWriter(BasePredictionWriter):
     with the sources' names and ``predictions.json`` in COCO-results format (the dataset's image and
     category ids, XYWH original pixels), in a new folder ``output_dir/name``, ``name2``, ...
 
-    Under DDP every process draws its own images into the same folder and rank 0 writes the
-    gathered JSON.
+    Under DDP every process draws its own images into the same folder, named
+    ``<image_id>_<name>`` so that ranks cannot collide, and rank 0 writes the gathered JSON.
 
     Args:
         output_dir: parent folder of the run folders (``--project`` of ``centernet predict``).
@@ -47,7 +51,12 @@ class PredictionWriter(BasePredictionWriter):
         run_dir = new_run_dir(self.output_dir, self.name) if trainer.is_global_zero else None
         self.run_dir = Path(trainer.strategy.broadcast(str(run_dir) if run_dir else None))
         self.files = PredictionFiles(
-            self.run_dir, pl_module.inference_spec, pl_module.num_classes, self.score_threshold, self.draw
+            self.run_dir,
+            pl_module.inference_spec,
+            pl_module.num_classes,
+            self.score_threshold,
+            self.draw,
+            id_in_names=trainer.world_size > 1,
         )
         self.images = 0
 
@@ -62,7 +71,7 @@ class PredictionWriter(BasePredictionWriter):
                 read_image(path) if self.draw else None,
                 str(path),
                 int(prediction["image_ids"][i]),
-                *(prediction[key][i].cpu().numpy() for key in ("bboxes", "scores", "labels")),
+                *(to_numpy(prediction[key][i], dtype) for key, dtype in PREDICTION_DTYPES.items()),
             )
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..deploy.backends import parse_backends
-from ..deploy.benchmark import _checked_device, benchmark_detector, benchmark_table
-from ..inference.backends import BACKENDS
+from ..deploy.benchmark import benchmark_detector, benchmark_table
+from ..inference.backends import BACKENDS, resolve_device
 from ..tasks.loading import build_model, load_model
 
 __all__ = ["benchmark_main"]
@@ -65,7 +65,7 @@ def benchmark_main(argv: list[str]) -> None:
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune (default: none)")
     args = parser.parse_args(argv)
     try:
-        device = _checked_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"), args.half)
+        device = resolve_device(args.device, args.half)
     except ValueError as error:
         parser.error(str(error))
 
@@ -97,7 +97,7 @@ def benchmark_main(argv: list[str]) -> None:
                 compile_mode=args.compile_mode,
                 progress=progress,
             )
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, ImportError) as error:
         sys.exit(f"centernet benchmark: {error}")
     if device.type == "cpu":
         threads = torch.get_num_threads()

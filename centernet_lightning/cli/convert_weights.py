@@ -30,7 +30,7 @@ def convert_weights_main(argv: list[str]) -> None:
         if num_classes == len(COCO_CLASSES):  # the original models are trained on COCO at 512 px
             model.hparams.class_names = list(COCO_CLASSES)
             model.inference_spec = InferenceSpec(class_names=list(COCO_CLASSES), category_ids=list(COCO_CATEGORY_IDS))
-        untouched = load_original_weights(model, args.original)
+        untouched = load_original_weights(model, args.original, original)
         out = save_checkpoint(model, args.out)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         sys.exit(f"centernet convert-weights: {error}")

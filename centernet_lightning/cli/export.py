@@ -99,7 +99,7 @@ def export_main(argv: list[str]) -> None:
             path = export_torchscript(model, output, **options)
             # Shapes only: the export's own copy is gone, and the checkpoint's network needs no copy.
             signature = _module_signature(InferenceNetwork(model.detector, max_det, args.decode, args.raw_input), imgsz)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
+    except (OSError, ValueError, ImportError) as error:  # OSError: missing or existing files, a full disk
         sys.exit(f"centernet export: {error}")
     print(f"Exported {ckpt_path} to {path} ({args.format})")
     print("\n".join(signature))

@@ -39,7 +39,8 @@ import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..image_io import read_image
+from ..image_io import read_image, read_image_size
+from ..structures import sanitize_boxes
 
 __all__ = [
     "DetectionDataset",
@@ -88,6 +89,20 @@ class ImageRecord:
         self.bboxes = (self.bboxes if bboxes is None else bboxes)[keep]
         self.labels = self.labels[keep]
         self.fields = {name: values[keep] for name, values in self.fields.items()}
+
+    def evaluated_objects(self) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[int, int]]:
+        """What evaluation scores against: ``(boxes [M, 4] float32 XYXY pixels, objects, (height, width))``.
+
+        Boxes are clipped to the image and those left without area dropped, as the predictor clips
+        its detections and the transform's sanitise step clips training targets; ``objects`` are
+        :meth:`objects` of the kept boxes. The size is the annotation's, else read from the file.
+        """
+        size = self.size or read_image_size(self.path)
+        bboxes = self.bboxes
+        if self.normalized:
+            bboxes = bboxes * np.array([size[1], size[0], size[1], size[0]], dtype=np.float32)
+        bboxes, keep = sanitize_boxes(bboxes, *size)
+        return bboxes[keep], {name: values[keep] for name, values in self.objects().items()}, size
 
     def add_ignore_regions(self, regions: np.ndarray, labels: np.ndarray | None = None) -> ImageRecord:
         """Append ``regions`` [M, 4] as objects flagged ``ignore`` (label 0 unless given)."""

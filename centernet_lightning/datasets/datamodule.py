@@ -232,13 +232,12 @@ class DetectionDataModule(L.LightningDataModule):
         return len(self.class_names)
 
     @cached_property
-    def num_identities(self) -> int:
-        """Identities of the training split (the re-ID classifier's size); 0 for a detection dataset,
-        whose objects have no track ids (nothing is read then)."""
-        if self.hparams.dataset not in TRACKING_DATASETS:
-            return 0
-        if self.hparams.train_split is None:
-            raise ValueError("num_identities is read from the training split, and data.train_split is null")
+    def num_identities(self) -> int | None:
+        """Identities of the training split (the re-ID classifier's size). None when unknown: a
+        detection dataset (its objects have no track ids) or no training split; a FairMOT
+        checkpoint then sizes its own classifier. Nothing is read for a detection dataset."""
+        if self.hparams.dataset not in TRACKING_DATASETS or self.hparams.train_split is None:
+            return None
         return int(getattr(self._dataset("train"), "num_identities", 0))
 
     @cached_property

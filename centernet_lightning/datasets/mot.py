@@ -10,8 +10,8 @@ Boxes: MOTChallenge's instructions say "All frame numbers, target IDs and boundi
 1-based": the top-left image pixel is (1, 1). Inside the library boxes are XYXY in 0-based
 continuous pixels, so ``bb_left, bb_top, bb_width, bb_height`` become ``x1 = bb_left - 1``,
 ``y1 = bb_top - 1``, ``x2 = x1 + bb_width``, ``y2 = y1 + bb_height``, converted here once (as VOC's
-1-based corners are in ``datasets/voc.py``). :func:`~centernet_lightning.eval.mot_io.read_mot_txt` and
-:func:`~centernet_lightning.eval.mot_io.write_mot_txt` use the same convention, so a model trained on
+1-based corners are in ``datasets/voc.py``). :func:`~centernet_lightning.datasets.mot_io.read_mot_txt` and
+:func:`~centernet_lightning.datasets.mot_io.write_mot_txt` use the same convention, so a model trained on
 these boxes, written as results and scored against the same ``gt.txt`` is not one pixel off.
 FairMOT's label scripts and TrackEval's loader read the numbers with no shift; IoU-based metrics do
 not notice, since ground truth and results share it.
@@ -42,16 +42,16 @@ the file and line. With ``imWidth``/``imHeight`` known, a frame of another size 
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from centernet_lightning.datasets.common import DetectionDataset, SampleTransform
-from centernet_lightning.datasets.mot_io import SEQINFO_KEYS, read_seqinfo, seqinfo_number
+from centernet_lightning.datasets.mot_io import SEQINFO_KEYS, MOTRows, read_mot_txt, read_seqinfo, seqinfo_number
 from centernet_lightning.datasets.tracking import (
     FrameRecord,
     SequenceInfo,
@@ -60,7 +60,6 @@ from centernet_lightning.datasets.tracking import (
     report_unannotated,
 )
 from centernet_lightning.image_io import IMAGE_EXTENSIONS
-from centernet_lightning.structures import box_xywh_to_xyxy
 
 __all__ = ["MOT_CLASSES", "MOT_DISTRACTOR_CLASSES", "MOTDataset", "read_mot_gt"]
 
@@ -79,73 +78,49 @@ _DEFAULT_FRAME_RATE = 30.0
 _DETECTOR_COPY = re.compile(r"^(.*)-(DPM|FRCNN|SDP)$")  # MOT17 ships each sequence once per detector
 
 
-def _line_numbers(text: str) -> np.ndarray:
-    """1-based numbers of the non-blank lines of ``text`` (the rows np.loadtxt reads)."""
-    return np.array([n for n, line in enumerate(text.splitlines(), start=1) if line.strip()], dtype=np.int64)
+def read_mot_gt(path: Path, frame_ids: np.ndarray | None = None) -> MOTRows:
+    """Read and check a MOTChallenge ``gt.txt`` for training.
 
-
-def _find_malformed_line(path: Path, text: str) -> ValueError:
-    """The error for the first line np.loadtxt could not read: too few values or not numbers."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        values = line.split(",")
-        if len(values) < 9:
-            return ValueError(f"{path}, line {number}: expected 9 values '{GT_COLUMNS}', got {len(values)}: {line!r}")
-        try:
-            [float(value) for value in values[:9]]
-        except ValueError:
-            return ValueError(f"{path}, line {number}: non-numeric value in {line!r}")
-    return ValueError(f"{path}: cannot read as '{GT_COLUMNS}' rows")
-
-
-def read_mot_gt(path: Path, frame_ids: np.ndarray | None = None) -> np.ndarray:
-    """Read and check a MOTChallenge ``gt.txt``.
-
-    :func:`centernet_lightning.eval.mot_io.read_mot_txt` parses the same files, but the datasets
-    package does not import ``eval``, and this reader adds the checks a training set needs (class,
-    visibility, frames of the sequence); a test pins that both give the same XYXY boxes.
+    :func:`~centernet_lightning.datasets.mot_io.read_mot_txt` parses the file (and checks frames,
+    ids and boxes); this adds the checks a training set needs: the 9 columns, the class,
+    the visibility and the frames of the sequence.
 
     Args:
         path: the file; lines ``frame,id,bb_left,bb_top,bb_width,bb_height,conf,class,visibility``
-            (extra columns are ignored, blank lines skipped).
+            (blank lines skipped).
         frame_ids: int [F] the frame numbers the sequence has, or None to skip that check.
 
     Returns:
-        float64 [R, 9], one row per line in file order, values as written (boxes still 1-based;
-        :class:`MOTDataset` converts them).
+        the rows, boxes XYXY in 0-based pixels; ``extra`` holds ``class, visibility``.
 
     Raises:
-        ValueError naming the file and line for fewer than 9 values, non-numbers, non-finite values,
-        a non-integer frame, id or class, a class not in :data:`MOT_CLASSES`, a negative width or
-        height, a visibility outside [0, 1] or a frame the sequence does not have.
+        ValueError naming the file and line for a row :func:`read_mot_txt` refuses, fewer than 9
+        values, a non-finite, non-integer or unknown class (:data:`MOT_CLASSES`), a negative width
+        or height, a visibility outside [0, 1] or a frame the sequence does not have.
     """
-    text = path.read_text(encoding="utf-8")
-    if not text.strip():
-        return np.zeros((0, 9), dtype=np.float64)
-    try:
-        rows = np.loadtxt(io.StringIO(text), delimiter=",", usecols=range(9), ndmin=2, comments=None)
-    except ValueError:
-        raise _find_malformed_line(path, text) from None
-    frames, ids, classes = rows[:, 0], rows[:, 1], rows[:, 7]
-    integral = np.stack([frames, ids, classes], axis=1)
+    rows = read_mot_txt(path)
+    if not len(rows):
+        return MOTRows.empty(extra_columns=2)
+    if rows.extra.shape[1] < 2:
+        raise ValueError(
+            f"{path}, line {rows.lines[0]}: expected 9 values '{GT_COLUMNS}'; class and visibility are missing"
+        )
+    classes, visibility = rows.extra[:, 0], rows.extra[:, 1]
     checks = [
-        (~np.isfinite(rows).all(axis=1), "non-finite value"),
-        ((integral != np.round(integral)).any(axis=1), "frame, id and class must be integers"),
+        (~np.isfinite(rows.extra[:, :2]).all(axis=1), "non-finite class or visibility"),
+        (classes != np.round(classes), "the class (column 8) must be a whole number"),
         (~np.isin(classes, list(MOT_CLASSES)), "unknown class (the MOT16/17/20 classes are 1..13, see MOT_CLASSES)"),
-        ((rows[:, 4] < 0) | (rows[:, 5] < 0), "negative box width or height"),
-        ((rows[:, 8] < 0) | (rows[:, 8] > 1), "visibility outside [0, 1]"),
+        ((rows.boxes[:, 2:] < rows.boxes[:, :2]).any(axis=1), "negative box width or height"),
+        ((visibility < 0) | (visibility > 1), "visibility outside [0, 1]"),
     ]
     if frame_ids is not None:
         known = f"{frame_ids.min()}..{frame_ids.max()}" if len(frame_ids) else "none"
-        checks.append((~np.isin(frames, frame_ids), f"frame not in the sequence (its frames: {known})"))
+        checks.append((~np.isin(rows.frames, frame_ids), f"frame not in the sequence (its frames: {known})"))
     for bad, reason in checks:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            number = int(_line_numbers(text)[row])
-            line = text.splitlines()[number - 1]
-            raise ValueError(f"{path}, line {number}: {reason}: {line!r}")
-    return rows
+            raise ValueError(f"{path}, line {rows.lines[row]}: {reason}")
+    return replace(rows, extra=rows.extra[:, :2])
 
 
 class MOTDataset(DetectionDataset):
@@ -295,23 +270,17 @@ class MOTDataset(DetectionDataset):
         self, info: SequenceInfo, frame_paths: list[Path], frame_ids: np.ndarray, gt_path: Path, first_image_id: int
     ) -> list[FrameRecord]:
         """One record per frame with its targets and ignore regions; fills ``info``'s identities."""
-        rows = read_mot_gt(gt_path, frame_ids) if gt_path.is_file() else np.zeros((0, 9), dtype=np.float64)
-        classes, flags, visibility = rows[:, 7].astype(np.int64), rows[:, 6], rows[:, 8]
+        rows = read_mot_gt(gt_path, frame_ids) if gt_path.is_file() else MOTRows.empty(extra_columns=2)
+        classes, flags, visibility = rows.extra[:, 0].astype(np.int64), rows.scores, rows.extra[:, 1]
         of_target_class = np.isin(classes, self.classes) & (flags != 0)
         is_target = of_target_class & (visibility >= self.min_visibility)
         is_distractor = np.isin(classes, self.distractor_classes) | (of_target_class & ~is_target)
         is_ignore = is_distractor & self.ignore_distractors
-        frames, raw_ids = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64)
-        check_unique_identities(
-            gt_path,
-            frames[is_target],
-            raw_ids[is_target],
-            lambda indices: _line_numbers(gt_path.read_text(encoding="utf-8"))[np.flatnonzero(is_target)[indices]],
-        )
+        frames, raw_ids = rows.frames, rows.ids
+        check_unique_identities(gt_path, frames[is_target], raw_ids[is_target], rows.lines[is_target].__getitem__)
         label_of_class = np.zeros(max(MOT_CLASSES) + 1, dtype=np.int64)  # ignore regions of other classes: 0
         label_of_class[self.classes] = np.arange(len(self.classes))
-        boxes = box_xywh_to_xyxy(rows[:, 2:6]) - 1.0  # 1-based pixels -> 0-based XYXY (module docstring)
         return build_frame_records(
-            info, frame_paths, frame_ids, first_image_id, frames, boxes, label_of_class[classes], raw_ids,
+            info, frame_paths, frame_ids, first_image_id, frames, rows.boxes, label_of_class[classes], raw_ids,
             is_target, is_ignore,
         )  # fmt: skip

@@ -51,6 +51,8 @@ class MOTRows:
             truth (0 = ignore); 1.0 where the file has only 6 columns.
         extra: float64 [N, E], columns 8 onward as written: ``class, visibility`` in MOT16/17/20
             ground truth; world ``x, y, z`` (usually -1) in 2D MOT 2015 files and results.
+        lines: int64 [N], the 1-based line of each row in the file (blank lines hold no row),
+            for error messages.
     """
 
     frames: np.ndarray
@@ -58,20 +60,16 @@ class MOTRows:
     boxes: np.ndarray
     scores: np.ndarray
     extra: np.ndarray
+    lines: np.ndarray
 
     def __len__(self) -> int:
         return len(self.frames)
 
-
-def _line_number(lines: list[str], row: int) -> int:
-    """1-based line number of the ``row``-th non-blank line (blank lines hold no row)."""
-    seen = -1
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            seen += 1
-            if seen == row:
-                return number
-    raise IndexError(row)
+    @classmethod
+    def empty(cls, extra_columns: int = 0) -> MOTRows:
+        """No rows (an empty file)."""
+        none = np.empty(0, np.int64)
+        return cls(none, none, np.empty((0, 4)), np.empty(0), np.empty((0, extra_columns)), none)
 
 
 def _parse_lines(path: Path, lines: list[str], delimiter: str | None) -> np.ndarray:
@@ -88,18 +86,22 @@ def _parse_lines(path: Path, lines: list[str], delimiter: str | None) -> np.ndar
             fields.pop()
         if len(fields) < 6:
             raise ValueError(
-                f"{path}:{number}: {len(fields)} values; a MOTChallenge row starts with frame, id, "
+                f"{path}, line {number}: {len(fields)} values; a MOTChallenge row starts with frame, id, "
                 f"bb_left, bb_top, bb_width, bb_height: {text!r}"
             )
         if not rows:
             width, width_line = len(fields), number
         elif len(fields) != width:
-            raise ValueError(f"{path}:{number}: {len(fields)} values, but line {width_line} has {width}: {text!r}")
+            raise ValueError(
+                f"{path}, line {number}: {len(fields)} values, but line {width_line} has {width}: {text!r}"
+            )
         try:
             rows.append([float(field) for field in fields])
         except ValueError:
             column = next(k for k, field in enumerate(fields, 1) if not _is_number(field))
-            raise ValueError(f"{path}:{number}: column {column} is not a number: {fields[column - 1]!r}") from None
+            raise ValueError(
+                f"{path}, line {number}: column {column} is not a number: {fields[column - 1]!r}"
+            ) from None
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
 
 
@@ -131,8 +133,7 @@ def read_mot_txt(path: str | os.PathLike) -> MOTRows:
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), None)
     if first is None:
-        empty = np.empty(0, np.float64)
-        return MOTRows(empty.astype(np.int64), empty.astype(np.int64), np.empty((0, 4)), empty, np.empty((0, 0)))
+        return MOTRows.empty()
     delimiter = "," if "," in first else None
     try:
         # comments=None: a header or "#" line is an error to report, not a row to skip silently.
@@ -142,9 +143,11 @@ def read_mot_txt(path: str | os.PathLike) -> MOTRows:
     if table.shape[1] < 6:
         _parse_lines(path, lines, delimiter)  # raises, naming the first short line
 
+    line_numbers = np.array([number for number, line in enumerate(lines, 1) if line.strip()], dtype=np.int64)
+
     def fail(rows: np.ndarray, message: str) -> None:
         row = int(np.flatnonzero(rows)[0])
-        raise ValueError(f"{path}:{_line_number(lines, row)}: {message.format(value=table[row])}")
+        raise ValueError(f"{path}, line {line_numbers[row]}: {message.format(value=table[row])}")
 
     frames, ids = table[:, 0], table[:, 1]
     if not np.isfinite(table[:, :6]).all():
@@ -157,7 +160,8 @@ def read_mot_txt(path: str | os.PathLike) -> MOTRows:
     left_top = table[:, 2:4] - 1.0  # 1-based pixel numbers -> 0-based continuous coordinates
     boxes = np.concatenate([left_top, left_top + table[:, 4:6]], axis=1)
     scores = table[:, 6].copy() if table.shape[1] > 6 else np.ones(len(table))
-    return MOTRows(frames.astype(np.int64), ids.astype(np.int64), boxes, scores, table[:, 7:].copy())
+    extra = table[:, 7:].copy()
+    return MOTRows(frames.astype(np.int64), ids.astype(np.int64), boxes, scores, extra, line_numbers)
 
 
 def checked_boxes(values: Any, name: str) -> np.ndarray:

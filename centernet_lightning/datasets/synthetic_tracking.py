@@ -29,7 +29,7 @@ a box predicted on one is still a false positive), and
 no tracker is asked for a box its detector cannot see. Boxes are written in MOTChallenge's 1-based
 pixels, ``bb_left = x1 + 1``, ``bb_top = y1 + 1`` for a drawn box whose 0-based XYXY is
 ``(x1, y1, x2, y2)`` (see :mod:`~centernet_lightning.datasets.mot`), so MOTDataset and
-:func:`~centernet_lightning.eval.mot_io.read_mot_txt` both read back the boxes that were drawn.
+:func:`~centernet_lightning.datasets.mot_io.read_mot_txt` both read back the boxes that were drawn.
 
 Output::
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..inference.backends import BACKENDS, NETWORK_BACKENDS, NetworkBackend, OnnxRuntimeBackend, resolve_device
-from ..inference.predictor import Backend, Predictor
+from ..inference.predictor import Backend, Predictor, check_input_size
 from ..inference.tta import TTAConfig, parse_tta
 from ..models.detector import CenterNetDetector
 from ..tasks.loading import load_model
@@ -40,6 +40,12 @@ def parse_backends(names: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return backends
 
 
+def _onnx_threads(device: torch.device) -> int | None:
+    """ONNX Runtime's intra-op threads: on the CPU as many as PyTorch's (a fair comparison, and
+    ``torch.set_num_threads`` / ``OMP_NUM_THREADS`` limit both); None (its default) on a GPU."""
+    return torch.get_num_threads() if device.type == "cpu" else None
+
+
 def build_backend(
     name: str,
     detector: CenterNetDetector,
@@ -52,8 +58,9 @@ def build_backend(
 ) -> Backend:
     """The backend ``name`` of :data:`~centernet_lightning.inference.BACKENDS` for ``detector``.
 
-    The detector is copied first unless the backend is ``eager`` in float32 (the others convert
-    their network's memory format or precision), so the caller's network is left as it was.
+    ``eager`` in float32 runs the caller's detector itself, moved to ``device``; the other
+    backends convert their network's memory format or precision, so they get a copy and leave the
+    caller's network as it was.
     ``imgsz`` is the square input side of the ONNX export; ``tta`` runs on eager and
     channels_last only; ``half`` (float16 network) is for CUDA. On the CPU ONNX Runtime gets as
     many threads as PyTorch, for a fair comparison.
@@ -70,14 +77,13 @@ def build_backend(
         import onnxruntime  # noqa: F401
     except ImportError:
         raise ImportError("onnxruntime is not installed (pip install 'centernet-lightning[export]')") from None
-    threads = torch.get_num_threads() if device.type == "cpu" else None
     # The exporter traces a float32 copy on the CPU (its example input is a CPU tensor).
     network = copy.deepcopy(detector).to("cpu", torch.float32)
     with tempfile.TemporaryDirectory(prefix="centernet-onnx-") as workdir:
         path = export_onnx(
             network, Path(workdir) / "model.onnx", imgsz, dynamic=True, max_det=num_detections, half=half
         )
-        return OnnxRuntimeBackend(path, device, threads)  # the session holds the graph: the file can go
+        return OnnxRuntimeBackend(path, device, _onnx_threads(device))  # the session holds the graph
 
 
 def load_predictor(
@@ -113,13 +119,10 @@ def load_predictor(
         for option, value in (("--imgsz", imgsz), ("--max-det", max_det)):
             if value is not None:
                 raise ValueError(f"{option}: {path} has the size and K of its export; export again to change them")
-        threads = torch.get_num_threads() if device.type == "cpu" else None
-        return Predictor.from_onnx(path, device, threads)
+        return Predictor.from_onnx(path, device, _onnx_threads(device))
     model = load_model(path, map_location=device)
     spec = model.inference_spec if imgsz is None else replace(model.inference_spec, input_size=imgsz)
-    divisor = model.detector.size_divisor
-    if spec.input_size < divisor or spec.input_size % divisor:
-        raise ValueError(f"--imgsz must be a positive multiple of {divisor}, got {spec.input_size}")
+    check_input_size(spec.input_size, model.detector.size_divisor)  # before an export's work
     hparams = model.hparams
     built = build_backend(
         backend,

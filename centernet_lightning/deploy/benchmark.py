@@ -53,7 +53,7 @@ from rich.progress import Progress
 from rich.table import Table
 from torch import nn
 
-from ..inference.backends import BACKENDS, NetworkBackend
+from ..inference.backends import BACKENDS, NetworkBackend, resolve_device
 from ..inference.predictor import Backend
 from ..models.detector import Outputs, decode_outputs
 from ..models.info import model_info
@@ -134,19 +134,6 @@ def _time_ms(call: Callable[[], Any], device: torch.device) -> float:
 
 
 # --------------------------------------------------------------------------- measuring
-def _checked_device(device: str | torch.device, half: bool) -> torch.device:
-    """``device`` as a torch.device; ValueError unless it is the CPU or a visible CUDA device, and
-    for ``half`` on the CPU."""
-    device = torch.device(device)
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu or cuda, got {device}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda: PyTorch sees no CUDA device here")
-    if half and device.type != "cuda":
-        raise ValueError("half (float16) needs device cuda: CPU float16 convolutions are slower than float32")
-    return device
-
-
 def _describe(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
@@ -195,7 +182,7 @@ def benchmark_detector(
     """
     backends = parse_backends(backends)
     batch_sizes = list(dict.fromkeys(int(batch) for batch in batch_sizes))
-    device = _checked_device(device, half)
+    device = resolve_device(device, half)
     if warmup < 0 or iterations < 1 or not batch_sizes or min(batch_sizes) < 1:
         raise ValueError(
             f"Need warmup >= 0, iterations >= 1 and batch sizes >= 1; got {warmup}, {iterations}, {list(batch_sizes)}"

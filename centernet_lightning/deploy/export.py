@@ -83,9 +83,10 @@ def model_metadata(model: nn.Module) -> dict[str, Any]:
 def build_inference_network(
     model: nn.Module, decode: bool = True, max_det: int = 100, raw_input: bool = False, half: bool = False
 ) -> InferenceNetwork:
-    """An :class:`InferenceNetwork` around an eval-mode copy of ``model``'s network (a CenterNet, a
-    FairMOT or a CenterNetDetector), frozen; the caller's model is left as it was."""
-    detector = copy.deepcopy(_detector_of(model)).eval()
+    """An :class:`InferenceNetwork` around an eval-mode CPU copy of ``model``'s network (a
+    CenterNet, a FairMOT or a CenterNetDetector, on any device), frozen, for export (its example
+    input is on the CPU); the caller's model is left as it was."""
+    detector = copy.deepcopy(_detector_of(model)).cpu().eval()
     module = InferenceNetwork(detector, max_det, decode, raw_input, half).eval()
     module.requires_grad_(False)
     return module
@@ -122,7 +123,10 @@ def export_onnx(
     The graph is checked with ``onnx.checker`` (full check) and for NonZero/Loop/If nodes.
     Raises FileExistsError when ``path`` exists: nothing is ever overwritten.
     """
-    import onnx
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("onnx is not installed (pip install 'centernet-lightning[export]')") from None
 
     path = Path(path)
     _refuse_existing(path)  # before the export's work, not after it

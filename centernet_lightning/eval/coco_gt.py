@@ -14,8 +14,7 @@ import numpy as np
 
 from ..datasets.coco import COCODataset, load_coco_json
 from ..datasets.common import DetectionDataset
-from ..image_io import read_image_size
-from ..structures import box_xyxy_to_xywh, sanitize_boxes, to_numpy
+from ..structures import box_xyxy_to_xywh, to_numpy
 
 __all__ = ["build_coco_gt", "coco_ground_truth"]
 
@@ -37,17 +36,12 @@ def coco_ground_truth(dataset: DetectionDataset) -> tuple[dict[str, Any], list[i
 
     image_ids, sizes, boxes, labels, ignores = [], [], [], [], []
     for record in dataset.records:
-        size = record.size or read_image_size(record.path)
-        bboxes = record.bboxes
-        if record.normalized:
-            bboxes = bboxes * np.array([size[1], size[0], size[1], size[0]], dtype=np.float32)
-        # As the transform's sanitise step does for training: boxes clipped to their image.
-        bboxes, keep = sanitize_boxes(bboxes, *size)
+        bboxes, objects, size = record.evaluated_objects()
         image_ids.append(record.image_id)
         sizes.append(size)
-        boxes.append(bboxes[keep])
-        labels.append(record.labels[keep])
-        ignores.append(record.fields.get("ignore", np.zeros(len(record.labels), dtype=bool))[keep])
+        boxes.append(bboxes)
+        labels.append(objects["labels"])
+        ignores.append(objects.get("ignore", np.zeros(len(bboxes), dtype=bool)))
     categories = list(enumerate(dataset.class_names))
     return build_coco_gt(image_ids, sizes, boxes, labels, categories, ignores), list(range(dataset.num_classes))
 

@@ -49,15 +49,27 @@ METADATA_KEY = "centernet"  # ONNX metadata_props key and TorchScript extra file
 ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto``/None: CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+def resolve_device(device: str | torch.device | None, half: bool = False) -> torch.device:
+    """The torch.device to run on: ``auto``/None is CUDA when available, else the CPU.
+
+    ValueError for another device type, ``cuda`` without a GPU, ``cuda:N`` past the visible GPUs,
+    and ``half`` (float16) on the CPU, where its convolutions are slower than float32.
+    """
     if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from None
     if device.type not in ORT_PROVIDERS:
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU (use --device cpu or auto)")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device} was asked for, but PyTorch sees no CUDA GPU (use cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    if half and device.type != "cuda":
+        raise ValueError("half (float16) needs a CUDA device: CPU float16 convolutions are slower than float32")
     return device
 
 
@@ -189,7 +201,9 @@ class OnnxRuntimeBackend:
         if threads is not None:
             options.intra_op_num_threads = threads
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), options, providers=[provider])
+        # The CUDA provider runs on GPU 0 unless told its device_id.
+        provider_options = [{"device_id": self.device.index}] if self.device.index is not None else None
+        self.session = ort.InferenceSession(str(path), options, providers=[provider], provider_options=provider_options)
         self.metadata: dict[str, Any] = json.loads(
             self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY, "{}")
         )

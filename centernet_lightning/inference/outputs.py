@@ -173,6 +173,8 @@ class PredictionFiles:
         save_txt, save_conf: write ``labels/<name>.txt``, with the score on each line.
         video: the source's stem when it is a video (frames go into ``<video>.mp4``), else None.
         fps: the video's frame rate.
+        id_in_names: name drawn images and label files ``<image_id>_<stem>``: unique without
+            knowing the other writers' names (DDP ranks writing into one folder).
     """
 
     def __init__(
@@ -186,8 +188,10 @@ class PredictionFiles:
         save_conf: bool = False,
         video: str | None = None,
         fps: float | None = None,
+        id_in_names: bool = False,
     ) -> None:
         self.run_dir, self.spec, self.conf = Path(run_dir), spec, conf
+        self.id_in_names = id_in_names
         self.draw, self.save_txt, self.save_conf = draw, save_txt, save_conf
         self.video_stem, self.fps = video, fps
         self.category_ids = spec.label_to_category_id(num_classes)
@@ -214,6 +218,8 @@ class PredictionFiles:
         self.detections += len(scores)
         self.entries += coco_results(image_id, bboxes, scores, labels, self.category_ids, file_name=name)
         stem = f"{self.video_stem}_{image_id}" if self.video_stem else Path(name).stem
+        if self.id_in_names and not self.video_stem:
+            stem = f"{image_id}_{stem}"
         if self.save_txt:
             height, width = image.shape[:2]
             text = yolo_lines(bboxes, scores, labels, height, width, self.save_conf)

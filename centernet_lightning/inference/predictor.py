@@ -26,7 +26,7 @@ from torch import Tensor
 from ..decode import apply_nms, threshold_detections
 from ..models.detector import Outputs
 from ..preprocess import letterbox_images, normalize
-from ..structures import Batch, Detections, InferenceSpec, letterbox_inverse
+from ..structures import Batch, Detections, InferenceSpec, letterbox_inverse, to_numpy
 from ..tracking import Tracker
 from .backends import NetworkBackend, OnnxRuntimeBackend
 from .sources import Frame, ImageSource, batched, open_source
@@ -47,6 +47,16 @@ def empty_detections(count: int, k: int, embedding_dim: int | None = None) -> di
     if embedding_dim is not None:
         empty["embeddings"] = np.zeros((count, k, embedding_dim), np.float32)
     return empty
+
+
+# numpy dtypes of predict()'s arrays; every other entry (boxes, scores, embeddings) is float32.
+NUMPY_DTYPES = {"labels": np.int64, "indices": np.int64}
+
+
+def check_input_size(input_size: int, size_divisor: int) -> None:
+    """ValueError unless the letterbox side ``input_size`` is a positive multiple of ``size_divisor``."""
+    if input_size < size_divisor or input_size % size_divisor:
+        raise ValueError(f"The input size must be a positive multiple of {size_divisor}, got {input_size}")
 
 
 class Predictor:
@@ -79,9 +89,7 @@ class Predictor:
                 f"The {backend.name} backend takes {fixed[0]}x{fixed[1]} inputs; the predictor letterboxes to "
                 f"{self.spec.input_size}x{self.spec.input_size} (export the model at that size)"
             )
-        divisor = backend.size_divisor
-        if self.spec.input_size < divisor or self.spec.input_size % divisor:
-            raise ValueError(f"The input size must be a positive multiple of {divisor}, got {self.spec.input_size}")
+        check_input_size(self.spec.input_size, backend.size_divisor)
         self.score_threshold = float(score_threshold)
         self.nms_iou = nms_iou
         self.tracker_settings = dict(tracker or {})
@@ -159,7 +167,7 @@ class Predictor:
         """
         inputs, letterbox, original_sizes = self.prepare(images)
         detections = self.to_original_pixels(self.detect(inputs), letterbox, original_sizes)
-        return {key: _numpy(value) for key, value in detections.items()}
+        return {key: to_numpy(value, NUMPY_DTYPES.get(key, np.float32)) for key, value in detections.items()}
 
     def predict_source(
         self, source: ImageSource, batch_size: int = 8
@@ -198,8 +206,3 @@ class Predictor:
             return Tracker(**{**self.tracker_settings, **overrides})
         except TypeError as error:
             raise ValueError(f"tracker settings: {error}") from None
-
-
-def _numpy(values: Tensor) -> np.ndarray:
-    values = values.detach().cpu()
-    return values.numpy() if not values.is_floating_point() else values.float().numpy()

@@ -22,6 +22,11 @@ Differences from the original, on purpose:
 
 As in the original, a single scale (with or without flip) gets no merging NMS: the detections are
 those of plain decoding of that scale (so ``scales=(1.0,)`` without flip *is* plain decoding).
+
+The model's own optional NMS (its ``nms_iou``) is the
+:class:`~centernet_lightning.inference.Predictor`'s last step, for every backend: with TTA it
+applies to the merged detections, after the scales' NMS (before the one-pipeline redesign it ran
+within each scale, before the merge; with ``nms_iou`` unset, the default, nothing changes).
 """
 
 from __future__ import annotations
@@ -191,8 +196,9 @@ def detect_with_tta(
             gives), sides divisible by ``detector.size_divisor``.
         config: a :class:`TTAConfig` or any value :func:`parse_tta` reads.
         num_detections, score_threshold, nms_iou: the plain decoding settings, applied to each
-            scale's decoding (``nms_iou``: the model's own optional NMS within one scale). The
-            scales are then merged with ``config.nms_iou``.
+            scale's decoding (``nms_iou``: an optional NMS within one scale; the predictor passes
+            None and applies the model's NMS after the merge). The scales are then merged with
+            ``config.nms_iou``.
 
     Returns:
         :class:`~centernet_lightning.structures.Detections` padded to K = ``num_detections`` (fewer

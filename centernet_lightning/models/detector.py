@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..decode import apply_nms, finalize_detections, threshold_detections
+from ..decode import apply_nms, threshold_detections
 from ..structures import Detections
 from .backbones import build_backbone
 from .heads import Box2DHead, HeatmapHead, OffsetHead, ReIDHead, SizeHead, build_heads
@@ -132,7 +132,7 @@ def decode_outputs(
         else:
             centers = torch.stack((peaks.xs, peaks.ys), dim=-1).to(torch.float32) + 0.5
         boxes = SizeHead.decode_boxes(outputs["size"], peaks, centers)
-    detections = finalize_detections(boxes * stride, peaks, score_threshold=0.0)
+    detections = Detections(bboxes=boxes * stride, labels=peaks.labels, scores=peaks.scores, indices=peaks.indices)
     if "reid" in outputs:
         detections["embeddings"] = ReIDHead.decode_embeddings(outputs["reid"], detections["indices"])
     detections = threshold_detections(detections, score_threshold)

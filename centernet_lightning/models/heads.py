@@ -66,6 +66,9 @@ class Head(nn.Module):
     """
 
     out_channels: int
+    # True: the loss needs parts only a task's criterion owns, so a task must name the head in its
+    # ``task_heads`` (FairMOT's reid head: the identity classifier).
+    trained_by_task: bool = False
 
     def __init__(self, in_channels: int, width: int, depth: int, loss: str, weight: float, init_bias: float) -> None:
         super().__init__()
@@ -258,6 +261,8 @@ class ReIDHead(Head):
     training-only and sized by the training set). Decoding gathers the output at the detections'
     peak cells (:meth:`decode_embeddings`).
     """
+
+    trained_by_task = True
 
     def __init__(
         self,

@@ -265,13 +265,16 @@ def convert_original_state_dict(
     return converted, untouched
 
 
-def load_original_weights(model: nn.Module, path: str | os.PathLike) -> list[str]:
+def load_original_weights(
+    model: nn.Module, path: str | os.PathLike, original: dict[str, Tensor] | None = None
+) -> list[str]:
     """Load an original CenterNet checkpoint into ``model`` (in place).
 
     Args:
         model: a detector following the layout in the module docstring, or any module holding
             one under a prefix (found through the key ending in ``heads.0.heatmap.layers.0.weight``).
         path: the original ``.pth`` file.
+        original: its tensors when the caller has read them (:func:`read_original_state_dict`).
 
     Returns:
         The model keys left unchanged (heads without an original counterpart, e.g. ``box_2d``).
@@ -279,7 +282,7 @@ def load_original_weights(model: nn.Module, path: str | os.PathLike) -> list[str
     Raises:
         FileNotFoundError, or ValueError naming ``path`` and the first keys that do not fit.
     """
-    original = read_original_state_dict(path)
+    original = read_original_state_dict(path) if original is None else original
     converted, untouched = convert_original_state_dict(original, model.state_dict(), source=str(path))
     result = model.load_state_dict(converted, strict=False)
     assert not result.unexpected_keys, result.unexpected_keys  # checked above

@@ -129,7 +129,8 @@ class FairMOTLoss(CenterNetLoss):
 
     Args:
         detector: a detector with a ``reid`` head.
-        num_identities, embedding_scale: of the :class:`IdentityLoss` (its classifier is trained here).
+        num_identities, embedding_scale: of the :class:`IdentityLoss` (its classifier is trained here);
+            ``num_identities`` None leaves ``identity`` None, for evaluation until a checkpoint sizes it.
         loss_weighting: ``uncertainty`` (FairMOT: :class:`UncertaintyWeighting` with learnt
             ``s_det``, ``s_id``) or ``fixed`` (``detection + weight * reid``, the weight being the
             ``reid`` head's).
@@ -148,7 +149,7 @@ class FairMOTLoss(CenterNetLoss):
     def __init__(
         self,
         detector: CenterNetDetector,
-        num_identities: int,
+        num_identities: int | None,
         embedding_scale: float | None = None,
         loss_weighting: str = "uncertainty",
         heatmap_method: str = "cornernet",
@@ -159,7 +160,9 @@ class FairMOTLoss(CenterNetLoss):
         if "reid" not in detector.heads[-1]:
             raise ValueError(f"FairMOTLoss needs a detector with a reid head; it has {list(detector.heads[-1])}")
         super().__init__(detector, heatmap_method, heatmap_parameter)
-        self.identity = IdentityLoss(detector.heads[-1]["reid"].dim, num_identities, embedding_scale)
+        self.identity: IdentityLoss | None = None
+        if num_identities is not None:
+            self.identity = IdentityLoss(detector.heads[-1]["reid"].dim, num_identities, embedding_scale)
         self.uncertainty = UncertaintyWeighting() if loss_weighting == "uncertainty" else None
         self.reid_weight = float(detector.heads[-1]["reid"].weight)
 
@@ -179,6 +182,8 @@ class FairMOTLoss(CenterNetLoss):
         losses["detection"] = detection
         if not self.training:
             return losses
+        if self.identity is None:
+            raise ValueError("FairMOTLoss was built with num_identities=None: it has no identity classifier to train")
         # Objects without a peak (padding, ignore regions, degenerate boxes) have no identity target.
         track_ids = batch["track_ids"].masked_fill(~targets.valid, -1)
         for stack in stacks:

@@ -23,9 +23,9 @@ from ..inference.predictor import Predictor
 from ..inference.tta import parse_tta
 from ..models.criterion import CenterNetLoss
 from ..models.detector import CenterNetDetector, Outputs, build_detector
-from ..models.heads import BOX_HEADS
+from ..models.heads import BOX_HEADS, HEAD_TYPES
 from ..structures import Batch, Detections, InferenceSpec
-from ..weights import load_matching_weights
+from ..weights import load_matching_weights, rename_prefixes
 from .optim import build_optimizer, build_scheduler, check_optimization_config
 
 __all__ = ["CenterNet"]
@@ -72,6 +72,11 @@ class CenterNet(L.LightningModule):
             class count, keep their fresh initialisation with a warning.
     """
 
+    # Heads whose loss needs this task's criterion (Head.trained_by_task); detection has none.
+    task_heads: tuple[str, ...] = ()
+    # State-dict prefixes of older checkpoints -> today's (read by init_weights and checkpoint loading).
+    renamed_prefixes: dict[str, str] = {}
+
     def __init__(
         self,
         num_classes: int,
@@ -104,6 +109,13 @@ class CenterNet(L.LightningModule):
             raise ValueError(f"{len(class_names)} class_names given for num_classes={num_classes}")
         check_optimization_config(optimizer, lr_scheduler)
         heads = dict(heads or {})
+        foreign = [name for name in heads if getattr(HEAD_TYPES.get(name), "trained_by_task", False)]
+        foreign = [name for name in foreign if name not in self.task_heads]
+        if foreign:
+            raise ValueError(
+                f"heads.{foreign[0]} is trained by another task's loss, which {type(self).__name__} does not have; "
+                "for re-ID embeddings use model.class_path centernet_lightning.FairMOT"
+            )
         given_box_heads = [name for name in BOX_HEADS if name in heads]
         if given_box_heads and (box_loss, box_loss_weight, center_sampling) != ("giou", 5.0, False):
             log.warning(
@@ -236,7 +248,7 @@ class CenterNet(L.LightningModule):
                 category_ids=getattr(datamodule, "category_ids", None),
             )
         if self.hparams.init_weights and not self._weights_loaded:
-            load_matching_weights(self, self.hparams.init_weights)
+            load_matching_weights(self, self.hparams.init_weights, self.renamed_prefixes)
             self._weights_loaded = True
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -245,6 +257,7 @@ class CenterNet(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.inference_spec = InferenceSpec.from_checkpoint(checkpoint)
+        rename_prefixes(checkpoint.get("state_dict") or {}, self.renamed_prefixes)
 
     def configure_optimizers(self) -> dict[str, Any]:
         # Parameters of the loss that are not weights (FairMOT's learnt log-variances) get no weight

@@ -26,9 +26,6 @@ __all__ = ["FairMOT"]
 
 log = logging.getLogger(__name__)
 
-# State-dict prefixes of checkpoints written before the loss owned the identity classifier.
-_RENAMED_KEYS = {"identity_loss.": "criterion.identity.", "uncertainty.": "criterion.uncertainty."}
-
 
 class FairMOT(CenterNet):
     """FairMOT: one network for detection and re-ID embeddings, for multi-object tracking.
@@ -36,6 +33,8 @@ class FairMOT(CenterNet):
     Args:
         num_identities: identities of the training set (the size of the identity classifier);
             ``track_ids`` of the training batches are ``0 .. num_identities - 1`` (-1: none).
+            None (no training split, or detection data) is enough to validate, test or predict
+            with a checkpoint, which sizes the classifier; training needs the count.
         num_classes: object classes (1 for pedestrians, as FairMOT). The tracker is class-agnostic.
         backbone, neck, heads, head_width, head_depth, heatmap_loss, heatmap_loss_weight,
             box_loss, box_loss_weight, heatmap_method, heatmap_parameter, center_sampling,
@@ -57,9 +56,13 @@ class FairMOT(CenterNet):
             and inference (thresholds, ``track_buffer``, ``frame_rate``, ...).
     """
 
+    task_heads = ("reid",)
+    # Checkpoints written before the loss owned the identity classifier and the uncertainty weights.
+    renamed_prefixes = {"identity_loss.": "criterion.identity.", "uncertainty.": "criterion.uncertainty."}
+
     def __init__(
         self,
-        num_identities: int,
+        num_identities: int | None = None,
         num_classes: int = 1,
         backbone: str | dict[str, Any] = "resnet18",
         neck: str | dict[str, Any] = "fpn",
@@ -146,6 +149,15 @@ class FairMOT(CenterNet):
         return [tracks for _, tracks in track_source(self.predictor(), frames, tracker, batch_size)]
 
     # ----------------------------------------------------------------------------- steps
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.criterion.identity is None:
+            raise ValueError(
+                "FairMOT trains an identity classifier sized by the training set's identities, and "
+                "model.init_args.num_identities is None: set data.train_split to a tracking dataset's "
+                "split (or num_identities explicitly)"
+            )
+        super().setup(stage)
+
     def training_step(self, batch: Batch | None, batch_idx: int) -> Tensor:
         loss = super().training_step(batch, batch_idx)
         uncertainty = self.criterion.uncertainty
@@ -161,17 +173,15 @@ class FairMOT(CenterNet):
         renamed; and the classifier sized as the checkpoint's (another dataset's identity count,
         linked from the data, would not take its weights: the checkpoint is the model)."""
         super().on_load_checkpoint(checkpoint)
-        state = checkpoint.get("state_dict") or {}
-        for key in [key for key in state if key.startswith(tuple(_RENAMED_KEYS))]:
-            prefix = next(old for old in _RENAMED_KEYS if key.startswith(old))
-            state[_RENAMED_KEYS[prefix] + key[len(prefix) :]] = state.pop(key)
-        weight = state.get("criterion.identity.classifier.weight")
+        weight = (checkpoint.get("state_dict") or {}).get("criterion.identity.classifier.weight")
         identity = self.criterion.identity
-        if weight is not None and weight.shape[0] != identity.num_identities:
-            log.info(
-                "The checkpoint's identity classifier has %d identities (not %d): sized as the checkpoint's",
-                weight.shape[0],
-                identity.num_identities,
-            )
-            self.criterion.identity = IdentityLoss(weight.shape[1], weight.shape[0], self.hparams.embedding_scale)
+        if weight is not None and (identity is None or weight.shape[0] != identity.num_identities):
+            if identity is not None:
+                log.info(
+                    "The checkpoint's identity classifier has %d identities (not %d): sized as the checkpoint's",
+                    weight.shape[0],
+                    identity.num_identities,
+                )
+            identity = IdentityLoss(weight.shape[1], weight.shape[0], self.hparams.embedding_scale)
+            self.criterion.identity = identity.to(self.device)
             self.hparams.num_identities = int(weight.shape[0])

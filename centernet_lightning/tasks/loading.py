@@ -41,6 +41,11 @@ def task_of_checkpoint(checkpoint: Mapping[str, Any]) -> type[CenterNet]:
     return TASKS[name]
 
 
+def _without_download(backbone: str | Mapping[str, Any]) -> dict[str, Any]:
+    """The backbone setting with ``pretrained: False``: the weights come from elsewhere."""
+    return {**({"name": backbone} if isinstance(backbone, str) else backbone), "pretrained": False}
+
+
 def load_model(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> CenterNet:
     """A trained :class:`CenterNet` or :class:`FairMOT` from its checkpoint, in eval mode.
 
@@ -58,8 +63,7 @@ def load_model(ckpt_path: str | Path, map_location: str | torch.device = "cpu") 
     task = task_of_checkpoint(checkpoint)
     accepted = set(inspect.signature(task.__init__).parameters) - {"self", "init_weights"}
     arguments = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}  # drops LightningCLI's
-    backbone = arguments.get("backbone", "resnet18")
-    arguments["backbone"] = {**({"name": backbone} if isinstance(backbone, str) else backbone), "pretrained": False}
+    arguments["backbone"] = _without_download(arguments.get("backbone", "resnet18"))
     try:
         module = task(**arguments)
     except TypeError as error:
@@ -90,13 +94,15 @@ def build_model(
 
     Args:
         num_classes: the class count; None: the config's, else ``default_num_classes``.
-        untrained: random weights throughout (no ImageNet download, no ``init_weights``), and for
-            FairMOT 3 identities unless set (its classifier is training-only): for ``info``,
-            ``benchmark`` and ``convert-weights``, which overwrite or never use the weights.
+        untrained: random weights throughout (no ImageNet download, no ``init_weights``): for
+            ``info``, ``benchmark`` and ``convert-weights``, which overwrite or never use the
+            weights. (FairMOT's identity classifier, training-only, is built when ``num_identities``
+            is given.)
         overrides: init arguments replacing the config's.
     """
+    config_path = None
     if isinstance(config, (str, Path)):
-        path = Path(config)
+        path = config_path = Path(config)
         if not path.is_file():
             raise FileNotFoundError(f"Config file not found: {path}")
         try:
@@ -118,12 +124,14 @@ def build_model(
             "The config does not set model.init_args.num_classes; pass build_model(config, num_classes=...)"
         )
     if untrained:
-        backbone = arguments.get("backbone", "resnet18")
-        arguments["backbone"] = {**({"name": backbone} if isinstance(backbone, str) else backbone), "pretrained": False}
+        arguments["backbone"] = _without_download(arguments.get("backbone", "resnet18"))
         arguments["init_weights"] = None
-        if task_name == "FairMOT":
-            arguments.setdefault("num_identities", 3)
-    return TASKS[task_name](**arguments)
+    task = TASKS[task_name]
+    unknown = sorted(set(arguments) - set(inspect.signature(task.__init__).parameters))
+    if unknown:
+        where = f"{config_path}: " if config_path else ""
+        raise ValueError(f"{where}model.init_args has keys {task_name} does not take: {unknown}")
+    return task(**arguments)
 
 
 def save_checkpoint(model: CenterNet, path: str | Path, epoch: int = 0) -> Path:

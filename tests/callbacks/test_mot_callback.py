@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,38 +21,34 @@ def box(x: float, y: float) -> list[float]:
 
 
 def make_records() -> list[FrameRecord]:
-    """Sequence A: identities 0 and 1 walking right, and an ignore region; sequence B: identity 2."""
+    """Sequence A: identities 0 and 1 walking right, and an ignore region; sequence B: identity 2,
+    in frames 50 px high, so that most of its 20 x 80 box lies below the image."""
     records = []
     for t in range(3):
         bboxes = np.array([box(20 + 4 * t, 30), box(150 + 4 * t, 40), box(300, 100)], np.float32)
         fields = {"track_ids": np.array([0, 1, -1]), "ignore": np.array([False, False, True])}
-        records.append(
-            FrameRecord(
-                Path(f"A/{t}.jpg"), len(records), bboxes, np.zeros(3, np.int64), fields, sequence="A", frame_index=t
-            )
-        )
+        record = FrameRecord(Path(f"A/{t}.jpg"), len(records), bboxes, np.zeros(3, np.int64), fields, (240, 400))
+        records.append(replace(record, sequence="A", frame_index=t))
     for t in range(3):
-        bboxes = np.array([box(60, 20 + 4 * t)], np.float32)
+        bboxes = np.array([[60, 20 + 4 * t, 80, 100 + 4 * t]], np.float32)
         fields = {"track_ids": np.array([2]), "ignore": np.array([False])}
-        records.append(
-            FrameRecord(
-                Path(f"B/{t}.jpg"), len(records), bboxes, np.zeros(1, np.int64), fields, sequence="B", frame_index=t
-            )
-        )
+        record = FrameRecord(Path(f"B/{t}.jpg"), len(records), bboxes, np.zeros(1, np.int64), fields, (50, 400))
+        records.append(replace(record, sequence="B", frame_index=t))
     return records
 
 
 def model_outputs(record: FrameRecord, drop: bool) -> tuple[dict, dict]:
-    """Perfect detections of every object of the record (original pixels, as the evaluation steps
-    give them; K = 4 with padding), or none of them when ``drop``; identity k's embedding is the unit
-    vector k (the ignore region's is 3)."""
+    """Perfect detections of every object of the record (original pixels clipped to the image, as
+    the evaluation steps give them; K = 4 with padding), or none of them when ``drop``; identity k's
+    embedding is the unit vector k (the ignore region's is 3)."""
     count = 0 if drop else len(record.bboxes)
     bboxes = torch.zeros(1, 4, 4)
     scores = torch.zeros(1, 4)
     labels = torch.full((1, 4), -1)
     embeddings = torch.zeros(1, 4, 4)
     for n in range(count):
-        bboxes[0, n] = torch.tensor(record.bboxes[n])
+        height, width = record.size
+        bboxes[0, n] = torch.tensor(record.bboxes[n]).clamp(min=0).minimum(torch.tensor([width, height] * 2))
         scores[0, n], labels[0, n] = 0.9, 0
         embeddings[0, n, int(record.fields["track_ids"][n]) % 4] = 1.0
     detections = {"bboxes": bboxes, "scores": scores, "labels": labels, "embeddings": embeddings}
@@ -76,7 +73,8 @@ def test_tracks_each_sequence_and_scores_it():
         callback.on_validation_batch_end(trainer, module, detections, batch, 0)
     callback.on_validation_epoch_end(trainer, module)
 
-    # 9 evaluated boxes (the ignore region is neither a hit nor a false positive); one missed.
+    # 9 evaluated boxes (the ignore region is neither a hit nor a false positive); one missed. The
+    # ground truth of B is clipped to its image as the detections are (else IoU <= 0.375: all missed).
     assert callback.last_metrics["FN"] == 1 and callback.last_metrics["FP"] == 0
     assert callback.last_metrics["IDSW"] == 0  # identity 2 is picked up again by its embedding
     assert logged["val/MOTA"] == pytest.approx(1 - 1 / 9)

@@ -88,8 +88,11 @@ def test_letterbox_inverse_batched_and_clipped():
     transform = build_transforms("val", 96)
     batch = collate_detection([transform(s) for s in samples])
     restored = letterbox_inverse(batch["bboxes"], batch["letterbox"])
-    for i, sample in enumerate(samples):
-        torch.testing.assert_close(restored[i][batch["mask"][i]], torch.from_numpy(sample["bboxes"]), atol=1e-3, rtol=0)
+    # The second image is 30 px wide: its box [30, 10, 60, 40] lies past it, and the sanitise step
+    # drops it rather than letting it into the letterbox padding.
+    kept = [samples[0]["bboxes"], samples[1]["bboxes"][:1]]
+    for i, boxes in enumerate(kept):
+        torch.testing.assert_close(restored[i][batch["mask"][i]], torch.from_numpy(boxes), atol=1e-3, rtol=0)
     outside = torch.tensor([[[-50.0, -50.0, 500.0, 500.0]], [[-50.0, -50.0, 500.0, 500.0]]])
     clipped = letterbox_inverse(outside, batch["letterbox"], batch["original_sizes"])
     assert clipped.tolist() == [[[0, 0, 60, 40]], [[0, 0, 30, 90]]]
@@ -168,3 +171,14 @@ def test_pca_lighting_adds_the_imagenet_eigenvector_shift_in_bgr_order():
     transform = build_transforms([{"name": "PCALighting", "alpha_std": 0.1, "p": 1.0}], input_size=None)
     assert transform(raw_sample())["image"].shape == (3, 64, 64)
     assert any(isinstance(t, PCALighting) for t in PRESETS["centernet"](64))
+
+
+def test_the_sanitise_step_clips_to_the_image_not_to_the_letterbox_canvas():
+    """A box reaching past the image is clipped at the image's border, before the letterbox, so no
+    box reaches into the padding (the 40 x 60 image is padded to 96 x 96)."""
+    sample = {**raw_sample(40, 60), "bboxes": np.array([[20, 10, 80, 30], [-9, -9, -1, 5]], dtype=np.float32)}
+    out = build_transforms("val", 96)(sample)
+    scale, pad_x, pad_y = out["letterbox"].tolist()
+    assert pad_y > 0 and out["labels"].tolist() == [2]  # the second box lies wholly outside: dropped
+    expected = torch.tensor([[20.0, 10.0, 60.0, 30.0]]) * scale + torch.tensor([pad_x, pad_y, pad_x, pad_y])
+    torch.testing.assert_close(out["bboxes"], expected)

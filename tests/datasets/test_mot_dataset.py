@@ -100,7 +100,7 @@ def test_identities_unique_across_sequences(mot_root):
 
 
 def test_same_boxes_as_the_evaluation_reader_and_results_written_back_are_the_gt(mot_root, write_image, tmp_path):
-    """One convention: MOTDataset and eval.mot.read_mot_txt agree, and write_mot_txt of the boxes gives the gt back."""
+    """One convention: MOTDataset and mot_io.read_mot_txt agree, and write_mot_txt of the boxes gives the gt back."""
     gt = ["1,1,1,1,10,10,1,1,1", "1,2,20.5,3.25,15,20,1,1,1", "2,2,30,10,29,30,1,1,1", "2,1,2,1,10,10,1,1,1"]
     gt_path = write_sequence(write_image, mot_root, "SEQ-C", 2, gt) / "gt" / "gt.txt"
     dataset = MOTDataset(mot_root, "train", sequences=["SEQ-C"])
@@ -208,11 +208,12 @@ def test_sequence_without_gt_has_no_objects(mot_root, write_image, caplog):
 
 
 GT_ERRORS = {
-    "too few values": ("1,1,10,5,20,30,1,1", r"line 2: expected 9 values 'frame,id,bb_left.*got 8"),
-    "not a number": ("1,1,10,5,20,abc,1,1,1", r"line 2: non-numeric value"),
+    "too few values": ("1,1,10,5,20,30,1,1", r"line 2: 8 values, but line 1 has 9"),
+    "not a number": ("1,1,10,5,20,abc,1,1,1", r"line 2: column 6 is not a number: 'abc'"),
     "unknown class": ("1,7,10,5,20,30,1,14,1", r"line 2: unknown class"),
-    "MOT15-style row": ("1,7,10,5,20,30,1,-1,-1,-1", r"line 2: unknown class"),
-    "fractional frame": ("1.5,7,10,5,20,30,1,1,1", r"line 2: frame, id and class must be integers"),
+    "fractional class": ("1,7,10,5,20,30,1,1.5,1", r"line 2: the class \(column 8\) must be a whole number"),
+    "MOT15-style row": ("1,7,10,5,20,30,1,-1,-1,-1", r"line 2: 10 values, but line 1 has 9"),
+    "fractional frame": ("1.5,7,10,5,20,30,1,1,1", r"line 2: the frame \(column 1\) must be a whole number"),
     "negative width": ("1,7,10,5,-20,30,1,1,1", r"line 2: negative box width or height"),
     "visibility above 1": ("1,7,10,5,20,30,1,1,1.5", r"line 2: visibility outside \[0, 1\]"),
     "frame past the sequence": ("4,7,10,5,20,30,1,1,1", r"line 2: frame not in the sequence \(its frames: 1\.\.3\)"),
@@ -236,7 +237,13 @@ def test_error_line_numbers_count_blank_lines(tmp_path):
     with pytest.raises(ValueError, match=r"gt\.txt, line 4: unknown class"):
         read_mot_gt(path)
     path.write_text("")
-    assert read_mot_gt(path).shape == (0, 9)
+    assert len(read_mot_gt(path)) == 0 and read_mot_gt(path).extra.shape == (0, 2)
+    path.write_text("1,1,0,0,5,5,1,-1,-1,-1\n")
+    with pytest.raises(ValueError, match=r"gt\.txt, line 1: unknown class"):
+        read_mot_gt(path)
+    path.write_text("1,1,0,0,5,5,1\n")
+    with pytest.raises(ValueError, match=r"gt\.txt, line 1: expected 9 values .*class and visibility are missing"):
+        read_mot_gt(path)
 
 
 def test_bad_layout(tmp_path, mot_root, caplog):

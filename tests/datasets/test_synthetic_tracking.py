@@ -54,24 +54,26 @@ def test_layout_and_reading_back(tmp_path):
         gt_path = root / "train" / name / "gt" / "gt.txt"
         rows = read_mot_gt(gt_path)
         assert 4 <= info.num_identities <= 8 and info.raw_ids.tolist() == list(range(1, info.num_identities + 1))
-        assert (np.diff(rows[:, 1] * 1000 + rows[:, 0]) > 0).all()  # sorted by id, then frame
+        assert (np.diff(rows.ids * 1000 + rows.frames) > 0).all()  # sorted by id, then frame
         # Objects less than a quarter visible are written "not considered" (conf 0).
-        assert (rows[:, 6] == (rows[:, 8] >= 0.25)).all() and (rows[:, 7] == 1).all() and (rows[:, 6] == 0).any()
-        # The file is 1-based (bb_left = x1 + 1), as the evaluation reader takes it.
-        boxes = read_mot_txt(gt_path).boxes
-        left, top, w, h = rows[:, 2:6].T
-        np.testing.assert_array_equal(boxes, np.stack([left - 1, top - 1, left - 1 + w, top - 1 + h], axis=1))
-        assert (boxes >= 0).all() and (boxes <= 256).all()  # boxes stop at the image border
+        classes, visibility = rows.extra.T
+        assert (rows.scores == (visibility >= 0.25)).all() and (classes == 1).all() and (rows.scores == 0).any()
+        # The file is 1-based (bb_left = x1 + 1), as the readers take it.
+        left, top, w, h = np.loadtxt(gt_path, delimiter=",", ndmin=2)[:, 2:6].T
+        expected = np.stack([left - 1, top - 1, left - 1 + w, top - 1 + h], axis=1)
+        np.testing.assert_array_equal(rows.boxes, expected)
+        np.testing.assert_array_equal(read_mot_txt(gt_path).boxes, expected)
+        assert (rows.boxes >= 0).all() and (rows.boxes <= 256).all()  # boxes stop at the image border
         # Every considered row comes back as an object of its frame: the evaluation reader's box, its
         # identity offset; the others are dropped.
         indices = [i for i, r in enumerate(train.records) if r.sequence == name]
         read = np.concatenate([train.records[i].bboxes for i in indices])
         ids = np.concatenate([train.records[i].fields["track_ids"] for i in indices])
-        considered = rows[:, 6] == 1
-        rows, boxes = rows[considered], boxes[considered]
-        by_frame = np.argsort(rows[:, 0], kind="stable")  # the reader's order: frame, then file order
+        considered = rows.scores == 1
+        frames, raw_ids, boxes = rows.frames[considered], rows.ids[considered], rows.boxes[considered]
+        by_frame = np.argsort(frames, kind="stable")  # the reader's order: frame, then file order
         np.testing.assert_array_equal(read, boxes[by_frame])
-        assert (ids == rows[by_frame, 1] - 1 + info.first_identity).all()
+        assert (ids == raw_ids[by_frame] - 1 + info.first_identity).all()
     assert train.num_identities == sum(info.num_identities for info in train.sequences.values())
 
 

@@ -128,7 +128,7 @@ def test_command_rejects_bad_backends_and_half_on_the_cpu(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         benchmark_main(["--config", "unused.yaml", "--device", "cpu", "--half"])
     assert exit_info.value.code == 2
-    assert "half (float16) needs device cuda" in capsys.readouterr().err
+    assert "half (float16) needs a CUDA device" in capsys.readouterr().err
 
 
 def test_a_backend_that_cannot_run_gives_a_row_with_the_reason(model: CenterNet, monkeypatch) -> None:
@@ -150,14 +150,14 @@ def test_a_backend_that_cannot_run_gives_a_row_with_the_reason(model: CenterNet,
 
 
 def test_bad_settings_are_refused_before_any_work(model: CenterNet) -> None:
-    with pytest.raises(ValueError, match="half .* needs device cuda"):
+    with pytest.raises(ValueError, match="half .* needs a CUDA device"):
         benchmark_detector(model, SIZE, [1], "eager", half=True)
     with pytest.raises(ValueError, match="multiples of 32"):
         benchmark_detector(model, 100, [1], "eager")
     with pytest.raises(ValueError, match="batch sizes >= 1"):
         benchmark_detector(model, SIZE, [0], "eager")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA device"):
+        with pytest.raises(ValueError, match="PyTorch sees no CUDA GPU"):
             benchmark_detector(model, SIZE, [1], "eager", device="cuda")
 
 

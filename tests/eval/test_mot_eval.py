@@ -185,7 +185,7 @@ def test_read_accepts_the_dialects_in_the_wild(tmp_path: Path) -> None:
 def test_read_names_file_and_line_of_a_malformed_row(tmp_path: Path, text: str, line: int, message: str) -> None:
     path = tmp_path / "bad.txt"
     path.write_text(text)
-    with pytest.raises(ValueError, match=rf"bad\.txt:{line}: .*{message}"):
+    with pytest.raises(ValueError, match=rf"bad\.txt, line {line}: .*{message}"):
         read_mot_txt(path)
 
 

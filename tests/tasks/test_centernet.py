@@ -60,7 +60,7 @@ def test_output_shapes_and_forward(images):
         torch.testing.assert_close(forward[name], outputs[name])
 
 
-def test_compute_loss_matches_its_parts(images):
+def test_loss_matches_its_parts(images):
     model = tiny_model()
     outputs = model.detector(images)
     batch = targets()
@@ -87,7 +87,7 @@ def test_compute_loss_matches_its_parts(images):
     assert unused == []
 
 
-def test_compute_loss_without_objects(images):
+def test_loss_without_objects(images):
     model = tiny_model()
     outputs = model.detector(images)
     batch = targets()
@@ -122,7 +122,7 @@ def test_boxes_masked_out_or_degenerate_are_ignored(images):
 @pytest.mark.parametrize(
     "options", [{"heatmap_method": "ttfnet", "center_sampling": True}, {"heatmap_loss": "quality_focal"}]
 )
-def test_compute_loss_options_are_finite(images, options):
+def test_loss_options_are_finite(images, options):
     model = tiny_model(box_loss="l1", **options)
     losses = model.criterion(model.detector(images), targets())
     assert all(torch.isfinite(value) and value > 0 for value in losses.values())
@@ -235,6 +235,7 @@ def test_torch_schedulers_by_name():
         ({"neck": {"upsample_channels": [8, 8, 8]}}, "needs a 'name' key"),
         ({"backbone": "resnet_nope"}, "Unknown backbone"),
         ({"class_names": ["a", "b"]}, "class_names"),
+        ({"heads": {"reid": {"dim": 8}}}, "heads.reid is trained by another task's loss.*centernet_lightning.FairMOT"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from centernet_lightning.decode import topk_peaks
 from centernet_lightning.models.heads import ReIDHead
 from centernet_lightning.tasks import FairMOT
+from centernet_lightning.weights import read_checkpoint
 
 TINY = {"backbone": "resnet18", "neck": {"name": "fpn", "upsample_channels": [32, 32, 16]}, "head_width": 16}
 # (x1, y1, x2, y2, identity) in 64x64 images; identity k is a square painted in colour channel k.
@@ -144,6 +146,37 @@ def test_bad_settings_and_batches_are_clear_errors():
     del batch["track_ids"]
     with pytest.raises(ValueError, match="track_ids"):
         model.criterion(model.detector(batch["images"]), batch)
+
+
+def test_without_an_identity_count_it_evaluates_and_a_checkpoint_sizes_the_classifier():
+    """num_identities None (validation data without a training split): no classifier until a
+    checkpoint's (renamed from the old layout) sizes it; training refuses with a clear error."""
+    model = tiny_model(num_identities=None)
+    assert model.criterion.identity is None
+    batch = make_batch()
+    model.eval()
+    assert set(model.criterion(model.detector(batch["images"]), batch)) >= {"heatmap", "detection"}
+    with pytest.raises(ValueError, match="num_identities is None: set data.train_split"):
+        model.setup("fit")
+    state = {key: value.clone() for key, value in tiny_model(num_identities=5).state_dict().items()}
+    old_layout = {key.replace("criterion.identity.", "identity_loss."): value for key, value in state.items()}
+    checkpoint = {"state_dict": old_layout}
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    assert model.criterion.identity.num_identities == 5 and model.hparams.num_identities == 5
+    classifier = model.criterion.identity.classifier.weight
+    torch.testing.assert_close(classifier, state["criterion.identity.classifier.weight"])
+
+
+def test_init_weights_from_a_checkpoint_of_the_old_layout_renames_its_keys():
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "fairmot_v0_1.ckpt"
+    saved = read_checkpoint(fixture)
+    old = saved["state_dict"]
+    arguments = {k: v for k, v in saved["hyper_parameters"].items() if not k.startswith("_")}
+    model = FairMOT(**{**arguments, "init_weights": str(fixture)})
+    model.setup("fit")
+    torch.testing.assert_close(model.criterion.identity.classifier.weight, old["identity_loss.classifier.weight"])
+    torch.testing.assert_close(model.criterion.uncertainty.s_id, old["uncertainty.s_id"])
 
 
 def test_log_variances_are_not_weight_decayed():
