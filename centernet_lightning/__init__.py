@@ -4,114 +4,83 @@ The public API: the LightningModules and loading them, the network and its parts
 losses, decoding, datasets and the data module, COCO and MOT evaluation, the predictor and its
 backends, export, the tracker, drawing. The layers and where each piece lives are described in
 docs/architecture.md.
+
+Names are imported on first use (PEP 562), so ``import centernet_lightning`` and the
+``centernet`` command's ``--help`` do not pay for torch, Lightning and every model up front.
 """
 
-from .callbacks import COCOEvaluation, MOTEvaluation, PredictionWriter, ValidationImageLogger
-from .datasets import (
-    COCODataset,
-    CrowdHumanDataset,
-    InferenceDataset,
-    KITTITrackingDataset,
-    MOTDataset,
-    VOCDataset,
-    YOLODataset,
-    build_transforms,
-    collate_detection,
-    generate_synthetic_dataset,
-)
-from .datasets.datamodule import DetectionDataModule
-from .decode import Peaks, topk_peaks
-from .deploy import export_onnx, export_torchscript, load_predictor
-from .eval import COCOEvaluator, evaluate_mot
-from .inference import NetworkBackend, OnnxRuntimeBackend, Predictor, open_source
-from .losses import cornernet_focal_loss, quality_focal_loss
-from .models import (
-    BiFPNNeck,
-    Box2DHead,
-    CenterNetDetector,
-    CenterNetLoss,
-    FairMOTLoss,
-    FPNNeck,
-    HeatmapHead,
-    IDANeck,
-    InferenceNetwork,
-    MobileNetBackbone,
-    OffsetHead,
-    ReIDHead,
-    ResNetBackbone,
-    SimpleNeck,
-    SizeHead,
-    TimmBackbone,
-    build_detector,
-    load_original_weights,
-)
-from .structures import Batch, Detections, InferenceSpec, letterbox_inverse
-from .targets import cornernet_radius, render_heatmap, render_heatmaps
-from .tasks import CenterNet, FairMOT, build_model, load_model, save_checkpoint
-from .tracking import Tracker
-from .visualize import draw_boxes
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-__all__ = [
-    "Batch",
-    "BiFPNNeck",
-    "Box2DHead",
-    "COCODataset",
-    "COCOEvaluation",
-    "COCOEvaluator",
-    "CenterNet",
-    "CenterNetDetector",
-    "CenterNetLoss",
-    "CrowdHumanDataset",
-    "Detections",
-    "DetectionDataModule",
-    "FairMOT",
-    "FairMOTLoss",
-    "FPNNeck",
-    "HeatmapHead",
-    "IDANeck",
-    "InferenceDataset",
-    "InferenceNetwork",
-    "InferenceSpec",
-    "KITTITrackingDataset",
-    "MOTDataset",
-    "MOTEvaluation",
-    "MobileNetBackbone",
-    "NetworkBackend",
-    "OffsetHead",
-    "OnnxRuntimeBackend",
-    "Peaks",
-    "PredictionWriter",
-    "Predictor",
-    "ReIDHead",
-    "ResNetBackbone",
-    "SimpleNeck",
-    "SizeHead",
-    "TimmBackbone",
-    "Tracker",
-    "VOCDataset",
-    "ValidationImageLogger",
-    "YOLODataset",
-    "build_detector",
-    "build_model",
-    "build_transforms",
-    "collate_detection",
-    "cornernet_focal_loss",
-    "cornernet_radius",
-    "draw_boxes",
-    "evaluate_mot",
-    "export_onnx",
-    "export_torchscript",
-    "generate_synthetic_dataset",
-    "letterbox_inverse",
-    "load_model",
-    "load_original_weights",
-    "load_predictor",
-    "open_source",
-    "quality_focal_loss",
-    "render_heatmap",
-    "render_heatmaps",
-    "save_checkpoint",
-    "topk_peaks",
-]
+try:
+    __version__ = version("centernet-lightning")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+# submodule (relative to this package): the public names it provides
+_PUBLIC: dict[str, tuple[str, ...]] = {
+    "structures": ("Batch", "Detections", "InferenceSpec", "letterbox_inverse"),
+    "targets": ("cornernet_radius", "render_heatmap", "render_heatmaps"),
+    "losses": ("cornernet_focal_loss", "quality_focal_loss"),
+    "decode": ("Peaks", "topk_peaks"),
+    "visualize": ("draw_boxes",),
+    "models": (
+        "BiFPNNeck",
+        "Box2DHead",
+        "CenterNetDetector",
+        "CenterNetLoss",
+        "FairMOTLoss",
+        "FPNNeck",
+        "HeatmapHead",
+        "IDANeck",
+        "InferenceNetwork",
+        "MobileNetBackbone",
+        "OffsetHead",
+        "ReIDHead",
+        "ResNetBackbone",
+        "SimpleNeck",
+        "SizeHead",
+        "TimmBackbone",
+        "build_detector",
+        "load_original_weights",
+    ),
+    "datasets": (
+        "COCODataset",
+        "CrowdHumanDataset",
+        "InferenceDataset",
+        "KITTITrackingDataset",
+        "MOTDataset",
+        "VOCDataset",
+        "YOLODataset",
+        "build_transforms",
+        "collate_detection",
+        "generate_synthetic_dataset",
+    ),
+    "datasets.datamodule": ("DetectionDataModule",),
+    "tracking": ("Tracker",),
+    "eval": ("COCOEvaluator", "evaluate_mot"),
+    "inference": ("NetworkBackend", "OnnxRuntimeBackend", "Predictor", "open_source"),
+    "tasks": ("CenterNet", "FairMOT", "build_model", "load_model", "save_checkpoint"),
+    "callbacks": ("COCOEvaluation", "MOTEvaluation", "PredictionWriter", "ValidationImageLogger"),
+    "deploy": ("export_onnx", "export_torchscript", "load_predictor"),
+}
+_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
+
+__all__ = sorted(_MODULE_OF, key=str.lower)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's submodule on first access and cache the name here."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -27,9 +27,30 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["read_checkpoint", "read_state_dict", "load_state_dict_file", "load_matching_weights", "rename_prefixes"]
+__all__ = [
+    "PretrainedWeightsUnavailable",
+    "read_checkpoint",
+    "read_state_dict",
+    "load_state_dict_file",
+    "load_matching_weights",
+    "rename_prefixes",
+]
 
 log = logging.getLogger(__name__)
+
+
+class PretrainedWeightsUnavailable(RuntimeError):
+    """``pretrained: true`` could not download a backbone's weights (no network, no cached copy)."""
+
+    def __init__(self, name: str, error: BaseException) -> None:
+        # One line: the download error's first line, what true needs, and how to do without it.
+        reason = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+        super().__init__(
+            f"Could not download pretrained weights for {name!r} ({reason}): pretrained=True needs a network "
+            "connection, or the weights in the download cache. Offline, give a local weights file, "
+            f"pretrained=<path to a state-dict file> (a config's backbone: {{name: {name}, pretrained: "
+            "/path/weights.pth}), or train from scratch with pretrained=False."
+        )
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -46,8 +46,7 @@ def two_class_run(tmp_path_factory) -> tuple[Path, Path]:
             *TINY,
             *synthetic(data, 2),
             "--trainer.max_steps=1",
-            f"--trainer.default_root_dir={root}",
-            f"--trainer.logger.init_args.save_dir={root / 'runs'}",
+            f"--trainer.default_root_dir={root / 'runs'}",
         ]
     )
     return next((root / "runs").rglob("last.ckpt")), data
@@ -60,7 +59,7 @@ def validate(ckpt: Path, data_args: list[str], tmp_path: Path, *extra: str) -> N
             *TINY,
             *data_args,
             f"--ckpt_path={ckpt}",
-            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            f"--trainer.default_root_dir={tmp_path}",
             *extra,
         ]
     )
@@ -139,7 +138,7 @@ def test_predict_skips_a_corrupt_image_when_asked(two_class_run, tmp_path: Path,
     args = [
         "predict",
         *TINY,
-        "--data.data_dir=/nonexistent",
+        f"--data.data_dir={tmp_path / 'nonexistent'}",
         "--data.train_split=null",
         "--data.val_split=null",
         "--data.class_names=[circle, rectangle]",
@@ -147,7 +146,7 @@ def test_predict_skips_a_corrupt_image_when_asked(two_class_run, tmp_path: Path,
         f"--ckpt_path={ckpt}",
         f"--prediction_writer.output_dir={tmp_path / 'out'}",
         "--prediction_writer.score_threshold=0",
-        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        f"--trainer.default_root_dir={tmp_path}",
     ]
     with pytest.raises(OSError, match="b.png"):
         make_cli(args)
@@ -187,6 +186,21 @@ def test_resuming_from_a_weights_only_checkpoint_says_to_fine_tune(two_class_run
                 *synthetic(data, 2),
                 f"--ckpt_path={weights_only}",
                 "--trainer.max_steps=1",
-                f"--trainer.logger.init_args.save_dir={tmp_path}",
+                f"--trainer.default_root_dir={tmp_path}",
             ]
         )
+
+
+def test_an_error_of_what_the_user_gave_is_one_line_from_the_command(tmp_path: Path) -> None:
+    """From the command line (exit_on_error): the model's own error, not the parser's report of the
+    Union it could not build (every type tried, the whole configuration repeated), and no traceback;
+    the run folder of a fit that failed before its first step is removed."""
+    missing = tmp_path / "missing.ckpt"
+    args = ["fit", *TINY, *synthetic(tmp_path / "data", 2), f"--model.init_args.init_weights={missing}"]
+    args.append(f"--trainer.default_root_dir={tmp_path / 'runs'}")
+    with pytest.raises(FileNotFoundError):
+        make_cli(args)  # from Python: the exception itself
+    with pytest.raises(SystemExit) as exit_info:
+        make_cli(args, exit_on_error=True)
+    assert exit_info.value.code == f"centernet fit: Checkpoint file not found: {missing}"
+    assert not (tmp_path / "runs").exists()

@@ -97,7 +97,7 @@ def _checkpoints(root: Path) -> list[Path]:
 
 
 def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
-    common = [*TINY, f"--data.data_dir={tiny_data}", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"]
+    common = [*TINY, f"--data.data_dir={tiny_data}", f"--trainer.default_root_dir={tmp_path / 'runs'}"]
     # 8 training images in batches of 4: two steps per epoch.
     first = run([*CENTERNET, "fit", *common, "--trainer.max_epochs=2", "--trainer.check_val_every_n_epoch=1"], ROOT)
     last = next(p for p in _checkpoints(tmp_path / "runs") if p.name == "last.ckpt")
@@ -146,7 +146,7 @@ def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
             *CENTERNET,
             "predict",
             *TINY,
-            "--data.data_dir=/nonexistent",
+            f"--data.data_dir={tmp_path / 'nonexistent'}",
             "--data.train_split=null",
             "--data.val_split=null",
             "--data.class_names=[circle, rectangle, triangle]",
@@ -154,11 +154,12 @@ def test_fit_validate_resume_predict(tiny_data: Path, tmp_path: Path) -> None:
             f"--ckpt_path={new_last}",
             f"--prediction_writer.output_dir={tmp_path / 'pred'}",
             "--prediction_writer.score_threshold=0",
-            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+            f"--trainer.default_root_dir={tmp_path / 'runs'}",
         ],
         ROOT,
     )
     assert "predictions of 4 images" in folder.stdout
+    assert not (tmp_path / "nonexistent").exists()  # nothing is generated for a folder of images
     entries = json.loads((tmp_path / "pred" / "predict2" / "predictions.json").read_text())
     assert {entry["image_id"] for entry in entries} == {0, 1, 2, 3}
 
@@ -184,7 +185,7 @@ def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
         "fit",
         *TINY,
         f"--data.data_dir={tiny_data}",
-        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        f"--trainer.default_root_dir={tmp_path / 'runs'}",
         "--trainer.devices=2",
         "--trainer.strategy=ddp",
         "--trainer.max_epochs=1",  # 8 images, 2 processes, batches of 2: two steps
@@ -198,6 +199,7 @@ def test_ddp_two_cpu_processes(tiny_data: Path, tmp_path: Path) -> None:
 
 
 def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
+    """From a folder without configs/: the demo's config ships in the package."""
     out = tmp_path / "demo"
     result = run(
         [
@@ -216,8 +218,9 @@ def test_demo_command_runs_end_to_end(tmp_path: Path) -> None:
             "--trainer.enable_model_summary=false",
             "--progress_bar.refresh_rate=0",
         ],
-        ROOT,
+        tmp_path,
     )
     assert "Demo AP50 =" in result.stdout and "AP50" in result.stdout
+    assert (out / "centernet" / "version_0" / "results.csv").is_file()  # logs under --out (default_root_dir)
     assert len(list((out / "predict").glob("*.jpg"))) == 4 and (out / "predict" / "predictions.json").is_file()
     assert (out / "data" / "annotations" / "instances_val.json").is_file()

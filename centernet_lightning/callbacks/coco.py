@@ -101,10 +101,13 @@ class COCOEvaluation(Callback):
         self.last_per_class_ap = evaluator.per_class_ap()
         per_class = {f"{prefix}/AP_class/{name}": ap for name, ap in self.last_per_class_ap.items() if ap == ap}
         pl_module.log_dict(per_class, sync_dist=False)  # classes without ground truth (nan) are left out
-        if trainer.state.fn in ("validate", "test") and trainer.is_global_zero:
+        if trainer.state.fn not in ("validate", "test"):
+            return
+        log_dir = trainer.log_dir if self.save_results else None  # on every rank: trainer.log_dir broadcasts
+        if trainer.is_global_zero:
             if self.print_table:
                 print(format_table(metrics, self.last_per_class_ap))
-            if self.save_results and trainer.log_dir:
-                path = Path(trainer.log_dir) / f"detections_{prefix}.json"
+            if log_dir:
+                path = Path(log_dir) / f"detections_{prefix}.json"
                 evaluator.save_results(path)
                 print(f"Detections (COCO results format) written to {path}")

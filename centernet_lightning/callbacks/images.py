@@ -8,7 +8,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from ..image_io import read_image
-from ..inference.predictor import Predictor
+from ..structures import letterbox_inverse
 from ..visualize import draw_boxes
 
 __all__ = ["ValidationImageLogger"]
@@ -53,10 +53,11 @@ class ValidationImageLogger(Callback):
         if not hasattr(experiment, "add_image"):
             return
         class_names = pl_module.hparams.get("class_names")
-        # The evaluation step's detections are in original pixels; the batch's boxes go back the
-        # same way (the predictor's mapping) to be drawn on the image as read from disk.
-        boxes = {"bboxes": batch["bboxes"]}
-        truths = Predictor.to_original_pixels(boxes, batch["letterbox"], batch["original_sizes"])["bboxes"]
+        # The evaluation step's detections are in original pixels; the batch's boxes go back through
+        # the inverse letterbox, clipped, to be drawn on the image as read from disk. (Not the
+        # predictor's mapping: that one also drops and reorders detections, which would misalign
+        # the boxes with their labels and mask.)
+        truths = letterbox_inverse(batch["bboxes"], batch["letterbox"], batch["original_sizes"])
         for i in range(min(self.num_images, batch["images"].shape[0])):
             try:
                 image = read_image(batch["image_paths"][i])

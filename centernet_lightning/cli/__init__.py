@@ -1,9 +1,11 @@
 """The ``centernet`` command: a table of subcommands, each in its own module, imported when run.
 
 ``fit``, ``validate`` and ``test`` are Lightning's CLI (:mod:`.lightning`: ``--config``, dotted
-overrides, ``--print_config``); ``predict`` is the one prediction command on images, folders, globs
-and videos when given ``--source`` (:mod:`.predict`), else Lightning's over a data module; the others
-are small commands of their own.
+overrides, ``--print_config``); ``predict`` is the one prediction command on images, folders, globs,
+videos and streams (:mod:`.predict`), and Lightning's datamodule-driven predict when given a
+``--config`` and no ``--source``; the others are small commands of their own. Nothing heavy is
+imported before a command runs, so ``centernet --help``, ``--version`` and ``COMMAND --help`` answer
+at once (``benchmarks/cli_startup.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("demos", "demo_main", "synthetic data, training, COCO AP and drawn predictions"),
     "demo-track": ("demos", "demo_track_main", "the same for FairMOT tracking: HOTA/MOTA/IDF1 and a video"),
 }
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+HELP_FLAGS = ("-h", "--help")
 
 
 class _DropMessages(logging.Filter):
@@ -56,37 +59,60 @@ def quiet_library_noise() -> None:
 def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = [f"  {name:<{width}}  {help_line}" for name, (_, _, help_line) in COMMANDS.items()]
-    return "usage: centernet COMMAND [options]  (centernet COMMAND --help for its options)\n\ncommands:\n" + "\n".join(
-        lines
+    return (
+        "usage: centernet COMMAND [options]  (centernet COMMAND --help for its options)\n"
+        "       centernet --version\n\ncommands:\n" + "\n".join(lines)
     )
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return f"centernet-lightning {version('centernet-lightning')}"
+
+
+def _has_option(argv: list[str], *names: str) -> bool:
+    """Whether ``argv`` holds one of the options ``names`` (``--name value`` or ``--name=value``)."""
+    return any(arg.split("=")[0] in names for arg in argv)
+
+
+def _lightning_predict(argv: list[str]) -> bool:
+    """Lightning's datamodule-driven predict: no ``--source``, but a ``--config`` or a dotted option
+    of Lightning's CLI (``--data.predict_dir``, ``--trainer.*``); everything else (``--help``
+    included) is the everyday command."""
+    dotted = any(arg.startswith("--") and "." in arg.split("=")[0] for arg in argv)
+    return not _has_option(argv, "--source") and (dotted or _has_option(argv, "--config", "-c"))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``centernet`` console script."""
     from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if not argv or argv[0] in HELP_FLAGS:
         print(_usage())
         return
-    command = argv[0]
+    if argv[0] in ("-V", "--version"):
+        print(_version())
+        return
+    command, options = argv[0], argv[1:]
     if command not in COMMANDS:
         sys.exit(f"centernet: unknown command {command!r}\n\n{_usage()}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     quiet_library_noise()
-    import torch
+    if not _has_option(options, *HELP_FLAGS):  # help needs no torch: answer it without the import
+        import torch
 
-    torch.set_float32_matmul_precision("high")
+        torch.set_float32_matmul_precision("high")
     module_name, entry, _ = COMMANDS[command]
-    if command == "predict" and any(arg.split("=")[0] == "--source" for arg in argv[1:]):
-        module_name, entry = "predict", "predict_main"
-    elif command in LIGHTNING_COMMANDS:
+    lightning = command in LIGHTNING_COMMANDS or (command == "predict" and _lightning_predict(options))
+    if lightning:
         module_name, entry = "lightning", ""
     module = importlib.import_module(f"{__name__}.{module_name}")
     if entry:
-        getattr(module, entry)(argv[1:])
+        getattr(module, entry)(options)
         return
-    if any(arg.split("=")[0] == "--tta" for arg in argv[1:]):
+    if _has_option(options, "--tta"):
         # `--tta flip` is short for `--model.init_args.tta flip` (test-time augmentation of this run)
         argv = [f"--model.init_args.tta{arg[5:]}" if arg.split("=")[0] == "--tta" else arg for arg in argv]
         from_command_line = False
-    module.make_cli(None if from_command_line else argv)
+    module.make_cli(None if from_command_line else argv, exit_on_error=True)

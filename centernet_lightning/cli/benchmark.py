@@ -8,14 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from ..deploy.backends import parse_backends
-from ..deploy.benchmark import benchmark_detector, benchmark_table
-from ..inference.backends import BACKENDS, resolve_device
-from ..tasks.loading import build_model, load_model
+from .predict import BACKEND_CHOICES
 
 __all__ = ["benchmark_main"]
 
@@ -28,13 +21,6 @@ def _batch_sizes(text: str) -> list[int]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {text!r}")
     return sizes
-
-
-def _backend_names(text: str) -> tuple[str, ...]:
-    try:
-        return parse_backends(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def benchmark_main(argv: list[str]) -> None:
@@ -54,7 +40,9 @@ def benchmark_main(argv: list[str]) -> None:
         "--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available, else cpu"
     )
     parser.add_argument(
-        "--backend", type=_backend_names, default=BACKENDS, help=f"comma-separated (default: {','.join(BACKENDS)})"
+        "--backend",
+        default=",".join(BACKEND_CHOICES),
+        help=f"comma-separated (default: {','.join(BACKEND_CHOICES)})",
     )
     parser.add_argument("--half", action="store_true", help="float16 network (CUDA only)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds after the first call (default 3)")
@@ -64,8 +52,18 @@ def benchmark_main(argv: list[str]) -> None:
     parser.add_argument("--max-det", type=int, default=None, help="K, detections per image (default: the model's)")
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune (default: none)")
     args = parser.parse_args(argv)
+    import torch
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..deploy.backends import parse_backends
+    from ..deploy.benchmark import benchmark_detector, benchmark_table
+    from ..inference.backends import resolve_device
+    from ..tasks.loading import build_model, load_model
+
     try:
         device = resolve_device(args.device, args.half)
+        backends = parse_backends(args.backend)
     except ValueError as error:
         parser.error(str(error))
 
@@ -88,7 +86,7 @@ def benchmark_main(argv: list[str]) -> None:
                 detector,
                 imgsz,
                 args.batch,
-                args.backend,
+                backends,
                 device,
                 args.half,
                 args.warmup,

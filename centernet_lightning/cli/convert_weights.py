@@ -5,11 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..datasets.coco import COCO_CATEGORY_IDS, COCO_CLASSES
-from ..models.original_weights import load_original_weights, read_original_state_dict
-from ..structures import InferenceSpec
-from ..tasks.loading import build_model, save_checkpoint
-
 __all__ = ["convert_weights_main"]
 
 
@@ -17,11 +12,18 @@ def convert_weights_main(argv: list[str]) -> None:
     """``centernet convert-weights``: an original CenterNet checkpoint as a checkpoint of ours."""
     parser = argparse.ArgumentParser(prog="centernet convert-weights", description=convert_weights_main.__doc__)
     parser.add_argument(
-        "original", help="original file, e.g. ctdet_coco_resdcn18.pth / ctdet_coco_dla_2x.pth / ctdet_coco_hg.pth"
+        "original",
+        help="original file, e.g. ctdet_coco_resdcn18.pth / ctdet_coco_dla_2x.pth / ctdet_coco_hg.pth (from the "
+        "model zoo of github.com/xingyizhou/CenterNet, MODEL_ZOO.md; see docs/models.md)",
     )
     parser.add_argument("--config", required=True, help="the matching configs/paper/*.yaml")
     parser.add_argument("--out", required=True, help="the checkpoint to write (never overwritten)")
     args = parser.parse_args(argv)
+    from ..datasets.coco import COCO_CATEGORY_IDS, COCO_CLASSES
+    from ..models.original_weights import load_original_weights, read_original_state_dict
+    from ..structures import InferenceSpec
+    from ..tasks.loading import build_model, save_checkpoint
+
     try:
         original = read_original_state_dict(args.original)
         heatmap_keys = [key for key in original if key.endswith("weight") and key.split(".")[0] == "hm"]

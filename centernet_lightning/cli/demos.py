@@ -1,51 +1,60 @@
 """The one-command demos: ``centernet demo`` (detection) and ``centernet demo-track`` (tracking).
 
-Each generates its synthetic data on first use, trains with its config (``configs/demo.yaml``,
-``configs/demo_track.yaml``), evaluates the best checkpoint and says whether the goal was reached.
+Each generates its synthetic data on first use, trains with its config (``demo.yaml``,
+``demo_track.yaml``, shipped in the package's ``configs/`` so that the demos run from any folder;
+the repository's ``configs/`` links to them), evaluates the best checkpoint and says whether the
+goal was reached. Data, logs and results go under ``--out``, the run's ``trainer.default_root_dir``.
+Lightning and the rest are imported once the options are read, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lightning.pytorch.cli import LightningCLI
+if TYPE_CHECKING:
+    from .lightning import CenterNetCLI
 
-from ..callbacks import COCOEvaluation
-from ..deploy.backends import load_predictor
-from ..eval.mot import evaluate_mot
-from ..inference.outputs import PredictionFiles, new_run_dir, track_to_files
-from ..inference.sources import open_source
-from ..inference.track import source_frame_rate
-from ..tasks.loading import save_checkpoint
-from .lightning import make_cli
-
-__all__ = ["DEMO_GOAL", "TRACK_DEMO_GOAL", "demo_main", "demo_track_main"]
+__all__ = ["DEMO_GOAL", "TRACK_DEMO_GOAL", "demo_main", "demo_track_main", "packaged_config"]
 
 DEMO_GOAL = {"AP50": 0.95, "AP": 0.75}  # what `make demo` should reach on its validation split
 TRACK_DEMO_GOAL = {"MOTA": 0.9, "IDF1": 0.9}  # what `make demo-track` should reach on its held-out sequence
 
 
-def _fitted_demo(prog: str, description: str, out: str, config: str, argv: list[str]) -> tuple[LightningCLI, Path]:
-    """Parse a demo's options, build its CLI (data and logs under ``--out``) and fit; returns the CLI
-    and the ``--out`` folder."""
+def packaged_config(name: str) -> Path:
+    """The path of a config shipped with the package (``demo.yaml``, ``demo_track.yaml``)."""
+    return Path(str(files("centernet_lightning") / "configs" / name))
+
+
+def _demo_options(prog: str, description: str, out: str, config: str, argv: list[str]) -> tuple[Path, Path, list[str]]:
+    """A demo's ``--out`` folder, its config (the packaged one unless ``--config``) and the
+    LightningCLI overrides among ``argv`` (``--trainer.max_epochs=2``)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--out", default=out, help="folder for data, logs, checkpoints and results")
-    parser.add_argument("--config", default=config, help="the fit config to run")
-    args, overrides = parser.parse_known_args(argv)  # the rest: LightningCLI overrides (--trainer.max_epochs=2)
-    root = Path(args.out)
+    parser.add_argument("--out", default=out, help="data, logs, checkpoints and results (default: %(default)s)")
+    parser.add_argument("--config", default=str(packaged_config(config)), help="the config (default: %(default)s)")
+    args, overrides = parser.parse_known_args(argv)
     if not Path(args.config).is_file():
-        sys.exit(f"Config not found: {args.config} (run the demo from the repository root)")
-    arguments = [f"--data.data_dir={root / 'data'}", f"--trainer.logger.init_args.save_dir={root}"]
-    cli = make_cli(["--config", args.config, *arguments, *overrides], run=False)
+        sys.exit(f"{prog}: config not found: {args.config}")
+    return Path(args.out), Path(args.config), overrides
+
+
+def _fitted_demo(out: Path, config: Path, overrides: list[str]) -> CenterNetCLI:
+    """Build the demo's CLI (data and logs under ``out``) and fit."""
+    from .lightning import make_cli
+
+    arguments = [f"--data.data_dir={out / 'data'}", f"--trainer.default_root_dir={out}"]
+    cli = make_cli(["--config", str(config), *arguments, *overrides], run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return cli, root
+    return cli
 
 
-def _last_weights(cli: LightningCLI) -> str:
+def _last_weights(cli: CenterNetCLI) -> str:
     """The best checkpoint of the fit, or (no validation ran) the last weights, saved for the occasion."""
+    from ..tasks.loading import save_checkpoint
+
     best = cli.trainer.checkpoint_callback.best_model_path
     if best:
         return best
@@ -56,7 +65,19 @@ def _last_weights(cli: LightningCLI) -> str:
 
 def demo_main(argv: list[str]) -> None:
     """``centernet demo``: synthetic data -> training -> COCO AP table -> drawn predictions."""
-    cli, out = _fitted_demo("centernet demo", demo_main.__doc__, "runs/demo", "configs/demo.yaml", argv)
+    out, config, overrides = _demo_options("centernet demo", demo_main.__doc__, "runs/demo", "demo.yaml", argv)
+    from .lightning import USER_ERRORS
+
+    try:
+        _run_demo(out, config, overrides)
+    except USER_ERRORS as error:
+        sys.exit(f"centernet demo: {error}")
+
+
+def _run_demo(out: Path, config: Path, overrides: list[str]) -> None:
+    from ..callbacks import COCOEvaluation
+
+    cli = _fitted_demo(out, config, overrides)
     trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
     best = _last_weights(cli)
     print(f"\nEvaluating {best} on the synthetic validation split (original pixels):")
@@ -76,6 +97,10 @@ def demo_main(argv: list[str]) -> None:
 
 def _predict_validation_images(model_path: str, dataset: Any, out: Path) -> Path:
     """``centernet predict`` on the validation images: drawn images and predictions.json in ``out/predict``."""
+    from ..deploy.backends import load_predictor
+    from ..inference.outputs import PredictionFiles, new_run_dir
+    from ..inference.sources import open_source
+
     predictor = load_predictor(model_path, device="cpu")
     source = open_source([record.path for record in dataset.records])
     files = PredictionFiles(new_run_dir(out, "predict"), predictor.spec, predictor.backend.num_classes)
@@ -88,9 +113,24 @@ def _predict_validation_images(model_path: str, dataset: Any, out: Path) -> Path
 def demo_track_main(argv: list[str]) -> None:
     """``centernet demo-track``: synthetic sequences -> FairMOT training -> tracking a held-out
     sequence -> HOTA/MOTA/IDF1 and a drawn video."""
-    cli, out = _fitted_demo(
-        "centernet demo-track", demo_track_main.__doc__, "runs/demo_track", "configs/demo_track.yaml", argv
-    )
+    prog, doc = "centernet demo-track", demo_track_main.__doc__
+    out, config, overrides = _demo_options(prog, doc, "runs/demo_track", "demo_track.yaml", argv)
+    from .lightning import USER_ERRORS
+
+    try:
+        _run_demo_track(out, config, overrides)
+    except USER_ERRORS as error:
+        sys.exit(f"centernet demo-track: {error}")
+
+
+def _run_demo_track(out: Path, config: Path, overrides: list[str]) -> None:
+    from ..deploy.backends import load_predictor
+    from ..eval.mot import evaluate_mot
+    from ..inference.outputs import new_run_dir, track_to_files
+    from ..inference.sources import open_source
+    from ..inference.track import source_frame_rate
+
+    cli = _fitted_demo(out, config, overrides)
     trainer, datamodule = cli.trainer, cli.datamodule
     best = _last_weights(cli)
     sequence = sorted(datamodule.datasets["val"].sequences)[0]  # the held-out split the fit validated on

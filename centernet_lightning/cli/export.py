@@ -11,13 +11,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..deploy.export import SUFFIXES, export_onnx, export_torchscript
-from ..models.inference_network import INPUT_NAME, InferenceNetwork
-from ..tasks.loading import load_model
+if TYPE_CHECKING:
+    from ..models.inference_network import InferenceNetwork
 
-__all__ = ["export_main"]
+__all__ = ["EXPORT_FORMATS", "export_main"]
+
+# deploy.export.SUFFIXES's keys, written out so that parsing needs no torch (a test keeps them equal)
+EXPORT_FORMATS = ("onnx", "torchscript")
 
 
 def _onnx_signature(path: Path) -> list[str]:
@@ -37,6 +39,8 @@ def _onnx_signature(path: Path) -> list[str]:
 
 
 def _module_signature(module: InferenceNetwork, imgsz: int | Sequence[int]) -> list[str]:
+    from ..models.inference_network import INPUT_NAME
+
     example = module.example_input(imgsz)
     input_shape = ", ".join(["batch", *map(str, example.shape[1:])])
     lines = [f"  input  {INPUT_NAME} {str(example.dtype).removeprefix('torch.')} [{input_shape}]"]
@@ -50,7 +54,7 @@ def export_main(argv: list[str]) -> None:
     """``centernet export``: a training checkpoint as an ONNX or TorchScript file, decoding in the graph."""
     parser = argparse.ArgumentParser(prog="centernet export", description=export_main.__doc__)
     parser.add_argument("--ckpt_path", "--ckpt-path", required=True, help="a CenterNet or FairMOT checkpoint")
-    parser.add_argument("--format", choices=sorted(SUFFIXES), default="onnx", help="default: onnx")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="default: onnx")
     parser.add_argument(
         "--output",
         default=None,
@@ -71,9 +75,13 @@ def export_main(argv: list[str]) -> None:
     parser.add_argument("--half", action="store_true", help="float16 network, for GPU runtimes")
     parser.add_argument("--raw-input", action="store_true", help="uint8 RGB [B, H, W, 3] input, normalised in graph")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset >= 17 (default 18; 19 with DCN)")
+    parser.add_argument("--verbose", action="store_true", help="show the ONNX exporter's INFO messages too")
     args = parser.parse_args(argv)
     if args.imgsz is not None and len(args.imgsz) > 2:
         parser.error("--imgsz takes one side, or height and width")
+    from ..deploy.export import SUFFIXES, export_onnx, export_torchscript
+    from ..models.inference_network import InferenceNetwork
+    from ..tasks.loading import load_model
 
     ckpt_path = Path(args.ckpt_path)
     output = Path(args.output) if args.output else ckpt_path.with_suffix(SUFFIXES[args.format])
@@ -93,7 +101,7 @@ def export_main(argv: list[str]) -> None:
             metadata={"checkpoint": ckpt_path.name},
         )
         if args.format == "onnx":
-            path = export_onnx(model, output, dynamic=args.dynamic, opset=args.opset, **options)
+            path = export_onnx(model, output, dynamic=args.dynamic, opset=args.opset, verbose=args.verbose, **options)
             signature = _onnx_signature(path)
         else:
             path = export_torchscript(model, output, **options)

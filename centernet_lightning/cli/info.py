@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..models.info import format_info, model_info
-from ..tasks.loading import build_model
-
 __all__ = ["info_main"]
 
 
@@ -22,6 +19,9 @@ def info_main(argv: list[str]) -> None:
         "--num-classes", type=int, default=None, help="class count when the config leaves it to the data (default 80)"
     )
     args = parser.parse_args(argv)
+    from ..models.info import format_info, model_info
+    from ..tasks.loading import build_model
+
     try:
         model = build_model(args.config, args.num_classes, untrained=True, default_num_classes=80)
     except (FileNotFoundError, ValueError) as error:

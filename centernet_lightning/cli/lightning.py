@@ -4,26 +4,36 @@ One :class:`CenterNetCLI` serves detection and tracking: the config's ``model.cl
 the LightningModule (``centernet_lightning.CenterNet``, the default, or
 ``centernet_lightning.FairMOT``), ``init_args`` its arguments; the class count, class names and
 identity count are linked from the data. ``--ckpt_path``'s hyperparameters and class replace the
-configured ones (read safely, see :meth:`CenterNetCLI._parse_ckpt_path`).
+configured ones (read safely, see :meth:`CenterNetCLI._parse_ckpt_path`), and its data section
+fills in the data settings the command line and config leave out.
+
+``trainer.default_root_dir`` (default ``runs``) decides where a run writes: ``fit`` into
+``<default_root_dir>/<logger name>/version_<n>``, ``validate``/``test``/``predict`` into
+``<default_root_dir>/<logger name>/validate`` (``validate2``, ...; ``test``, ``predict`` alike).
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
+import shutil
 import sys
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from ..callbacks import COCOEvaluation, MOTEvaluation, PredictionWriter, ValidationImageLogger
+from ..callbacks import COCOEvaluation, MOTEvaluation, PredictionWriter, TrainingResults, ValidationImageLogger
 from ..datasets.datamodule import DetectionDataModule
 from ..tasks import CenterNet
 from ..tasks.loading import task_of_checkpoint
-from ..weights import read_checkpoint
+from ..weights import PretrainedWeightsUnavailable, read_checkpoint
 
 __all__ = ["CenterNetCLI", "make_cli", "describe_hparam_changes", "check_checkpoint_classes"]
 
@@ -32,11 +42,18 @@ log = logging.getLogger("centernet_lightning")
 DESCRIPTION = """Train, validate, test or predict with a config: `centernet fit --config configs/demo.yaml`.
 The config's model.class_path is centernet_lightning.CenterNet (detection, the default) or
 centernet_lightning.FairMOT (tracking); every key can be overridden (--model.init_args.head_width 64)."""
-# Tracking configs name their runs "fairmot" (configs/demo_track.yaml).
+DEFAULT_ROOT_DIR = "runs"
+# Tracking configs name their runs "fairmot" (configs/demo_track.yaml). A logger's save_dir left at
+# DEFAULT_ROOT_DIR follows trainer.default_root_dir (CenterNetCLI._place_run), the one setting of
+# where a run writes.
 DEFAULT_LOGGER = {
     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-    "init_args": {"save_dir": "runs", "name": "centernet"},
+    "init_args": {"save_dir": DEFAULT_ROOT_DIR, "name": "centernet"},
 }
+# Errors of what the user gave (files, settings, data, no network): one line from the command, no traceback.
+USER_ERRORS = (OSError, ValueError, PretrainedWeightsUnavailable)
+# What a run folder holds before any training or evaluation result: nothing worth keeping after a failure.
+BOOKKEEPING_FILES = ("config.yaml", "hparams.yaml", "events.out.tfevents.*")
 
 
 def _is_local_path(ckpt_path: str) -> bool:
@@ -97,6 +114,34 @@ def _names(names: Sequence[str] | None) -> str:
     return shown + (", ..." if len(names) > 10 else "")
 
 
+def _trained_data_section(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The data settings a checkpoint was trained with (the data module's ``save_hyperparameters``),
+    those this version's :class:`DetectionDataModule` takes."""
+    hparams = checkpoint.get("datamodule_hyper_parameters") or {}
+    known = set(inspect.signature(DetectionDataModule.__init__).parameters) - {"self"}
+    return {key: value for key, value in hparams.items() if key in known}
+
+
+def _logger_configs(logger: Any) -> list[Any]:
+    """The ``class_path``/``init_args`` entries of a parsed ``trainer.logger`` (one, a list, or a bool)."""
+    entries = logger if isinstance(logger, (list, tuple)) else [logger]
+    return [entry for entry in entries if getattr(entry, "init_args", None) is not None]
+
+
+def _free_run_name(parent: Path, stem: str) -> str:
+    """``stem``, or ``stem2``, ``stem3``, ... : the first name not taken in ``parent`` (as predict's run folders)."""
+    index = 1
+    while (parent / (stem if index == 1 else f"{stem}{index}")).exists():
+        index += 1
+    return stem if index == 1 else f"{stem}{index}"
+
+
+def _holds_only_bookkeeping(folder: Path) -> bool:
+    """Whether every file under ``folder`` is one a run writes before any result (its config, an event file)."""
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    return all(any(path.match(pattern) for pattern in BOOKKEEPING_FILES) for path in files)
+
+
 class CenterNetCLI(LightningCLI):
     """LightningCLI for CenterNet / FairMOT + DetectionDataModule with the library's callbacks.
 
@@ -105,8 +150,32 @@ class CenterNetCLI(LightningCLI):
     validation or epoch end), ``coco_eval`` (COCOEvaluation: COCO metrics of every validation),
     ``mot_eval`` (MOTEvaluation: HOTA/MOTA/IDF1 of validation sequences, for tracking datasets),
     ``val_images`` (ValidationImageLogger), ``prediction_writer`` (PredictionWriter),
-    ``progress_bar`` (RichProgressBar) and ``lr_monitor`` (LearningRateMonitor).
+    ``progress_bar`` (RichProgressBar), ``lr_monitor`` (LearningRateMonitor) and ``results``
+    (TrainingResults: a console line per validation, ``results.csv``, ``results.png``).
+
+    Where a run writes is ``trainer.default_root_dir`` (:meth:`_place_run`); a failed run that wrote
+    nothing but its config leaves no folder behind (:meth:`_run_subcommand`).
     """
+
+    def parse_arguments(self, parser, args) -> None:
+        """Parse as LightningCLI does; where ``--ckpt_path`` is a local checkpoint that holds the data
+        section it was trained with, parse again with that section first, so that ``validate
+        --ckpt_path X`` alone evaluates X's validation split while the config's and the command
+        line's ``--data.*`` still win."""
+        super().parse_arguments(parser, args)
+        self._checkpoint_file: tuple[str, dict[str, Any]] | None = None
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not _is_local_path(str(ckpt_path)) or not isinstance(args, (list, tuple, type(None))):
+            return
+        checkpoint = read_checkpoint(ckpt_path)
+        self._checkpoint_file = (str(ckpt_path), checkpoint)
+        data = _trained_data_section(checkpoint)
+        argv = list(sys.argv[1:] if args is None else args)
+        if data and subcommand in argv:
+            position = argv.index(subcommand) + 1
+            data_section = ["--data", json.dumps(data, default=str)]
+            self.config = parser.parse_args([*argv[:position], *data_section, *argv[position:]])
 
     def _parse_ckpt_path(self) -> None:
         """Read ``--ckpt_path``'s class and hyperparameters into the config, as LightningCLI does,
@@ -126,7 +195,8 @@ class CenterNetCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or not _is_local_path(str(ckpt_path)):
             return super()._parse_ckpt_path()
-        self.checkpoint = read_checkpoint(ckpt_path)
+        cached = getattr(self, "_checkpoint_file", None)  # read by parse_arguments
+        self.checkpoint = cached[1] if cached and cached[0] == str(ckpt_path) else read_checkpoint(ckpt_path)
         hparams = {k: v for k, v in (self.checkpoint.get("hyper_parameters") or {}).items() if not k.startswith("_")}
         if not hparams:
             return
@@ -146,11 +216,65 @@ class CenterNetCLI(LightningCLI):
         from_checkpoint = {k: v for k, v in hparams.items() if k in known and k not in ("init_weights", "tta")}
         model = {"class_path": _class_path(task), "init_args": {**from_checkpoint, **keep}}
         self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
-        changes = describe_hparam_changes(configured, from_checkpoint)
+        # Only settings given in the config or on the command line: the defaults replaced are no news.
+        defaults = {k: p.default for k, p in inspect.signature(task.__init__).parameters.items()}
+        given = {k: v for k, v in configured.items() if k not in defaults or v != defaults[k]}
+        changes = describe_hparam_changes(given, from_checkpoint)
         if changes:
             log.warning(
                 "The model settings of checkpoint %s replace the configured ones: %s", ckpt_path, "; ".join(changes)
             )
+
+    def before_instantiate_classes(self) -> None:
+        self._place_run()
+
+    def _place_run(self) -> None:
+        """Make ``trainer.default_root_dir`` (default ``runs``) decide where the run writes: a logger
+        whose ``save_dir`` is left at the default writes there, and ``validate``/``test``/``predict``
+        write into a folder of their own beside training's ``version_<n>`` folders, ``validate``,
+        ``validate2``, ... (a logger ``version`` given explicitly is kept)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        root = config.trainer.get("default_root_dir") or DEFAULT_ROOT_DIR
+        config.trainer.default_root_dir = root
+        for logger in _logger_configs(config.trainer.get("logger")):
+            init_args = logger.init_args
+            if "save_dir" not in init_args:
+                continue
+            if init_args.save_dir in (None, DEFAULT_ROOT_DIR):
+                init_args.save_dir = root
+            if self.subcommand in ("validate", "test", "predict") and init_args.get("version", "") is None:
+                parent = Path(init_args.save_dir) / str(init_args.get("name") or "")
+                init_args.version = _free_run_name(parent, self.subcommand)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; if it fails before any result (``fit`` before its first step), remove the run
+        folder it created if that holds nothing but bookkeeping (config, empty event files), and the
+        parent folders it created if they are left empty."""
+        parents = [Path(logger.root_dir) for logger in self.trainer.loggers if getattr(logger, "root_dir", None)]
+        parents += [Path(logger.save_dir) for logger in self.trainer.loggers if getattr(logger, "save_dir", None)]
+        existing = {path: set(path.iterdir()) if path.is_dir() else None for path in parents}
+        try:
+            with warnings.catch_warnings():
+                if subcommand != "fit":
+                    # Evaluation saves no checkpoint: the ModelCheckpoint states of --ckpt_path do not
+                    # apply to its folder, which Lightning would otherwise say on every run.
+                    warnings.filterwarnings("ignore", message="The dirpath has changed")
+                super()._run_subcommand(subcommand)
+        except BaseException:
+            if subcommand != "fit" or self.trainer.global_step == 0:
+                self._remove_unused_folders(existing)
+            raise
+
+    def _remove_unused_folders(self, existing: dict[Path, set[Path] | None]) -> None:
+        if not self.trainer.is_global_zero or not self.trainer.loggers:
+            return
+        log_dir = Path(self.trainer.loggers[0].log_dir)  # not trainer.log_dir: a collective, rank 0 alone here
+        created = all(contents is None or log_dir not in contents for contents in existing.values())
+        if created and log_dir.is_dir() and _holds_only_bookkeeping(log_dir):
+            shutil.rmtree(log_dir, ignore_errors=True)
+        for path, contents in existing.items():  # deepest first: root_dir before save_dir
+            if contents is None and path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
 
     def _check_checkpoint_fits(self) -> None:
         if self.checkpoint is not None:
@@ -210,6 +334,7 @@ class CenterNetCLI(LightningCLI):
         parser.add_lightning_class_args(RichProgressBar, "progress_bar")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
+        parser.add_lightning_class_args(TrainingResults, "results")
 
 
 @contextmanager
@@ -224,17 +349,62 @@ def _command_line_consumed() -> Iterator[None]:
         sys.argv = saved
 
 
-def make_cli(args: list[str] | None, run: bool = True) -> CenterNetCLI:
-    """Build (and by default run) the Lightning CLI on ``args`` (None: the command line)."""
-    with _command_line_consumed() if args is not None else nullcontext():
-        return CenterNetCLI(
-            CenterNet,
-            DetectionDataModule,
-            subclass_mode_model=True,
-            args=args,
-            run=run,
-            seed_everything_default=0,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={"logger": DEFAULT_LOGGER},
-            parser_kwargs={"description": DESCRIPTION},
-        )
+def _config_paths(argv: Sequence[str]) -> list[Path]:
+    """The existing files given to ``--config`` / ``-c`` in ``argv``."""
+    paths = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in ("--config", "-c")]
+    paths += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
+    return [Path(path) for path in paths if Path(path).is_file()]
+
+
+def check_config_files(argv: Sequence[str]) -> None:
+    """ValueError ``file:line:column: problem`` for a ``--config`` file that is not valid YAML
+    (the parser's own error names neither the file nor the line)."""
+    for path in _config_paths(argv):
+        try:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.scanner.ScannerError, yaml.parser.ParserError, yaml.composer.ComposerError) as error:
+            mark = error.problem_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            context = f" ({error.context})" if error.context else ""
+            raise ValueError(f"{where}: YAML syntax error: {error.problem}{context}") from None
+
+
+def make_cli(args: list[str] | None, run: bool = True, exit_on_error: bool | None = None) -> CenterNetCLI:
+    """Build (and by default run) the Lightning CLI on ``args`` (None: the command line).
+
+    With ``exit_on_error`` (default: when reading the command line) an error in what the user gave
+    (:data:`USER_ERRORS`: a missing file or dataset, a bad setting, YAML syntax, no network for
+    pretrained weights) exits with one line naming it instead of a traceback.
+    """
+    exit_on_error = args is None if exit_on_error is None else exit_on_error
+    argv = list(sys.argv[1:] if args is None else args)
+    try:
+        check_config_files(argv)
+        with _command_line_consumed() if args is not None else nullcontext():
+            return CenterNetCLI(
+                CenterNet,
+                DetectionDataModule,
+                subclass_mode_model=True,
+                args=args,
+                run=run,
+                seed_everything_default=0,
+                save_config_kwargs={"overwrite": True},
+                trainer_defaults={"logger": DEFAULT_LOGGER, "default_root_dir": DEFAULT_ROOT_DIR},
+                parser_kwargs={"description": DESCRIPTION},
+            )
+    except USER_ERRORS as error:
+        if not exit_on_error:
+            raise
+        command = next((arg for arg in argv if arg in ("fit", "validate", "test", "predict")), None)
+        sys.exit(f"centernet{' ' + command if command else ''}: {_unwrapped(error)}")
+
+
+def _unwrapped(error: BaseException) -> BaseException:
+    """The error a model's constructor raised, out of the parser's report that the value fits no
+    type of its Union (which lists every type tried and repeats the whole configuration)."""
+    while str(error).startswith("Does not validate against any of the Union subtypes"):
+        cause = error.__cause__ or error.__context__
+        if not isinstance(cause, USER_ERRORS):
+            break
+        error = cause
+    return error

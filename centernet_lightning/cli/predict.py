@@ -5,67 +5,210 @@ names, category ids, input size and normalisation come from it (see
 :class:`~centernet_lightning.structures.InferenceSpec`). Writes into a new run folder what
 :class:`~centernet_lightning.inference.PredictionFiles` writes: drawn images or a drawn video,
 ``predictions.json`` (COCO results; ``image_id`` = the image's position in the source, or the
-frame number), and with ``--save-txt`` YOLO-style ``labels/<name>.txt``.
+frame number), and with ``--save-txt`` ``labels/<name>.txt``.
+
+Arguments are parsed before anything heavy is imported, so ``--help`` and a bad option answer at
+once; torch, the model and OpenCV are imported by the run itself. This module also holds what
+``predict`` and ``track`` share: their options, the one-line errors, and the hints printed when a
+threshold lets nothing through.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from ..deploy.backends import load_predictor
-from ..inference.backends import BACKENDS
-from ..inference.outputs import PredictionFiles, new_run_dir, source_progress
-from ..inference.sources import ImageSource, open_source
+if TYPE_CHECKING:
+    from ..inference.sources import ImageSource
 
-__all__ = ["predict_main", "add_run_arguments", "open_checked_source"]
+__all__ = [
+    "BACKEND_CHOICES",
+    "CommandParser",
+    "add_model_arguments",
+    "add_output_arguments",
+    "add_run_arguments",
+    "class_list",
+    "open_checked_source",
+    "predict_main",
+    "quiet_video_libraries",
+    "suggest_below",
+]
 
 log = logging.getLogger(__name__)
 
+# inference.backends.BACKENDS, written out so that parsing needs no torch (a test keeps them equal)
+BACKEND_CHOICES = ("eager", "channels_last", "compile", "onnxruntime")
+# inference.outputs.TXT_LABELS, likewise
+TXT_LABEL_CHOICES = ("yolo", "coco")
+LIGHTNING_PREDICT_NOTE = (
+    "Without --source, `centernet predict --config CONFIG [--ckpt_path CKPT]` is Lightning's datamodule-driven "
+    "prediction over a data module's split (see `centernet predict --config CONFIG --help`)."
+)
 
-def add_run_arguments(parser: argparse.ArgumentParser, run_name: str, source_help: str) -> None:
-    """The options ``predict`` and ``track`` share: the model (``--model`` / ``--ckpt_path``), how it
-    runs (``--device``, ``--backend``, ``--imgsz``, ``--batch``), the source and the run folder."""
-    model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--model", help="a checkpoint (.ckpt) or an exported ONNX file (.onnx)")
-    model.add_argument("--ckpt_path", "--ckpt-path", dest="model", help="a checkpoint (same as --model)")
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the option: ``centernet track: argument
+    --batch: must be >= 1, got 0 (see centernet track --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {value}")
+    return value
+
+
+def class_list(values: list[str] | None) -> list[str] | None:
+    """``--classes person car`` or ``--classes 0,2``: one flat list of names / indices (None: all)."""
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()] or None
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, source_help: str) -> None:
+    """``--model`` (alias ``--ckpt_path``) and ``--source``: the two options every run needs."""
+    parser.add_argument(
+        "--model",
+        "--ckpt_path",
+        "--ckpt-path",
+        dest="model",
+        required=True,
+        metavar="FILE",
+        help="a checkpoint (.ckpt: CenterNet or FairMOT) or an exported ONNX file (.onnx)",
+    )
     parser.add_argument("--source", required=True, help=source_help)
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options ``predict`` and ``track`` share on which detections and how the model runs:
+    ``--classes``, ``--backend``, ``--imgsz``, ``--device``, ``--batch``, ``--vid-stride``, ``--max-frames``."""
+    parser.add_argument(
+        "--classes",
+        nargs="+",
+        default=None,
+        metavar="CLASS",
+        help="keep only these classes: names or 0-based indices, e.g. --classes person car, --classes 0 2",
+    )
     parser.add_argument(
         "--backend",
-        choices=BACKENDS,
+        choices=BACKEND_CHOICES,
         default="eager",
         help="eager (default), channels_last, compile (torch.compile) or onnxruntime (exported, decoding in the "
         "graph); an .onnx model runs on onnxruntime",
     )
-    parser.add_argument("--imgsz", type=int, default=None, help="input side in pixels (default: the model's)")
-    parser.add_argument("--batch", type=int, default=8, help="images (video frames) per forward pass (default 8)")
+    parser.add_argument(
+        "--imgsz",
+        type=_positive_int,
+        default=None,
+        metavar="PX",
+        help="input side in pixels, a multiple of 32 (default: the model's)",
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present; default), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--batch", type=_positive_int, default=8, help="images (video frames) per forward pass (default 8)"
+    )
+    parser.add_argument(
+        "--vid-stride",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="every N-th video frame (image) only; skipped frames are not decoded (default 1: all)",
+    )
+    parser.add_argument(
+        "--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames (images)"
+    )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, run_name: str) -> None:
+    """Where a run writes (``--no-draw``, ``--project``, ``--name``) and ``--verbose``."""
     parser.add_argument("--no-draw", dest="draw", action="store_false", help="do not write drawn images / video")
     parser.add_argument("--project", default="runs", help="parent of the run folder (default runs)")
     parser.add_argument(
         "--name", default=run_name, help=f"run folder name: {run_name}, {run_name}2, ... (default {run_name})"
     )
+    parser.add_argument("--verbose", action="store_true", help="show the ONNX exporter's and FFmpeg's own messages too")
+
+
+def quiet_video_libraries(verbose: bool) -> None:
+    """Unless ``verbose``, keep OpenCV's and FFmpeg's own log lines (``Connection refused``,
+    ``can't be used to capture by name``) off the terminal: a source that cannot be opened gets
+    one line of ours. FFmpeg reads its level once, before the first capture is opened."""
+    if verbose:
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def open_checked_source(args: argparse.Namespace) -> ImageSource:
-    """The run's source (unreadable images are skipped with a warning), once its ``--batch`` is checked."""
-    if args.batch < 1:
-        raise ValueError(f"--batch must be >= 1, got {args.batch}")
-    return open_source(args.source, skip_bad_images=True)
+    """The run's source (unreadable images are skipped with a warning), with its stride and frame limit."""
+    from ..inference.sources import open_source
+
+    return open_source(args.source, skip_bad_images=True, vid_stride=args.vid_stride, max_frames=args.max_frames)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def suggest_below(score: float) -> str:
+    """A round threshold just under ``score``, to suggest lowering a threshold to: 0.1 for 0.137."""
+    rounded = math.floor(score * 100) / 100
+    return f"{rounded:g}" if rounded > 0 else f"{score * 0.9:.2g}"
+
+
+def no_detections_hint(best_score: float, conf: float, classes: list[str] | None) -> str:
+    """Why a prediction run kept nothing: the highest score seen and the option that lowers the bar."""
+    among = " of the --classes asked for" if classes else ""
+    if best_score <= 0:
+        return f" (the model found no detection{among} at all)"
+    lower = suggest_below(best_score)
+    return f" (the highest score{among} was {best_score:.3g}: lower --conf to keep it, e.g. --conf {lower})"
+
+
+def _parser() -> CommandParser:
+    parser = CommandParser(
         prog="centernet predict",
-        description="Detect objects in images or a video with a trained model (no config needed). "
-        "Without --source, `centernet predict` is Lightning's datamodule-driven command (see --help there).",
+        description="Detect objects in images, a video or a stream with a trained model (no config needed): "
+        "drawn images or video, predictions.json (COCO results) and optionally labels/*.txt in runs/predict, "
+        "runs/predict2, ... " + LIGHTNING_PREDICT_NOTE,
     )
-    add_run_arguments(parser, "predict", "an image, a folder, a glob pattern ('photos/*.jpg') or a video")
-    parser.add_argument("--conf", type=float, default=0.25, help="smallest score kept (default 0.25; 0.001 for mAP)")
-    parser.add_argument("--max-det", type=int, default=None, help="detections per image at most (default: the model's)")
+    add_model_arguments(
+        parser,
+        "an image, a folder, a glob pattern ('photos/*.jpg'), a video, a camera index (0) or a stream address "
+        "(rtsp://, rtmp://, http(s)://)",
+    )
+    parser.add_argument("--conf", type=_score, default=0.25, help="smallest score kept (default 0.25; 0.001 for mAP)")
+    add_run_arguments(parser)
+    parser.add_argument(
+        "--max-det", type=_positive_int, default=None, help="detections per image at most (default: the model's)"
+    )
+    parser.add_argument(
+        "--save-txt",
+        nargs="?",
+        const="yolo",
+        default=None,
+        choices=TXT_LABEL_CHOICES,
+        help="also write labels/<name>.txt per image, 'label cx cy w h' normalised by the image size; label: the "
+        "0-based class index with yolo (the default), the category id of predictions.json with coco",
+    )
+    parser.add_argument("--save-conf", action="store_true", help="append the score to each --save-txt line")
     parser.add_argument(
         "--tta",
         nargs="?",
@@ -73,57 +216,71 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="test-time augmentation: flip (alone), or e.g. 'flip,0.75,1,1.25' (flip at three scales, merged by NMS)",
     )
-    parser.add_argument(
-        "--save-txt", action="store_true", help="also write labels/<name>.txt per image (YOLO: 0-based class index)"
-    )
-    parser.add_argument("--save-conf", action="store_true", help="append the score to each --save-txt line")
+    add_output_arguments(parser, "predict")
     return parser
 
 
 def predict_main(argv: list[str]) -> None:
     """``centernet predict --model X --source PATH``: see the module docstring."""
     args = _parser().parse_args(argv)
+    quiet_video_libraries(args.verbose)
     try:
-        source = open_checked_source(args)
-        predictor = load_predictor(args.model, args.backend, args.device, args.imgsz, args.max_det, args.tta)
+        source = open_checked_source(args)  # a missing file or a dead stream fails before torch is imported
+        from ..deploy.backends import load_predictor
+
+        predictor = load_predictor(
+            args.model,
+            args.backend,
+            args.device,
+            args.imgsz,
+            args.max_det,
+            args.tta,
+            classes=class_list(args.classes),
+            verbose=args.verbose,
+        )
     except (FileNotFoundError, ValueError, OSError, TypeError, ImportError) as error:
         sys.exit(f"centernet predict: {error}")
+    from ..inference.outputs import PredictionFiles, run_folder, source_progress
+
     spec = predictor.spec
     if spec.category_ids is None:
         log.info("The model stores no category ids: predictions.json uses the contiguous labels as ids")
 
-    run_dir = new_run_dir(args.project, args.name)
-    video = Path(source.name).stem if source.is_video else None
-    files = PredictionFiles(
-        run_dir,
-        spec,
-        predictor.backend.num_classes,
-        args.conf,
-        args.draw,
-        args.save_txt,
-        args.save_conf,
-        video,
-        source.fps,
-    )
-    images = skipped = 0
-    start = time.perf_counter()
-    try:
-        with source_progress() as progress:
-            task = progress.add_task(f"predict {source.name}", total=len(source) or None)
-            for frames, results in predictor.predict_source(source, args.batch):
-                added = files.add_frames(frames, results)
-                images, skipped = images + added, skipped + len(frames) - added
-                progress.advance(task, len(frames))
-    except OSError as error:
-        sys.exit(f"centernet predict: {error}")
-    finally:
-        files.close()
+    with run_folder(args.project, args.name) as run_dir:
+        files = PredictionFiles(
+            run_dir,
+            spec,
+            predictor.backend.num_classes,
+            args.conf,
+            args.draw,
+            args.save_txt,
+            args.save_conf,
+            source.stem if source.is_video else None,
+            source.fps,
+        )
+        images = skipped = 0
+        start = time.perf_counter()
+        completed = False
+        try:
+            with source_progress() as progress:
+                task = progress.add_task(f"predict {source.name}", total=len(source) or None)
+                for frames, results in predictor.predict_source(source, args.batch):
+                    added = files.add_frames(frames, results)
+                    images, skipped = images + added, skipped + len(frames) - added
+                    progress.advance(task, len(frames))
+            completed = True
+        except OSError as error:  # a stream that drops, a full disk
+            sys.exit(f"centernet predict: {error}")
+        finally:
+            if completed or images:  # what was predicted before a failure is kept; nothing is not written
+                files.close()
     seconds = time.perf_counter() - start
     what = f"{images} frames" if source.is_video else f"{images} images"
     skipped_note = f", {skipped} unreadable skipped" if skipped else ""
+    hint = no_detections_hint(files.best_score, args.conf, args.classes) if files.detections == 0 else ""
     device = predictor.backend.device
     print(
         f"{what} in {seconds:.1f} s: {images / max(seconds, 1e-9):.1f} images/s on {device} "
         f"(batch {args.batch}, {predictor.backend.name}){skipped_note}; {files.detections} detections >= {args.conf}"
-        f" -> {run_dir}"
+        f"{hint} -> {run_dir}"
     )

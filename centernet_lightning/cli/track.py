@@ -3,26 +3,37 @@
 Writes ``<name>.txt`` (MOTChallenge results) and ``<name>.mp4`` (boxes, ids, short trails) into
 ``runs/track``, ``runs/track2``, ... (see :func:`~centernet_lightning.inference.track_to_files`). A
 FairMOT model (checkpoint or ONNX export) tracks with its embeddings and its ``tracker`` settings;
-a detection-only CenterNet tracks by motion and IoU (ByteTrack).
+a detection-only CenterNet tracks by motion and IoU (ByteTrack), its score thresholds relative to
+the sequence's highest score unless ``--tracker`` sets them.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
-from ..deploy.backends import load_predictor
-from ..inference.outputs import new_run_dir, track_to_files
-from ..inference.track import source_frame_rate
-from .predict import add_run_arguments, open_checked_source
+from .predict import (
+    CommandParser,
+    add_model_arguments,
+    add_output_arguments,
+    add_run_arguments,
+    class_list,
+    open_checked_source,
+    quiet_video_libraries,
+    suggest_below,
+)
 
 __all__ = ["track_main"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="centernet track", description=__doc__.split("\n\n")[0])
-    add_run_arguments(parser, "track", "a video file or a folder of frames (sorted by name)")
+def _parser() -> CommandParser:
+    parser = CommandParser(prog="centernet track", description=__doc__.split("\n\n")[0])
+    add_model_arguments(
+        parser,
+        "a video file, a folder of frames (sorted by name), a camera index (0) or a stream address (rtsp://, "
+        "http(s)://)",
+    )
+    add_run_arguments(parser)
     parser.add_argument(
         "--fps", type=float, default=None, help="frame rate (default: the video's or seqinfo.ini's, else 30)"
     )
@@ -31,8 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="tracker settings, e.g. high_thresh=0.5 track_buffer=60 kalman_state=xywh",
+        help="tracker settings, e.g. high_thresh=0.5 track_buffer=60 kalman_state=xywh (see docs/tracking.md)",
     )
+    add_output_arguments(parser, "track")
     return parser
 
 
@@ -48,26 +60,54 @@ def _tracker_settings(pairs: list[str]) -> dict[str, Any]:
     return settings
 
 
+def no_tracks_hint(peak_score: float, thresholds: dict[str, float], classes: list[str] | None) -> str:
+    """Why a tracking run found no track: the highest score the tracker saw against its thresholds,
+    and the ``--tracker`` settings that would let it start tracks."""
+    if peak_score <= 0:
+        among = " of the --classes asked for" if classes else ""
+        return f" (the model found no detection{among} at all)"
+    start = min(thresholds["new_track_thresh"], thresholds["high_thresh"])
+    if peak_score >= start:
+        return f" (the highest detection score {peak_score:.3g} passes the thresholds; no detection had a usable box)"
+    high, new = suggest_below(peak_score * 0.8), suggest_below(peak_score)
+    low = min(thresholds["low_thresh"], float(high) / 4)
+    return (
+        f" (the highest detection score was {peak_score:.3g}, below the tracker's new-track threshold "
+        f"{thresholds['new_track_thresh']:.3g}: lower it, e.g. --tracker high_thresh={high} "
+        f"new_track_thresh={new} low_thresh={low:.2g})"
+    )
+
+
 def track_main(argv: list[str]) -> None:
     """``centernet track``: see the module docstring."""
     args = _parser().parse_args(argv)
+    quiet_video_libraries(args.verbose)
+    classes = class_list(args.classes)
     try:
-        source = open_checked_source(args)
-        if source.kind != "video" and len(source) < 2:
+        source = open_checked_source(args)  # a missing file or a dead stream fails before torch is imported
+        if source.kind not in ("video", "stream") and len(source) < 2:
             raise ValueError(f"{args.source}: tracking needs a video or a folder of frames, not a single image")
-        predictor = load_predictor(args.model, args.backend, args.device, args.imgsz)
-        frame_rate = args.fps or source_frame_rate(source)
-        tracker = predictor.build_tracker(**{**_tracker_settings(args.tracker), "frame_rate": frame_rate})
+        settings = _tracker_settings(args.tracker)
+        from ..deploy.backends import load_predictor
+        from ..inference.track import source_frame_rate
+
+        predictor = load_predictor(
+            args.model, args.backend, args.device, args.imgsz, classes=classes, verbose=args.verbose
+        )
+        frame_rate = args.fps / args.vid_stride if args.fps else source_frame_rate(source)
+        tracker = predictor.build_tracker(**{**settings, "frame_rate": frame_rate})
     except (FileNotFoundError, ValueError, OSError, TypeError, ImportError) as error:
         sys.exit(f"centernet track: {error}")
+    from ..inference.outputs import run_folder, track_to_files
 
-    run_dir = new_run_dir(args.project, args.name)
-    try:
-        written = track_to_files(predictor, source, tracker, run_dir, frame_rate, args.batch, args.draw)
-    except OSError as error:
-        sys.exit(f"centernet track: {error}")
+    with run_folder(args.project, args.name) as run_dir:
+        try:
+            written = track_to_files(predictor, source, tracker, run_dir, frame_rate, args.batch, args.draw)
+        except (OSError, ValueError) as error:
+            sys.exit(f"centernet track: {error}")
+    hint = no_tracks_hint(written.peak_score, tracker.score_thresholds(), classes) if written.tracks == 0 else ""
     print(
         f"{written.frames} frames in {written.seconds:.1f} s ({written.frames / max(written.seconds, 1e-9):.1f} "
-        f"frames/s on {predictor.backend.device}): {written.tracks} tracks -> {written.results}"
+        f"frames/s on {predictor.backend.device}): {written.tracks} tracks{hint} -> {written.results}"
         + (f" and {written.video}" if written.video is not None else "")
     )

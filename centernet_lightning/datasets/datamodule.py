@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import shutil
@@ -28,7 +29,7 @@ from .transforms import DetectionTransform, build_transforms
 from .voc import VOCDataset
 from .yolo import YOLODataset
 
-__all__ = ["DetectionDataModule", "DATASETS", "TRACKING_DATASETS"]
+__all__ = ["DetectionDataModule", "DATASETS", "EVERY_FILE", "TRACKING_DATASETS"]
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +52,31 @@ GENERATORS: dict[str, tuple[Callable[..., Path], str, int]] = {
     "synthetic": (generate_synthetic_dataset, "annotations", 1),
     "synthetic_tracking": (generate_tracking_sequences, "train", 3),
 }
+# The split name that reads every annotation file of a dataset without split lists (VOC exports of
+# labelme, CVAT, Roboflow: the reader's split=None; a null split disables the stage instead).
+EVERY_FILE = "*"
+READERS_OF_EVERY_FILE = ("voc",)
 GENERATED_RECORD = "generated.json"  # in a generated folder: {"dataset", "version", "arguments"}
 SYNTHETIC_TRACKING_CLASSES = ("object",)
 
 
-def _check_generated_record(data_dir: Path, expected: dict[str, Any]) -> None:
-    """Refuse a generated folder whose ``generated.json`` differs from ``expected``.
+def _generator_arguments(generate: Callable[..., Path], arguments: dict[str, Any]) -> dict[str, Any]:
+    """``arguments`` completed with the generator's defaults, through JSON (tuples equal lists)."""
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(generate).parameters.items()
+        if parameter.default is not inspect.Parameter.empty and name != "overwrite"
+    }
+    return json.loads(json.dumps({**defaults, **arguments}, default=str))
 
-    Folders without one were written before records were kept, by version 1 of the generators:
-    they are reused with a warning where ``expected`` is version 1 and refused otherwise.
+
+def _check_generated_record(data_dir: Path, expected: dict[str, Any], generate: Callable[..., Path]) -> dict[str, Any]:
+    """The generator arguments of the generated folder ``data_dir`` that differ from ``expected``'s,
+    ``{name: value it was generated with}`` (defaults filled in on both sides).
+
+    A folder of another dataset or generator version holds other data: FileExistsError. Folders
+    without ``generated.json`` were written before records were kept, by version 1 of the
+    generators: they are reused with a warning where ``expected`` is version 1 and refused otherwise.
     """
     path = data_dir / GENERATED_RECORD
     try:
@@ -70,14 +87,24 @@ def _check_generated_record(data_dir: Path, expected: dict[str, Any]) -> None:
         raise ValueError(f"{path} is unreadable ({error}); delete {data_dir} to generate it again") from error
     if found is None and expected["version"] == 1:
         log.warning("%s has no %s; reusing it without checking how it was generated", data_dir, GENERATED_RECORD)
-        return
-    if found != json.loads(json.dumps(expected, default=str)):  # through JSON: tuples equal lists
+        return {}
+    if found is None or (found.get("dataset"), found.get("version")) != (expected["dataset"], expected["version"]):
         described = "no record, so an older version" if found is None else f"it has {found}"
         raise FileExistsError(
-            f"{data_dir} holds a generated {expected['dataset']} dataset that this config would not generate "
+            f"{data_dir} holds a generated {expected['dataset']} dataset that this version would not generate "
             f"({described}; this config: {expected}); delete the folder to generate it again, or choose "
             "another data_dir"
         )
+    generated = _generator_arguments(generate, found.get("arguments") or {})
+    configured = _generator_arguments(generate, expected["arguments"])
+    return {name: value for name, value in generated.items() if configured.get(name) != value}
+
+
+def _overrides(arguments: dict[str, Any]) -> str:
+    """The command-line options that set ``arguments`` of the ``synthetic`` generator (no spaces in
+    a value, so that each is one shell word)."""
+    values = {k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in arguments.items()}
+    return " ".join(f"--data.synthetic.{name}={value}" for name, value in values.items())
 
 
 class DetectionDataModule(L.LightningDataModule):
@@ -89,7 +116,8 @@ class DetectionDataModule(L.LightningDataModule):
             (MOTChallenge sequences), ``kitti_tracking`` or ``synthetic_tracking`` (sequences
             generated in MOTChallenge layout on first use; splits ``train`` and ``val``).
         data_dir: dataset root (the layout each reader expects is in its docstring).
-        train_split, val_split, test_split: split names; None disables a split.
+        train_split, val_split, test_split: split names; None disables a split; ``"*"`` reads every
+            annotation file (``voc`` exports without ``ImageSets``, e.g. labelme, CVAT, Roboflow).
         dataset_params: extra reader arguments, e.g. ``{names: [...]}`` for YOLO,
             ``{box_type: visible}`` for CrowdHuman.
         input_size: square training/evaluation input side in pixels (a multiple of 32).
@@ -130,10 +158,18 @@ class DetectionDataModule(L.LightningDataModule):
             raise ValueError(f"Unknown dataset {dataset!r}; valid names: {sorted(DATASETS)}")
         if input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
+        for key, split in (("train_split", train_split), ("val_split", val_split), ("test_split", test_split)):
+            if split == EVERY_FILE and dataset not in READERS_OF_EVERY_FILE:
+                raise ValueError(
+                    f"data.{key} {EVERY_FILE!r} (every annotation file) is for the datasets "
+                    f"{list(READERS_OF_EVERY_FILE)}; {dataset} needs a split name"
+                )
         # class_names is the model's hyperparameter (linked from here); logging both would clash.
         self.save_hyperparameters(ignore=["class_names"])
         self._given_class_names = list(class_names) if class_names else None
         self.datasets: dict[str, DetectionDataset] = {}
+        # Generator arguments a reused generated folder was made with, where the config differs.
+        self._generated_otherwise: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------ datasets
     def prepare_data(self) -> None:
@@ -141,16 +177,19 @@ class DetectionDataModule(L.LightningDataModule):
 
         It is written to a temporary sibling folder and renamed into place, so an interrupted or
         concurrent generation never leaves a half-written dataset behind. A ``generated.json``
-        beside it records the generator's version and arguments; a folder generated otherwise
-        (other arguments, an older version) is refused rather than silently reused.
+        beside it records the generator's version and arguments; a folder of another generator
+        version is refused rather than silently reused. One made by this version with other
+        arguments is kept for :meth:`setup`: ``fit`` refuses it (training data must be what the
+        config says), evaluation reuses it (its validation split is the one trained against).
         """
-        if self.hparams.dataset not in GENERATORS:
-            return
+        splits = (self.hparams.train_split, self.hparams.val_split, self.hparams.test_split)
+        if self.hparams.dataset not in GENERATORS or all(split is None for split in splits):
+            return  # nothing to read from it (predict_dir, or class names given): nothing to generate
         generate, marker, version = GENERATORS[self.hparams.dataset]
         data_dir = Path(self.hparams.data_dir)
         record = {"dataset": self.hparams.dataset, "version": version, "arguments": dict(self.hparams.synthetic or {})}
         if (data_dir / marker).is_dir():
-            _check_generated_record(data_dir, record)
+            self._generated_otherwise = _check_generated_record(data_dir, record, generate)
             return
         if data_dir.exists() and any(data_dir.iterdir()):
             raise FileExistsError(f"{data_dir} is not empty and holds no synthetic dataset; choose another data_dir")
@@ -169,6 +208,21 @@ class DetectionDataModule(L.LightningDataModule):
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
 
+    def _check_generated_arguments(self, stage: str) -> None:
+        """Refuse to ``fit`` on a generated folder made with other arguments (naming the options
+        that would match it); let evaluation reuse it, saying so."""
+        differences = self._generated_otherwise
+        if not differences:
+            return
+        data_dir = self.hparams.data_dir
+        if stage == "fit":
+            raise FileExistsError(
+                f"{data_dir} was generated with other synthetic settings than this config's: to train on it, "
+                f"repeat {_overrides(differences)}; to generate new data, delete the folder or choose another "
+                "data_dir"
+            )
+        log.info("Evaluating on %s as generated (with %s; the configured values differ)", data_dir, differences)
+
     def _transforms(self, train: bool) -> DetectionTransform:
         """The training or evaluation transform of the config."""
         spec = self.hparams.train_transforms if train else self.hparams.val_transforms
@@ -183,7 +237,8 @@ class DetectionDataModule(L.LightningDataModule):
             params.setdefault("class_names", SYNTHETIC_TRACKING_CLASSES)
         if self.hparams.skip_bad_images:
             params["skip_bad_images"] = True
-        return DATASETS[self.hparams.dataset](self.hparams.data_dir, split, transforms=transforms, **params)
+        reader_split = None if split == EVERY_FILE else split  # the reader's None: every annotation file
+        return DATASETS[self.hparams.dataset](self.hparams.data_dir, reader_split, transforms=transforms, **params)
 
     def _dataset(self, stage: str) -> DetectionDataset:
         if stage not in self.datasets:
@@ -206,6 +261,8 @@ class DetectionDataModule(L.LightningDataModule):
         return self.datasets[stage]
 
     def setup(self, stage: str) -> None:
+        self.prepare_data()
+        self._check_generated_arguments(stage)
         needed = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["predict"]}[stage]
         for name in needed:
             if name == "val" and self.hparams.val_split is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 
 from ..inference.backends import BACKENDS, NETWORK_BACKENDS, NetworkBackend, OnnxRuntimeBackend, resolve_device
-from ..inference.predictor import Backend, Predictor, check_input_size
+from ..inference.predictor import Backend, Predictor, check_input_size, class_indices
 from ..inference.tta import TTAConfig, parse_tta
 from ..models.detector import CenterNetDetector
 from ..tasks.loading import load_model
@@ -55,6 +56,7 @@ def build_backend(
     tta: TTAConfig | None = None,
     half: bool = False,
     compile_mode: str | None = None,
+    verbose: bool = False,
 ) -> Backend:
     """The backend ``name`` of :data:`~centernet_lightning.inference.BACKENDS` for ``detector``.
 
@@ -63,7 +65,8 @@ def build_backend(
     caller's network as it was.
     ``imgsz`` is the square input side of the ONNX export; ``tta`` runs on eager and
     channels_last only; ``half`` (float16 network) is for CUDA. On the CPU ONNX Runtime gets as
-    many threads as PyTorch, for a fair comparison.
+    many threads as PyTorch, for a fair comparison. ``verbose`` shows the ONNX exporter's INFO
+    messages.
     """
     device = resolve_device(device)
     if name not in BACKENDS:
@@ -81,7 +84,13 @@ def build_backend(
     network = copy.deepcopy(detector).to("cpu", torch.float32)
     with tempfile.TemporaryDirectory(prefix="centernet-onnx-") as workdir:
         path = export_onnx(
-            network, Path(workdir) / "model.onnx", imgsz, dynamic=True, max_det=num_detections, half=half
+            network,
+            Path(workdir) / "model.onnx",
+            imgsz,
+            dynamic=True,
+            max_det=num_detections,
+            half=half,
+            verbose=verbose,
         )
         return OnnxRuntimeBackend(path, device, _onnx_threads(device))  # the session holds the graph
 
@@ -94,6 +103,8 @@ def load_predictor(
     max_det: int | None = None,
     tta: Any = None,
     compile_mode: str | None = None,
+    classes: Sequence[str | int] | None = None,
+    verbose: bool = False,
 ) -> Predictor:
     """A :class:`~centernet_lightning.inference.Predictor` of any model file the project writes.
 
@@ -105,6 +116,8 @@ def load_predictor(
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
         imgsz: the input side (default: the model's training size); max_det: K (default: the
             model's ``num_detections``); tta: test-time augmentation (eager and channels_last).
+        classes: keep only these classes (names or 0-based labels); None: all.
+        verbose: show the ONNX exporter's INFO messages (the onnxruntime backend of a checkpoint).
 
     Raises FileNotFoundError or ValueError naming the file or the option at fault.
     """
@@ -119,10 +132,15 @@ def load_predictor(
         for option, value in (("--imgsz", imgsz), ("--max-det", max_det)):
             if value is not None:
                 raise ValueError(f"{option}: {path} has the size and K of its export; export again to change them")
-        return Predictor.from_onnx(path, device, _onnx_threads(device))
+        return Predictor.from_onnx(path, device, _onnx_threads(device), classes)
     model = load_model(path, map_location=device)
     spec = model.inference_spec if imgsz is None else replace(model.inference_spec, input_size=imgsz)
-    check_input_size(spec.input_size, model.detector.size_divisor)  # before an export's work
+    try:
+        check_input_size(spec.input_size, model.detector.size_divisor)  # before an export's work
+    except ValueError as error:
+        raise ValueError(f"--imgsz {imgsz}: {error}" if imgsz is not None else str(error)) from None
+    if classes is not None:  # a clear error for a bad value before any work
+        class_indices(classes, spec.class_names, model.detector.num_classes)
     hparams = model.hparams
     built = build_backend(
         backend,
@@ -132,5 +150,6 @@ def load_predictor(
         spec.input_size,
         augment if augment is not None else model.tta,
         compile_mode=compile_mode,
+        verbose=verbose,
     )
-    return Predictor(built, spec, hparams.score_threshold, hparams.nms_iou, hparams.get("tracker"))
+    return Predictor(built, spec, hparams.score_threshold, hparams.nms_iou, hparams.get("tracker"), classes)

@@ -27,10 +27,12 @@ DCN model), so the float32 parity tolerances do not apply to it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,9 @@ MIN_OPSET = 17
 DEFAULT_OPSET = 18  # the lowest opset torch's dynamo exporter implements; 17 is converted down
 DEFORM_CONV_OPSET = 19  # ONNX DeformConv appeared in opset 19
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript"}  # export formats and their default suffix
+# Loggers of the dynamo exporter's graph passes: each export logs a dozen INFO lines (nodes removed,
+# initializers deduplicated) that say nothing about the model.
+EXPORTER_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx")
 
 
 def _detector_of(model: nn.Module) -> CenterNetDetector:
@@ -92,6 +97,21 @@ def build_inference_network(
     return module
 
 
+@contextlib.contextmanager
+def _quiet_exporter(verbose: bool) -> Iterator[None]:
+    """Only warnings and errors from the exporter's loggers while exporting, unless ``verbose``."""
+    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    if not verbose:
+        for logger in loggers:
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def _refuse_existing(path: Path) -> None:
     if path.exists():
         raise FileExistsError(f"{path} exists; choose another output path (nothing was written)")
@@ -109,6 +129,7 @@ def export_onnx(
     raw_input: bool = False,
     opset: int | None = None,
     metadata: dict[str, Any] | None = None,
+    verbose: bool = False,
 ) -> Path:
     """Export ``model`` (a CenterNet, FairMOT or CenterNetDetector) to a new ONNX file; returns its path.
 
@@ -119,6 +140,8 @@ def export_onnx(
         opset: ONNX opset >= 17; None: 18, or 19 when the model has deformable convolutions.
         metadata: extra JSON-able entries of the file's ``centernet`` metadata, beside
             :func:`model_metadata` and the graph's description.
+        verbose: let the exporter's INFO messages (graph passes) through; by default only its
+            warnings and errors show.
 
     The graph is checked with ``onnx.checker`` (full check) and for NonZero/Loop/If nodes.
     Raises FileExistsError when ``path`` exists: nothing is ever overwritten.
@@ -142,7 +165,7 @@ def export_onnx(
     # torch.export specialises dimensions of size 1, so a free batch is traced with two images.
     example = module.example_input(imgsz, max(batch, 2) if dynamic else batch)
     dynamic_shapes = {INPUT_NAME: {0: torch.export.Dim("batch", min=1)}} if dynamic else None
-    with torch.no_grad():
+    with torch.no_grad(), _quiet_exporter(verbose):
         program = torch.onnx.export(
             module,
             (example,),
@@ -151,7 +174,7 @@ def export_onnx(
             input_names=[INPUT_NAME],
             output_names=list(module.output_names),
             dynamic_shapes=dynamic_shapes,
-            verbose=False,
+            verbose=verbose,
         )
     proto = program.model_proto
     info = module.metadata(imgsz, None if dynamic else batch, opset=opset, **model_metadata(model), **(metadata or {}))

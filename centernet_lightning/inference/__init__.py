@@ -6,7 +6,7 @@ augmentation, tracking a source, and the files a run writes.
 """
 
 from .backends import BACKENDS, NETWORK_BACKENDS, NetworkBackend, OnnxRuntimeBackend
-from .outputs import PredictionFiles, TrackingRun, new_run_dir, track_to_files
+from .outputs import PredictionFiles, TrackingRun, new_run_dir, run_folder, track_to_files
 from .predictor import Predictor, empty_detections
 from .sources import VIDEO_EXTENSIONS, Frame, ImageSource, open_source
 from .track import source_frame_rate, track_source
@@ -27,6 +27,7 @@ __all__ = [
     "detect_with_tta",
     "empty_detections",
     "new_run_dir",
+    "run_folder",
     "open_source",
     "parse_tta",
     "source_frame_rate",

@@ -13,14 +13,19 @@ A prediction run holds:
 - ``predictions.json``: COCO-results entries ``{"image_id", "category_id", "bbox": [x, y, w, h],
   "score", "file_name"}`` in original image pixels, with the dataset's category ids;
 - with ``save_txt``, ``labels/<name>.txt`` per image: ``label cx cy w h [score]`` normalised by
-  the image size, ``label`` the 0-based class index (YOLO's convention, not the category id).
+  the image size; ``label`` is the 0-based class index with ``save_txt="yolo"`` (YOLO's
+  convention, what a YOLO dataset of this model's classes holds) or the category id of
+  ``predictions.json`` with ``save_txt="coco"``.
+
+A run that fails before writing anything leaves no folder behind (:func:`run_folder`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,10 +43,12 @@ from .track import track_source
 
 __all__ = [
     "PREDICTIONS_FILE",
+    "TXT_LABELS",
     "PredictionFiles",
     "TrackingRun",
     "source_progress",
     "new_run_dir",
+    "run_folder",
     "coco_results",
     "yolo_lines",
     "unique_name",
@@ -51,6 +58,7 @@ __all__ = [
 
 PREDICTIONS_FILE = "predictions.json"
 DRAWN_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # others are drawn as .jpg
+TXT_LABELS = ("yolo", "coco")  # the label column of labels/<name>.txt: class index, or category id
 
 
 def new_run_dir(parent: str | Path, name: str) -> Path:
@@ -65,6 +73,21 @@ def new_run_dir(parent: str | Path, name: str) -> Path:
             return run_dir
         except FileExistsError:
             index += 1
+
+
+@contextlib.contextmanager
+def run_folder(parent: str | Path, name: str) -> Iterator[Path]:
+    """:func:`new_run_dir` for the span of a run: when the run raises (or is interrupted) before
+    anything was written into it, the empty folder is removed again."""
+    run_dir = new_run_dir(parent, name)
+    try:
+        yield run_dir
+    except BaseException:
+        with contextlib.suppress(OSError):  # not empty (some results were written): keep them
+            for folder in sorted((p for p in run_dir.rglob("*") if p.is_dir()), reverse=True):
+                folder.rmdir()
+            run_dir.rmdir()
+        raise
 
 
 def source_progress() -> Progress:
@@ -170,7 +193,9 @@ class PredictionFiles:
         num_classes: the model's class count (labels map to ids ``0..num_classes-1`` without ids).
         conf: the smallest score kept in every output.
         draw: write drawn images (or the drawn video).
-        save_txt, save_conf: write ``labels/<name>.txt``, with the score on each line.
+        save_txt: write ``labels/<name>.txt``: ``"yolo"`` (or True) with 0-based class indices,
+            ``"coco"`` with the JSON's category ids; False / None: none.
+        save_conf: append the score to each line of those files.
         video: the source's stem when it is a video (frames go into ``<video>.mp4``), else None.
         fps: the video's frame rate.
         id_in_names: name drawn images and label files ``<image_id>_<stem>``: unique without
@@ -184,7 +209,7 @@ class PredictionFiles:
         num_classes: int,
         conf: float = 0.25,
         draw: bool = True,
-        save_txt: bool = False,
+        save_txt: bool | str | None = False,
         save_conf: bool = False,
         video: str | None = None,
         fps: float | None = None,
@@ -192,7 +217,10 @@ class PredictionFiles:
     ) -> None:
         self.run_dir, self.spec, self.conf = Path(run_dir), spec, conf
         self.id_in_names = id_in_names
-        self.draw, self.save_txt, self.save_conf = draw, save_txt, save_conf
+        self.save_txt = "yolo" if save_txt is True else save_txt or None
+        if self.save_txt not in (None, *TXT_LABELS):
+            raise ValueError(f"save_txt must be one of {', '.join(TXT_LABELS)}, got {save_txt!r}")
+        self.draw, self.save_conf = draw, save_conf
         self.video_stem, self.fps = video, fps
         self.category_ids = spec.label_to_category_id(num_classes)
         self.entries: list[dict[str, Any]] = []
@@ -222,7 +250,8 @@ class PredictionFiles:
             stem = f"{image_id}_{stem}"
         if self.save_txt:
             height, width = image.shape[:2]
-            text = yolo_lines(bboxes, scores, labels, height, width, self.save_conf)
+            ids = np.asarray(self.category_ids, np.int64)[labels] if self.save_txt == "coco" else labels
+            text = yolo_lines(bboxes, scores, ids, height, width, self.save_conf)
             write_text_atomically(self.run_dir / "labels" / unique_name(stem, ".txt", self.taken), text)
         if not self.draw:
             return
@@ -269,6 +298,7 @@ class TrackingRun(NamedTuple):
     frames: int
     tracks: int  # distinct ids
     seconds: float
+    peak_score: float = 0.0  # the highest detection score the tracker was given
 
 
 def track_to_files(
@@ -284,9 +314,9 @@ def track_to_files(
     write ``<name>.txt`` (MOTChallenge results: ``frame, id, bb_left, bb_top, bb_width, bb_height,
     score, -1, -1, -1``, frames from 1) and, with ``draw``, ``<name>.mp4`` at ``frame_rate`` (boxes,
     ids, short trails, one colour per id) into ``run_dir``, with a Rich progress bar. ``<name>`` is
-    the video's stem, or the sequence's name for a MOTChallenge frame folder ``SEQ/img1``."""
-    name = Path(source.name.rstrip("/"))
-    stem = (name.parent.name if name.name == "img1" else name.stem) or "track"
+    :attr:`~centernet_lightning.inference.ImageSource.stem`: the video's stem, or the sequence's
+    name for a MOTChallenge frame folder ``SEQ/img1``."""
+    stem = source.stem
     frames, ids, boxes, scores = [], [], [], []
     drawer, video = TrackDrawer(), None
     count, start = 0, time.perf_counter()
@@ -315,6 +345,7 @@ def track_to_files(
         np.concatenate(boxes) if boxes else np.zeros((0, 4)),
         np.concatenate(scores) if scores else np.zeros(0),
     )
+    seconds = time.perf_counter() - start
     return TrackingRun(
-        results, video.path if video else None, count, len(np.unique(all_ids)), time.perf_counter() - start
+        results, video.path if video else None, count, len(np.unique(all_ids)), seconds, tracker.peak_score
     )

@@ -9,9 +9,11 @@ A :class:`Predictor` is a backend (a network run by PyTorch, or an exported ONNX
 1. images are letterboxed to ``spec.input_size`` and normalised exactly as the ``val`` transform
    does (:mod:`~centernet_lightning.preprocess`);
 2. the backend returns the top-K detections in input pixels;
-3. the score threshold and the optional class-wise NMS turn entries into padding (label -1, score 0);
+3. the score threshold, the class selection and the optional class-wise NMS turn entries into
+   padding (label -1, score 0);
 4. :meth:`Predictor.to_original_pixels`, the one place that does it, maps the boxes back through the
-   inverse letterbox and clips them to each original image.
+   inverse letterbox and clips them to each original image; a detection whose centre lies in the
+   letterbox padding (a peak outside the image), or whose clipped box has no area, becomes padding.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from torch import Tensor
 from ..decode import apply_nms, threshold_detections
 from ..models.detector import Outputs
 from ..preprocess import letterbox_images, normalize
-from ..structures import Batch, Detections, InferenceSpec, letterbox_inverse, to_numpy
-from ..tracking import Tracker
+from ..structures import PADDING_LABEL, Batch, Detections, InferenceSpec, is_detection, letterbox_inverse, to_numpy
+from ..tracking import THRESHOLD_SETTINGS, Tracker
 from .backends import NetworkBackend, OnnxRuntimeBackend
 from .sources import Frame, ImageSource, batched, open_source
 
-__all__ = ["Predictor", "Backend", "empty_detections"]
+__all__ = ["Predictor", "Backend", "empty_detections", "class_indices"]
 
 Backend = NetworkBackend | OnnxRuntimeBackend
 
@@ -53,6 +55,25 @@ def empty_detections(count: int, k: int, embedding_dim: int | None = None) -> di
 NUMPY_DTYPES = {"labels": np.int64, "indices": np.int64}
 
 
+def class_indices(selection: Sequence[str | int], class_names: Sequence[str] | None, num_classes: int) -> list[int]:
+    """The 0-based labels of ``selection``: class names, or label indices (ints or digit strings).
+
+    ValueError naming the first unknown entry and listing the model's classes.
+    """
+    names = list(class_names or [])
+    valid = ", ".join(f"{index} {name}" for index, name in enumerate(names)) or f"0..{num_classes - 1}"
+    labels = []
+    for item in selection:
+        text = str(item).strip()
+        if text in names:
+            labels.append(names.index(text))
+        elif text.isdigit() and int(text) < num_classes:
+            labels.append(int(text))
+        else:
+            raise ValueError(f"--classes: the model has no class {text!r}; its classes: {valid}")
+    return sorted(set(labels))
+
+
 def check_input_size(input_size: int, size_divisor: int) -> None:
     """ValueError unless the letterbox side ``input_size`` is a positive multiple of ``size_divisor``."""
     if input_size < size_divisor or input_size % size_divisor:
@@ -71,6 +92,8 @@ class Predictor:
         nms_iou: IoU of an optional class-wise NMS after decoding (None: none, as the original).
         tracker: the model's :class:`~centernet_lightning.tracking.Tracker` settings, for
             :meth:`build_tracker`.
+        classes: keep only these classes (names or 0-based labels; see :func:`class_indices`);
+            None keeps all. The others become padding before NMS and tracking.
     """
 
     def __init__(
@@ -80,6 +103,7 @@ class Predictor:
         score_threshold: float = 0.0,
         nms_iou: float | None = None,
         tracker: Mapping[str, Any] | None = None,
+        classes: Sequence[str | int] | None = None,
     ) -> None:
         self.backend = backend
         self.spec = spec or backend.spec or InferenceSpec()
@@ -93,9 +117,16 @@ class Predictor:
         self.score_threshold = float(score_threshold)
         self.nms_iou = nms_iou
         self.tracker_settings = dict(tracker or {})
+        self.classes = None if classes is None else class_indices(classes, self.spec.class_names, backend.num_classes)
 
     @classmethod
-    def from_onnx(cls, path: Any, device: str | torch.device = "cpu", threads: int | None = None) -> Predictor:
+    def from_onnx(
+        cls,
+        path: Any,
+        device: str | torch.device = "cpu",
+        threads: int | None = None,
+        classes: Sequence[str | int] | None = None,
+    ) -> Predictor:
         """A predictor of an exported ONNX file, with the spec and settings its export stored."""
         backend = OnnxRuntimeBackend(path, device, threads)
         settings = backend.metadata.get("predictor") or {}
@@ -105,6 +136,7 @@ class Predictor:
             settings.get("score_threshold", 0.0),
             settings.get("nms_iou"),
             settings.get("tracker"),
+            classes,
         )
 
     @property
@@ -121,8 +153,13 @@ class Predictor:
         return self.finalize(self.backend(inputs))
 
     def finalize(self, detections: Detections) -> Detections:
-        """The score threshold and the optional NMS: entries below or suppressed become padding."""
+        """The score threshold, the class selection and the optional NMS: entries below, of other
+        classes or suppressed become padding."""
         detections = threshold_detections(detections, self.score_threshold)
+        if self.classes is not None:
+            labels = detections["labels"]
+            selected = torch.isin(labels, torch.tensor(self.classes, device=labels.device))
+            detections = keep_detections(detections, selected)
         return apply_nms(detections, self.nms_iou) if self.nms_iou is not None else detections
 
     def detect_batch(self, batch: Batch, outputs: Outputs | None = None) -> dict[str, Any]:
@@ -140,11 +177,22 @@ class Predictor:
     @staticmethod
     def to_original_pixels(detections: Detections, letterbox: Tensor, original_sizes: Tensor) -> Detections:
         """``detections`` with boxes mapped from input pixels back to each original image and clipped
-        to it: the one place this is done. ``letterbox`` [B, 3], ``original_sizes`` [B, 2] (h, w)."""
+        to it: the one place this is done. ``letterbox`` [B, 3], ``original_sizes`` [B, 2] (h, w).
+
+        A detection whose box centre lies outside the image (a heatmap peak in the letterbox
+        padding of a non-square image) or whose clipped box has no area becomes padding: it
+        would be a zero-size box on the image's border.
+        """
         bboxes = detections["bboxes"]
         device = bboxes.device
-        mapped = letterbox_inverse(bboxes, letterbox.to(device), original_sizes.to(device))
-        return {**detections, "bboxes": mapped}
+        letterbox, original_sizes = letterbox.to(device), original_sizes.to(device)
+        unclipped = letterbox_inverse(bboxes, letterbox)  # [B, K, 4]
+        mapped = letterbox_inverse(bboxes, letterbox, original_sizes)
+        centres = (unclipped[..., :2] + unclipped[..., 2:]) / 2  # [B, K, 2] x, y
+        sizes = original_sizes.flip(-1).to(centres.dtype).unsqueeze(-2)  # [B, 1, 2] w, h
+        inside = ((centres >= 0) & (centres <= sizes)).all(-1)
+        has_area = (mapped[..., 2:] > mapped[..., :2]).all(-1)
+        return keep_detections({**detections, "bboxes": mapped}, inside & has_area)
 
     # ------------------------------------------------------------------------------ images
     def prepare(self, images: Sequence[np.ndarray]) -> tuple[Tensor, Tensor, Tensor]:
@@ -201,8 +249,37 @@ class Predictor:
     # ------------------------------------------------------------------------------ tracking
     def build_tracker(self, **overrides: Any) -> Tracker:
         """A fresh :class:`~centernet_lightning.tracking.Tracker` with the model's settings and
-        ``overrides`` (e.g. the sequence's ``frame_rate``); one tracker follows one video."""
+        ``overrides`` (e.g. the sequence's ``frame_rate``); one tracker follows one video.
+
+        A model without a re-ID head (a detection-only CenterNet) whose settings name none of the
+        score thresholds gets ``relative_thresholds=True``: its thresholds follow the sequence's
+        highest score, since FairMOT's absolute defaults (0.4 / 0.5) were set for FairMOT's scores,
+        and a detector's (briefly trained, other data) may all lie below them.
+        """
+        settings = {**self.tracker_settings, **overrides}
+        if not self.has_embeddings and not set(THRESHOLD_SETTINGS) & settings.keys():
+            settings.setdefault("relative_thresholds", True)
         try:
-            return Tracker(**{**self.tracker_settings, **overrides})
+            return Tracker(**settings)
         except TypeError as error:
             raise ValueError(f"tracker settings: {error}") from None
+
+
+def keep_detections(detections: Detections, kept: Tensor) -> Detections:
+    """``detections`` where ``kept`` [B, K] is False made padding (score 0, label -1) and moved after
+    the kept ones, whose order (descending score) is unchanged."""
+    scores, labels = detections["scores"], detections["labels"]
+    kept = kept & is_detection(labels)
+    masked = {
+        **detections,
+        "scores": scores * kept.to(scores.dtype),
+        "labels": torch.where(kept, labels, torch.full_like(labels, PADDING_LABEL)),
+    }
+    order = torch.argsort((~kept).to(torch.uint8), dim=1, stable=True)  # [B, K]: kept first, in order
+    return {key: _gather_rows(value, order) for key, value in masked.items()}  # type: ignore[return-value]
+
+
+def _gather_rows(values: Tensor, order: Tensor) -> Tensor:
+    """``values`` [B, K, ...] reordered along K by ``order`` [B, K]."""
+    index = order.view(*order.shape, *([1] * (values.ndim - 2))).expand_as(values)
+    return values.gather(1, index)

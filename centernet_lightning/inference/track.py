@@ -19,8 +19,9 @@ __all__ = ["track_source", "source_frame_rate"]
 
 
 def source_frame_rate(source: ImageSource, default: float = 30.0) -> float:
-    """The video's rate, or for a frame folder the ``frameRate`` of a ``seqinfo.ini`` beside it or
-    one level up (the MOTChallenge layout ``SEQ/img1/``), else ``default``."""
+    """The rate of the frames ``source`` yields: the video's (``source.fps``), or for a frame folder
+    the ``frameRate`` of a ``seqinfo.ini`` beside it or one level up (the MOTChallenge layout
+    ``SEQ/img1/``), else ``default``; a folder's divided by the source's ``vid_stride``."""
     if source.fps:
         return float(source.fps)
     if source.paths:
@@ -28,8 +29,8 @@ def source_frame_rate(source: ImageSource, default: float = 30.0) -> float:
         for candidate in (folder / "seqinfo.ini", folder.parent / "seqinfo.ini"):
             rate = seqinfo_number(read_seqinfo(candidate), "framerate", candidate, float)
             if rate:
-                return float(rate)
-    return default
+                return float(rate) / source.vid_stride
+    return default / source.vid_stride
 
 
 def track_source(

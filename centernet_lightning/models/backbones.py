@@ -16,7 +16,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from ..weights import load_state_dict_file
+from ..weights import PretrainedWeightsUnavailable, load_state_dict_file
 from .hourglass import HOURGLASS_NAMES, HourglassBackbone
 
 __all__ = [
@@ -51,10 +51,7 @@ def _load_torchvision_model(name: str, pretrained: Pretrained) -> nn.Module:
         try:
             return torchvision.models.get_model(name, weights="DEFAULT")
         except Exception as error:  # urllib / hub errors differ by version; all mean "no download"
-            raise RuntimeError(
-                f"Could not download pretrained weights for {name!r} ({error}). Without internet, "
-                "pass pretrained=<path to a local state-dict file> or pretrained=False."
-            ) from error
+            raise PretrainedWeightsUnavailable(name, error) from error
     model = torchvision.models.get_model(name, weights=None)
     if pretrained:
         load_state_dict_file(model, pretrained, ignore_prefixes=("fc.", "classifier."))
@@ -192,10 +189,7 @@ class TimmBackbone(nn.Module):
             raise ValueError(f"timm model {name!r} cannot be used as a feature extractor: {error}") from error
         except Exception as error:
             if pretrained is True:
-                raise RuntimeError(
-                    f"Could not download pretrained weights for {name!r} ({error}). Without internet, "
-                    "pass pretrained=<path to a local weights file> or pretrained=False."
-                ) from error
+                raise PretrainedWeightsUnavailable(name, error) from error
             raise
         reductions = self.body.feature_info.reduction()
         channels = self.body.feature_info.channels()

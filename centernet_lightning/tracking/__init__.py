@@ -18,12 +18,13 @@ from centernet_lightning.tracking.matching import (
     iou_distance,
     linear_assignment,
 )
-from centernet_lightning.tracking.tracker import Tracker, Tracks, TrackState
+from centernet_lightning.tracking.tracker import THRESHOLD_SETTINGS, Tracker, Tracks, TrackState
 
 __all__ = [
     "GATING_THRESHOLD",
     "KALMAN_STATES",
     "KalmanFilter",
+    "THRESHOLD_SETTINGS",
     "TrackState",
     "Tracker",
     "Tracks",

@@ -25,13 +25,19 @@ from centernet_lightning.tracking.matching import (
     linear_assignment,
 )
 
-__all__ = ["TrackState", "Tracker", "Tracks"]
+__all__ = ["THRESHOLD_SETTINGS", "TrackState", "Tracker", "Tracks"]
 
 log = logging.getLogger(__name__)
 
 # FairMOT / ByteTrack drop the younger of a tracked and a lost track whose boxes overlap with
 # 1 - IoU below this (``remove_duplicate_stracks``): they are one object tracked twice.
 DUPLICATE_IOU_DISTANCE = 0.15
+# The score thresholds, which ``relative_thresholds`` scales by the sequence's peak score.
+THRESHOLD_SETTINGS = ("high_thresh", "low_thresh", "new_track_thresh")
+# The smallest peak score relative thresholds are scaled by: on frames of background alone (a video
+# that opens on an empty scene) the thresholds stay at least this fraction of their values, instead
+# of sinking to the noise.
+MIN_PEAK_SCORE = 0.1
 
 
 class TrackState(IntEnum):
@@ -80,6 +86,14 @@ class Tracker:
        a tentative track left over is removed.
     6. High detections left with ``score >= new_track_thresh`` start tentative tracks (confirmed
        at once on the first frame of a sequence).
+
+    With ``relative_thresholds`` the three score thresholds are fractions of the sequence's peak
+    score (the highest detection score seen since :meth:`reset`, at least 0.1): 0.4, 0.1 and 0.5
+    of it by default; ``fuse_score`` then weighs IoUs by the score divided by that peak. A
+    detector whose scores all run low (a CenterNet without a re-ID head, or one trained briefly)
+    then still starts and keeps tracks of its best detections; for a detector whose peaks reach
+    0.9 the thresholds are close to the absolute ones. It is the preset of
+    :meth:`~centernet_lightning.inference.Predictor.build_tracker` for models with no re-ID head.
     7. Lost tracks unmatched for more than ``track_buffer * frame_rate / 30`` frames are removed,
        and of a tracked and a lost track overlapping with IoU above 0.85 the younger is removed.
 
@@ -118,6 +132,11 @@ class Tracker:
         kalman_filter: ``None`` = :class:`KalmanFilter` with DeepSORT's noise weights (1/20, 1/160)
             and ``kalman_state``; or a filter of your own (``kalman_state`` must then be None or
             its ``state``).
+        relative_thresholds: False; True reads ``high_thresh``, ``low_thresh`` and
+            ``new_track_thresh`` as fractions of the sequence's peak score (see above).
+
+    Attributes:
+        peak_score: the highest detection score seen since :meth:`reset` (0 before any).
     """
 
     def __init__(
@@ -139,6 +158,7 @@ class Tracker:
         ema_alpha: float = 0.9,
         kalman_state: str | None = None,
         kalman_filter: KalmanFilter | None = None,
+        relative_thresholds: bool = False,
     ) -> None:
         if not low_thresh <= high_thresh:
             raise ValueError(f"low_thresh ({low_thresh}) must not exceed high_thresh ({high_thresh})")
@@ -168,11 +188,13 @@ class Tracker:
                 f"kalman_state={kalman_state!r} contradicts the given kalman_filter's state {kalman_filter.state!r}"
             )
         self.kalman_filter = kalman_filter
+        self.relative_thresholds = relative_thresholds
         self.reset()
 
     def reset(self) -> None:
         """Forget every track and start a new sequence: frame 0, next id 1."""
         self.frame_id = 0
+        self.peak_score = 0.0
         self._next_id = 1
         self._embedding_dim: int | None = None  # fixed by the first frame with detections
         self._ids = np.empty(0, dtype=np.int64)
@@ -183,6 +205,17 @@ class Tracker:
         self._scores = np.empty(0)
         self._start_frames = np.empty(0, dtype=np.int64)
         self._last_frames = np.empty(0, dtype=np.int64)  # last frame with a match
+
+    @property
+    def score_scale(self) -> float:
+        """What the score settings are fractions of: ``max(peak_score, 0.1)`` with
+        ``relative_thresholds``, else 1."""
+        return max(self.peak_score, MIN_PEAK_SCORE) if self.relative_thresholds else 1.0
+
+    def score_thresholds(self) -> dict[str, float]:
+        """The score thresholds in effect now (:data:`THRESHOLD_SETTINGS`): the settings times
+        :attr:`score_scale`."""
+        return {name: getattr(self, name) * self.score_scale for name in THRESHOLD_SETTINGS}
 
     @property
     def track_states(self) -> dict[int, TrackState]:
@@ -215,6 +248,14 @@ class Tracker:
         self.frame_id += 1
         frame = self.frame_id
 
+        if len(scores):
+            self.peak_score = max(self.peak_score, float(scores.max()))
+        thresholds = self.score_thresholds()
+        high_thresh, low_thresh = thresholds["high_thresh"], thresholds["low_thresh"]
+        # ByteTrack's fuse_score weighs IoU by the score; relative to the peak, so that a detector
+        # whose best scores are 0.2 still matches its tracks
+        fusion_scores = np.minimum(scores / self.score_scale, 1.0)
+
         usable = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         if not usable.all():
             log.warning(
@@ -224,8 +265,8 @@ class Tracker:
             )
         measurements = np.zeros((len(boxes), 4))
         measurements[usable] = self.kalman_filter.measure(boxes[usable])
-        high = np.flatnonzero(usable & (scores > self.high_thresh))
-        low = np.flatnonzero(usable & (scores > self.low_thresh) & (scores <= self.high_thresh))
+        high = np.flatnonzero(usable & (scores > high_thresh))
+        low = np.flatnonzero(usable & (scores > low_thresh) & (scores <= high_thresh))
 
         states = self._states
         was_lost = states == TrackState.LOST
@@ -260,7 +301,7 @@ class Tracker:
         else:
             cost = iou_distance(track_boxes[pool], boxes[high])
             if self.fuse_score:
-                cost = fuse_score(cost, scores[high])
+                cost = fuse_score(cost, fusion_scores[high])
             rest, rest_high = assign(pool, high, cost, self.motion_match_thresh)
             rest = rest[self._states[rest] == TrackState.CONFIRMED]
 
@@ -271,7 +312,7 @@ class Tracker:
         # Tentative tracks: one more match confirms them, none removes them.
         cost = iou_distance(track_boxes[tentative], boxes[rest_high])
         if not self._embedding_dim and self.fuse_score:
-            cost = fuse_score(cost, scores[rest_high])
+            cost = fuse_score(cost, fusion_scores[rest_high])
         failed_tentative, rest_high = assign(tentative, rest_high, cost, self.unconfirmed_match_thresh)
 
         track_rows = np.concatenate(matched_tracks)
@@ -287,7 +328,7 @@ class Tracker:
         self._keep(keep)
         matched_detection = matched_detection[keep]
 
-        new = rest_high[scores[rest_high] >= self.new_track_thresh]
+        new = rest_high[scores[rest_high] >= thresholds["new_track_thresh"]]
         self._start_tracks(new, measurements, scores, embeddings)
         matched_detection = np.concatenate((matched_detection, new))
 

@@ -64,11 +64,20 @@ def test_a_generated_folder_made_otherwise_is_refused_not_reused(tmp_path: Path,
     shapes(tmp_path / "a", 2).prepare_data()
     record = json.loads((tmp_path / "a" / "generated.json").read_text())
     assert record["dataset"] == "synthetic" and record["arguments"]["num_train"] == 2
-    shapes(tmp_path / "a", 2).prepare_data()  # the same config: reused
-    with pytest.raises(FileExistsError, match=r"a holds a generated synthetic dataset.*'num_train': 3"):
-        shapes(tmp_path / "a", 3).prepare_data()
+    shapes(tmp_path / "a", 2).setup("fit")  # the same config: reused
+    # Other arguments: training refuses, naming the option that would match the folder ...
+    with pytest.raises(FileExistsError, match=r"generated with other synthetic settings.*--data.synthetic.num_train=2"):
+        shapes(tmp_path / "a", 3).setup("fit")
+    # ... evaluation reuses it, whatever its split sizes say.
+    evaluated = shapes(tmp_path / "a", 3)
+    evaluated.setup("validate")
+    assert len(evaluated.datasets["val"]) == 1
+    record["version"] = 0  # another generator version: other data, refused for evaluation too
+    (tmp_path / "a" / "generated.json").write_text(json.dumps(record))
+    with pytest.raises(FileExistsError, match="this version would not generate"):
+        shapes(tmp_path / "a", 2).setup("validate")
     (tmp_path / "a" / "generated.json").unlink()  # written before records were kept: version 1, reused
-    shapes(tmp_path / "a", 3).prepare_data()
+    shapes(tmp_path / "a", 3).setup("fit")
     assert "reusing it without checking" in caplog.text
     # The tracking generator is at version 2: an unrecorded folder is from before, so refused.
     tracking = {"num_sequences": 1, "num_val_sequences": 1, "frames_per_sequence": 2, "image_size": 64}
@@ -78,6 +87,53 @@ def test_a_generated_folder_made_otherwise_is_refused_not_reused(tmp_path: Path,
     )
     with pytest.raises(FileExistsError, match="no record, so an older version"):
         datamodule.prepare_data()
+
+
+def test_generated_tracking_sequences_are_evaluated_whatever_the_split_sizes(tmp_path: Path) -> None:
+    """validate of a tracking config without repeating fit's ``synthetic.*`` overrides."""
+    fitted = {"num_sequences": 1, "num_val_sequences": 1, "frames_per_sequence": 2, "image_size": 64}
+    configured = {**fitted, "num_sequences": 1500, "frames_per_sequence": 40}
+
+    def sequences(synthetic: dict) -> DetectionDataModule:
+        return DetectionDataModule(
+            dataset="synthetic_tracking", data_dir=str(tmp_path / "seq"), input_size=64, synthetic=synthetic
+        )
+
+    sequences(fitted).prepare_data()
+    validated = sequences(configured)
+    validated.setup("validate")
+    assert len(validated.datasets["val"]) == 2  # the generated held-out sequence, not a new one
+    with pytest.raises(FileExistsError, match="num_sequences=1 --data.synthetic.frames_per_sequence=2"):
+        sequences(configured).setup("fit")
+
+
+def test_a_split_of_every_file_reads_a_voc_export_without_image_sets(voc_root: Path, classes: list[str]) -> None:
+    import shutil
+
+    shutil.rmtree(voc_root / "ImageSets")  # a labelme / CVAT / Roboflow export
+    datamodule = DetectionDataModule(
+        dataset="voc",
+        data_dir=str(voc_root),
+        train_split="*",
+        val_split=None,
+        dataset_params={"name_to_label": classes},
+        input_size=64,
+    )
+    assert datamodule.class_names == classes
+    datamodule.setup("fit")
+    assert len(datamodule.datasets["train"]) == len(SCENE)
+    with pytest.raises(
+        ValueError, match=r"data.train_split '\*' \(every annotation file\) is for the datasets \['voc'\]"
+    ):
+        DetectionDataModule(dataset="coco", data_dir=str(voc_root), train_split="*")
+
+
+def test_no_split_means_nothing_to_generate(tmp_path: Path) -> None:
+    datamodule = DetectionDataModule(
+        dataset="synthetic", data_dir=str(tmp_path / "none"), train_split=None, val_split=None, class_names=["a"]
+    )
+    datamodule.prepare_data()
+    assert not (tmp_path / "none").exists()
 
 
 def test_datamodule_rejects_bad_settings(tmp_path: Path) -> None:
