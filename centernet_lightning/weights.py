@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,7 +58,9 @@ class PretrainedWeightsUnavailable(RuntimeError):
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The dict saved in ``path`` (a Lightning checkpoint or a state dict), loaded on the CPU.
 
-    Raises FileNotFoundError, or ValueError naming the file when it is not a readable checkpoint.
+    Raises FileNotFoundError, or ValueError naming the file when it is not a readable checkpoint,
+    or when it holds pickled objects other than weights (code, arbitrary classes): those are
+    refused unread, never run.
     """
     path = Path(path)
     if not path.is_file():
@@ -65,9 +69,23 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except Exception as error:  # torch raises many types here; all mean "cannot use this file"
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        if isinstance(error, pickle.UnpicklingError) and str(error).startswith("Weights only load failed"):
+            # torch's message advises weights_only=False, which would run the file's code. A GLOBAL
+            # is a function or class the pickle would call or build: a payload, refused unread.
+            # Anything else it refused (an unknown opcode) means a damaged or foreign file.
+            refused = re.search(r"GLOBAL ([\w.]+)", str(error))
+            if refused:
+                raise ValueError(
+                    f"{path} holds pickled Python objects that are not weights (it would call or build "
+                    f"{refused[1]}); they were refused unread: load only checkpoints written by this project "
+                    "or plain state dicts"
+                ) from None
+            detail = re.search(r"Unsupported operand[^\n.]*", str(error))
+            lines = [detail[0] if detail else "weights-only unpickling failed"]
         # torch's first line says what failed; the rest advises weights_only=False, which would
         # unpickle arbitrary code from the file: not advice to pass on.
-        first_line = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"
+        first_line = f"{type(error).__name__}: {(lines or [''])[0][:300]}"
         if is_zip:
             reason = first_line
         else:

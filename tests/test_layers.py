@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 # Lowest first. A module may import modules of lower layers; within a layer, only modules of its
 # own group (a subpackage, or one of the base layer's flat modules).
 LAYERS: list[tuple[str, ...]] = [
-    ("structures", "preprocess", "image_io", "atomic_files", "weights", "visualize"),
+    ("structures", "preprocess", "image_io", "atomic_files", "weights", "visualize", "checks"),
     ("targets", "losses", "decode"),
     ("models",),
     ("datasets",),

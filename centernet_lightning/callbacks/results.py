@@ -19,7 +19,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from ..atomic_files import write_file_atomically, write_text_atomically
+from ..atomic_files import write_bytes_atomically, write_text_atomically
 
 __all__ = ["TrainingResults", "summary_line"]
 
@@ -118,8 +118,9 @@ class TrainingResults(Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         log_dir = trainer.log_dir if self.save_plot and self.rows else None  # on every rank, as above
         if log_dir and trainer.is_global_zero:
-            path = Path(log_dir) / "results.png"
-            write_file_atomically(path, lambda temporary: plot_results(self.rows, temporary), overwrite=True)
+            png = io.BytesIO()
+            plot_results(self.rows, png)
+            write_bytes_atomically(Path(log_dir) / "results.png", png.getbuffer(), overwrite=True)
 
     # --------------------------------------------------------------------------- resuming
     def state_dict(self) -> dict[str, Any]:
@@ -153,9 +154,9 @@ def _cell(value: float) -> str | int:
     return "" if math.isnan(value) else f"{value:.6g}"
 
 
-def plot_results(rows: Sequence[Mapping[str, float]], path: Path) -> None:
-    """Draw the losses and the metrics per epoch into the PNG file ``path`` (one panel per group of
-    :data:`PLOTTED` that the rows hold)."""
+def plot_results(rows: Sequence[Mapping[str, float]], path: Path | io.BytesIO) -> None:
+    """Draw the losses and the metrics per epoch as PNG into ``path``, a file or a buffer (one panel
+    per group of :data:`PLOTTED` that the rows hold)."""
     # Lazy and backend-free: matplotlib costs a second to import, and Agg draws without a display.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

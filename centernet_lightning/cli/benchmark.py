@@ -5,37 +5,43 @@ The timing itself is :func:`centernet_lightning.deploy.benchmark_detector`'s.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from .predict import BACKEND_CHOICES
+from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+from .predict import BACKEND_CHOICES, Bound, CommandParser, check_options
 
 __all__ = ["benchmark_main"]
 
 
-def _batch_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"batch sizes are comma-separated integers, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {text!r}")
-    return sizes
+def _batch_sizes(text: str) -> list[str]:
+    """``1,8``: the comma-separated batch sizes, checked by :func:`check_options` as ``--batch``."""
+    return [part.strip() for part in text.split(",") if part.strip()] or [text]
+
+
+BENCHMARK_BOUNDS = {
+    "num_classes": Bound(int, 1),
+    "imgsz": Bound(int, MIN_INPUT_SIZE, MAX_INPUT_SIZE),
+    "batch": Bound(int, 1),
+    "warmup": Bound(int, 0),
+    "iterations": Bound(int, 1),
+    "max_det": Bound(int, 1),
+}
 
 
 def benchmark_main(argv: list[str]) -> None:
     """``centernet benchmark``: latency, images/s, FLOP rate and decoding share per backend and batch size."""
-    parser = argparse.ArgumentParser(prog="centernet benchmark", description=benchmark_main.__doc__)
+    parser = CommandParser(prog="centernet benchmark", description=benchmark_main.__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--ckpt_path", "--ckpt-path", help="a CenterNet or FairMOT checkpoint")
     source.add_argument("--config", help="a fit config (or model section): its model with random weights")
+    parser.add_argument("--num-classes", default=None, help="with --config, when the config leaves it to the data (80)")
     parser.add_argument(
-        "--num-classes", type=int, default=None, help="with --config, when the config leaves it to the data (80)"
+        "--imgsz",
+        default=None,
+        help=f"square input side, a multiple of 32 in {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE} (default: the checkpoint's "
+        "input_size, else 512)",
     )
-    parser.add_argument(
-        "--imgsz", type=int, default=None, help="square input side (default: the checkpoint's input_size, else 512)"
-    )
-    parser.add_argument("--batch", type=_batch_sizes, default=[1, 8], help="batch sizes, e.g. 1,8 (default)")
+    parser.add_argument("--batch", type=_batch_sizes, default=[1, 8], help="batch sizes >= 1, e.g. 1,8 (default)")
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available, else cpu"
     )
@@ -45,27 +51,29 @@ def benchmark_main(argv: list[str]) -> None:
         help=f"comma-separated (default: {','.join(BACKEND_CHOICES)})",
     )
     parser.add_argument("--half", action="store_true", help="float16 network (CUDA only)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds after the first call (default 3)")
+    parser.add_argument("--warmup", default=3, help="untimed rounds after the first call, >= 0 (default 3)")
+    parser.add_argument("--iterations", default=20, help="timed rounds, one call of each backend, >= 1 (default 20)")
     parser.add_argument(
-        "--iterations", type=int, default=20, help="timed rounds, one call of each backend (default 20)"
+        "--max-det", default=None, metavar="K", help="K, detections per image, >= 1 (default: the model's)"
     )
-    parser.add_argument("--max-det", type=int, default=None, help="K, detections per image (default: the model's)")
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune (default: none)")
     args = parser.parse_args(argv)
+    check_options(parser, args, BENCHMARK_BOUNDS)
     import torch
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..deploy.backends import parse_backends
     from ..deploy.benchmark import benchmark_detector, benchmark_table
-    from ..inference.backends import resolve_device
+    from ..inference.backends import check_compile_mode, resolve_device
     from ..tasks.loading import build_model, load_model
 
     try:
         device = resolve_device(args.device, args.half)
         backends = parse_backends(args.backend)
+        check_compile_mode(args.compile_mode)
     except ValueError as error:
-        parser.error(str(error))
+        parser.error(str(error).replace("compile_mode", "--compile-mode", 1))
 
     try:
         if args.ckpt_path:
@@ -75,7 +83,7 @@ def benchmark_main(argv: list[str]) -> None:
             model = build_model(args.config, args.num_classes, untrained=True, default_num_classes=80)
             imgsz, source_name = args.imgsz or 512, args.config
         detector = model.detector
-        max_det = args.max_det or int(model.hparams.num_detections)
+        max_det = int(model.hparams.num_detections) if args.max_det is None else args.max_det
         dtype = torch.float16 if args.half else torch.float32
         console = Console()
         if not console.is_terminal:

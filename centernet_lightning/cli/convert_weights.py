@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
+
+from .predict import CommandParser
 
 __all__ = ["convert_weights_main"]
 
 
 def convert_weights_main(argv: list[str]) -> None:
     """``centernet convert-weights``: an original CenterNet checkpoint as a checkpoint of ours."""
-    parser = argparse.ArgumentParser(prog="centernet convert-weights", description=convert_weights_main.__doc__)
+    parser = CommandParser(prog="centernet convert-weights", description=convert_weights_main.__doc__)
     parser.add_argument(
         "original",
         help="original file, e.g. ctdet_coco_resdcn18.pth / ctdet_coco_dla_2x.pth / ctdet_coco_hg.pth (from the "
@@ -19,6 +21,8 @@ def convert_weights_main(argv: list[str]) -> None:
     parser.add_argument("--config", required=True, help="the matching configs/paper/*.yaml")
     parser.add_argument("--out", required=True, help="the checkpoint to write (never overwritten)")
     args = parser.parse_args(argv)
+    if Path(args.out).exists():  # refused before the seconds of reading and converting the weights
+        sys.exit(f"centernet convert-weights: --out {args.out} exists; choose another path (nothing was written)")
     from ..datasets.coco import COCO_CATEGORY_IDS, COCO_CLASSES
     from ..models.original_weights import load_original_weights, read_original_state_dict
     from ..structures import InferenceSpec
@@ -26,6 +30,8 @@ def convert_weights_main(argv: list[str]) -> None:
 
     try:
         original = read_original_state_dict(args.original)
+        if not Path(args.config).is_file():
+            raise FileNotFoundError(f"--config {args.config}: no such file")
         heatmap_keys = [key for key in original if key.endswith("weight") and key.split(".")[0] == "hm"]
         num_classes = int(original[sorted(heatmap_keys)[-1]].shape[0]) if heatmap_keys else 80
         model = build_model(args.config, num_classes, untrained=True)  # every weight is overwritten
@@ -34,7 +40,7 @@ def convert_weights_main(argv: list[str]) -> None:
             model.inference_spec = InferenceSpec(class_names=list(COCO_CLASSES), category_ids=list(COCO_CATEGORY_IDS))
         untouched = load_original_weights(model, args.original, original)
         out = save_checkpoint(model, args.out)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
+    except (OSError, ValueError) as error:  # OSError: missing or existing files, a full disk
         sys.exit(f"centernet convert-weights: {error}")
     print(
         f"Converted {args.original} ({num_classes} classes) into {out}"

@@ -7,11 +7,13 @@ model's inference spec and predictor settings, so ``centernet predict --model FI
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+from .predict import Bound, CommandParser, check_options
 
 if TYPE_CHECKING:
     from ..models.inference_network import InferenceNetwork
@@ -20,6 +22,14 @@ __all__ = ["EXPORT_FORMATS", "export_main"]
 
 # deploy.export.SUFFIXES's keys, written out so that parsing needs no torch (a test keeps them equal)
 EXPORT_FORMATS = ("onnx", "torchscript")
+# deploy.export.MIN_OPSET: the lowest opset the exporter writes (a model with DCN needs 19)
+MIN_OPSET = 17
+EXPORT_BOUNDS = {
+    "imgsz": Bound(int, MIN_INPUT_SIZE, MAX_INPUT_SIZE),
+    "batch": Bound(int, 1),
+    "max_det": Bound(int, 1),
+    "opset": Bound(int, MIN_OPSET),
+}
 
 
 def _onnx_signature(path: Path) -> list[str]:
@@ -52,7 +62,7 @@ def _module_signature(module: InferenceNetwork, imgsz: int | Sequence[int]) -> l
 
 def export_main(argv: list[str]) -> None:
     """``centernet export``: a training checkpoint as an ONNX or TorchScript file, decoding in the graph."""
-    parser = argparse.ArgumentParser(prog="centernet export", description=export_main.__doc__)
+    parser = CommandParser(prog="centernet export", description=export_main.__doc__)
     parser.add_argument("--ckpt_path", "--ckpt-path", required=True, help="a CenterNet or FairMOT checkpoint")
     parser.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="default: onnx")
     parser.add_argument(
@@ -62,23 +72,26 @@ def export_main(argv: list[str]) -> None:
     )
     parser.add_argument(
         "--imgsz",
-        type=int,
         nargs="+",
         default=None,
         metavar="PX",
-        help="input side, or height and width (multiples of 32; default: the checkpoint's data input_size, else 512)",
+        help=f"input side, or height and width (multiples of 32 in {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE}; default: the "
+        "checkpoint's data input_size, else 512)",
     )
-    parser.add_argument("--batch", type=int, default=1, help="batch size of the graph (default 1)")
+    parser.add_argument("--batch", default=1, help="batch size of the graph, >= 1 (default 1)")
     parser.add_argument("--dynamic", action="store_true", help="a free batch size (TorchScript always has one)")
     parser.add_argument("--no-decode", dest="decode", action="store_false", help="output the raw head maps")
-    parser.add_argument("--max-det", type=int, default=None, help="K, detections per image (default: the model's)")
+    parser.add_argument(
+        "--max-det", default=None, metavar="K", help="K, detections per image, >= 1 (default: the model's)"
+    )
     parser.add_argument("--half", action="store_true", help="float16 network, for GPU runtimes")
     parser.add_argument("--raw-input", action="store_true", help="uint8 RGB [B, H, W, 3] input, normalised in graph")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset >= 17 (default 18; 19 with DCN)")
+    parser.add_argument("--opset", default=None, help="ONNX opset >= 17 (default 18; 19 with DCN)")
     parser.add_argument("--verbose", action="store_true", help="show the ONNX exporter's INFO messages too")
     args = parser.parse_args(argv)
     if args.imgsz is not None and len(args.imgsz) > 2:
-        parser.error("--imgsz takes one side, or height and width")
+        parser.error(f"--imgsz takes one side, or height and width, got {' '.join(args.imgsz)}")
+    check_options(parser, args, EXPORT_BOUNDS)
     from ..deploy.export import SUFFIXES, export_onnx, export_torchscript
     from ..models.inference_network import InferenceNetwork
     from ..tasks.loading import load_model
@@ -90,7 +103,7 @@ def export_main(argv: list[str]) -> None:
             raise FileExistsError(f"{output} exists; choose another output path (nothing was written)")
         model = load_model(ckpt_path)
         imgsz = args.imgsz or model.inference_spec.input_size
-        max_det = args.max_det or int(model.hparams.num_detections)
+        max_det = int(model.hparams.num_detections) if args.max_det is None else args.max_det
         options = dict(
             imgsz=imgsz,
             batch=args.batch,

@@ -32,7 +32,7 @@ from lightning.pytorch.cli import LightningCLI
 from ..callbacks import COCOEvaluation, MOTEvaluation, PredictionWriter, TrainingResults, ValidationImageLogger
 from ..datasets.datamodule import DetectionDataModule
 from ..tasks import CenterNet
-from ..tasks.loading import task_of_checkpoint
+from ..tasks.loading import task_of_checkpoint, use_atomic_checkpoints
 from ..weights import PretrainedWeightsUnavailable, read_checkpoint
 
 __all__ = ["CenterNetCLI", "make_cli", "describe_hparam_changes", "check_checkpoint_classes"]
@@ -227,6 +227,12 @@ class CenterNetCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         self._place_run()
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """Lightning's Trainer, writing its checkpoints atomically (a full disk: one error, no partial file)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer)
+        return trainer
 
     def _place_run(self) -> None:
         """Make ``trainer.default_root_dir`` (default ``runs``) decide where the run writes: a logger

@@ -21,17 +21,24 @@ import math
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_int_range, check_range, parse_setting
 
 if TYPE_CHECKING:
     from ..inference.sources import ImageSource
 
 __all__ = [
     "BACKEND_CHOICES",
+    "RUN_BOUNDS",
+    "Bound",
     "CommandParser",
     "add_model_arguments",
     "add_output_arguments",
     "add_run_arguments",
+    "check_options",
     "class_list",
     "open_checked_source",
     "predict_main",
@@ -59,24 +66,49 @@ class CommandParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+@dataclass(frozen=True)
+class Bound:
+    """What a numeric option takes: ``kind`` (int or float) in ``[low, high]`` (``low`` excluded
+    when ``low_open``)."""
+
+    kind: type
+    low: float
+    high: float = math.inf
+    low_open: bool = False
 
 
-def _score(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {value}")
-    return value
+# The options predict and track share, by dest; each command adds its own (see check_options).
+RUN_BOUNDS = {
+    "imgsz": Bound(int, MIN_INPUT_SIZE, MAX_INPUT_SIZE),
+    "batch": Bound(int, 1),
+    "vid_stride": Bound(int, 1),
+    "max_frames": Bound(int, 1),
+}
+
+
+def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace, bounds: Mapping[str, Bound]) -> None:
+    """Every option of ``bounds`` (by dest; a list option item by item) read from its text and
+    checked against its bound, replaced by its number; the first bad one ends the command with one
+    line naming it and the value: ``centernet predict: --conf must be in [0, 1], got -0.5``."""
+    for dest, bound in bounds.items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        option = "--" + dest.replace("_", "-")
+        try:
+            numbers = [_checked(option, item, bound) for item in (value if isinstance(value, list) else [value])]
+        except ValueError as error:  # a WrongTypeError too
+            parser.error(str(error))
+        setattr(args, dest, numbers if isinstance(value, list) else numbers[0])
+
+
+def _checked(option: str, value: Any, bound: Bound) -> int | float:
+    # An integer stays one where a number is taken, so the error quotes what was typed: "got 0", not "got 0.0".
+    kind = bound.kind if bound.kind is int else (int, bound.kind)
+    number = parse_setting(option, value, kind) if isinstance(value, str) else value
+    if bound.kind is int:
+        return check_int_range(option, number, int(bound.low), bound.high)
+    return check_range(option, number, bound.low, bound.high, low_open=bound.low_open)
 
 
 def class_list(values: list[str] | None) -> list[str] | None:
@@ -117,25 +149,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--imgsz",
-        type=_positive_int,
         default=None,
         metavar="PX",
-        help="input side in pixels, a multiple of 32 (default: the model's)",
+        help=f"input side in pixels, a multiple of 32 in {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE} (default: the model's)",
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present; default), cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--batch", type=_positive_int, default=8, help="images (video frames) per forward pass (default 8)"
-    )
+    parser.add_argument("--batch", default=8, help="images (video frames) per forward pass, >= 1 (default 8)")
     parser.add_argument(
         "--vid-stride",
-        type=_positive_int,
         default=1,
         metavar="N",
         help="every N-th video frame (image) only; skipped frames are not decoded (default 1: all)",
     )
-    parser.add_argument(
-        "--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames (images)"
-    )
+    parser.add_argument("--max-frames", default=None, metavar="N", help="stop after N frames (images), N >= 1")
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, run_name: str) -> None:
@@ -182,6 +208,9 @@ def no_detections_hint(best_score: float, conf: float, classes: list[str] | None
     return f" (the highest score{among} was {best_score:.3g}: lower --conf to keep it, e.g. --conf {lower})"
 
 
+PREDICT_BOUNDS = {**RUN_BOUNDS, "conf": Bound(float, 0.0, 1.0), "max_det": Bound(int, 1)}
+
+
 def _parser() -> CommandParser:
     parser = CommandParser(
         prog="centernet predict",
@@ -194,10 +223,10 @@ def _parser() -> CommandParser:
         "an image, a folder, a glob pattern ('photos/*.jpg'), a video, a camera index (0) or a stream address "
         "(rtsp://, rtmp://, http(s)://)",
     )
-    parser.add_argument("--conf", type=_score, default=0.25, help="smallest score kept (default 0.25; 0.001 for mAP)")
+    parser.add_argument("--conf", default=0.25, help="smallest score kept, in [0, 1] (default 0.25; 0.001 for mAP)")
     add_run_arguments(parser)
     parser.add_argument(
-        "--max-det", type=_positive_int, default=None, help="detections per image at most (default: the model's)"
+        "--max-det", default=None, metavar="K", help="detections per image at most, >= 1 (default: the model's)"
     )
     parser.add_argument(
         "--save-txt",
@@ -222,7 +251,9 @@ def _parser() -> CommandParser:
 
 def predict_main(argv: list[str]) -> None:
     """``centernet predict --model X --source PATH``: see the module docstring."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    check_options(parser, args, PREDICT_BOUNDS)
     quiet_video_libraries(args.verbose)
     try:
         source = open_checked_source(args)  # a missing file or a dead stream fails before torch is imported
@@ -238,6 +269,7 @@ def predict_main(argv: list[str]) -> None:
             classes=class_list(args.classes),
             verbose=args.verbose,
         )
+        predictor.check_batch_memory(min(args.batch, len(source) or args.batch))  # before the run folder
     except (FileNotFoundError, ValueError, OSError, TypeError, ImportError) as error:
         sys.exit(f"centernet predict: {error}")
     from ..inference.outputs import PredictionFiles, run_folder, source_progress
@@ -273,7 +305,10 @@ def predict_main(argv: list[str]) -> None:
             sys.exit(f"centernet predict: {error}")
         finally:
             if completed or images:  # what was predicted before a failure is kept; nothing is not written
-                files.close()
+                try:
+                    files.close()
+                except OSError as error:  # predictions.json or the video on a full disk
+                    sys.exit(f"centernet predict: {error}")
     seconds = time.perf_counter() - start
     what = f"{images} frames" if source.is_video else f"{images} images"
     skipped_note = f", {skipped} unreadable skipped" if skipped else ""

@@ -13,10 +13,13 @@ import sys
 from typing import Any
 
 from .predict import (
+    RUN_BOUNDS,
+    Bound,
     CommandParser,
     add_model_arguments,
     add_output_arguments,
     add_run_arguments,
+    check_options,
     class_list,
     open_checked_source,
     quiet_video_libraries,
@@ -24,6 +27,9 @@ from .predict import (
 )
 
 __all__ = ["track_main"]
+
+
+TRACK_BOUNDS = {**RUN_BOUNDS, "fps": Bound(float, 0.0, low_open=True)}
 
 
 def _parser() -> CommandParser:
@@ -34,9 +40,7 @@ def _parser() -> CommandParser:
         "http(s)://)",
     )
     add_run_arguments(parser)
-    parser.add_argument(
-        "--fps", type=float, default=None, help="frame rate (default: the video's or seqinfo.ini's, else 30)"
-    )
+    parser.add_argument("--fps", default=None, help="frame rate, > 0 (default: the video's or seqinfo.ini's, else 30)")
     parser.add_argument(
         "--tracker",
         nargs="*",
@@ -49,14 +53,22 @@ def _parser() -> CommandParser:
 
 
 def _tracker_settings(pairs: list[str]) -> dict[str, Any]:
-    import yaml
+    """``--tracker KEY=VALUE ...`` as settings, each value read as the type the Tracker's parameter
+    takes; ValueError naming the pair, an unknown key (with the valid ones) or a value of the wrong type."""
+    from ..checks import check_known_keys, parse_setting, setting_types
+    from ..tracking import Tracker
 
+    types = setting_types(Tracker)
     settings = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
+        key = key.strip()
         if not separator or not key:
             raise ValueError(f"--tracker takes KEY=VALUE pairs, got {pair!r}")
-        settings[key] = yaml.safe_load(value)
+        check_known_keys("--tracker", [key], types)
+        if key == "frame_rate":  # the run sets it: the source's, or --fps
+            raise ValueError("--tracker frame_rate: set the frame rate with --fps")
+        settings[key] = parse_setting(f"--tracker {key}", value, types[key])
     return settings
 
 
@@ -80,7 +92,9 @@ def no_tracks_hint(peak_score: float, thresholds: dict[str, float], classes: lis
 
 def track_main(argv: list[str]) -> None:
     """``centernet track``: see the module docstring."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    check_options(parser, args, TRACK_BOUNDS)
     quiet_video_libraries(args.verbose)
     classes = class_list(args.classes)
     try:
@@ -96,6 +110,7 @@ def track_main(argv: list[str]) -> None:
         )
         frame_rate = args.fps / args.vid_stride if args.fps else source_frame_rate(source)
         tracker = predictor.build_tracker(**{**settings, "frame_rate": frame_rate})
+        predictor.check_batch_memory(min(args.batch, len(source) or args.batch))  # before the run folder
     except (FileNotFoundError, ValueError, OSError, TypeError, ImportError) as error:
         sys.exit(f"centernet track: {error}")
     from ..inference.outputs import run_folder, track_to_files

@@ -21,8 +21,9 @@ renumbered and offset to be unique across the sequences read (see
 :mod:`~centernet_lightning.datasets.tracking`). Frames have no size in the labels, so each is read
 at its own size (KITTI's sequences differ by a few pixels) and boxes are clipped to it.
 
-Bad input: a malformed line, an unknown type, a frame with no image, or one identity twice in a
-frame is an error naming the file and line. A sequence without a label file (the testing split)
+Bad input: a malformed line, an unknown type, a frame with no image, a target with track id -1
+(KITTI's id of DontCare regions), or one identity twice in a frame is an error naming the file
+and line. A sequence without a label file (the testing split)
 has no objects, with a warning.
 """
 
@@ -144,6 +145,19 @@ def read_kitti_labels(path: Path | None, frame_ids: np.ndarray | None = None) ->
     }
 
 
+def _refuse_unidentified_targets(path: Path, rows: dict[str, np.ndarray], is_target: np.ndarray) -> None:
+    """ValueError naming the file and line of a target with a negative track id: KITTI gives -1 to
+    DontCare regions only, and as a target's id it would become one real identity."""
+    bad = is_target & (rows["track_id"] < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        kind, track_id = KITTI_TYPES[rows["type"][row]], rows["track_id"][row]
+        raise ValueError(
+            f"{path}, line {rows['line'][row]}: a {kind} with track id {track_id}; "
+            "KITTI gives -1 only to DontCare regions, so this target has no identity to learn"
+        )
+
+
 class KITTITrackingDataset(DetectionDataset):
     """Frames of KITTI tracking sequences with identities (see the module docstring).
 
@@ -215,6 +229,7 @@ class KITTITrackingDataset(DetectionDataset):
                 rows = read_kitti_labels(None)
             is_target = np.isin(rows["type"], target_types)
             is_ignore = np.isin(rows["type"], ignore_types) & ignore_distractors
+            _refuse_unidentified_targets(label_path, rows, is_target)
             target_lines = rows["line"][is_target]
             check_unique_identities(
                 label_path, rows["frame"][is_target], rows["track_id"][is_target], target_lines.__getitem__

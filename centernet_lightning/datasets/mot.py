@@ -35,9 +35,10 @@ sequences read (see :mod:`~centernet_lightning.datasets.tracking`); ignore regio
 Bad input: a missing ``seqinfo.ini`` (or missing keys) means defaults (``imDir=img1``,
 ``frameRate=30``, the frames found in ``img1/``, each frame at its own size) and a warning; a
 sequence without ``gt/gt.txt`` (a test split) has no objects, with a warning; a malformed gt line,
-an unknown class, a frame outside the sequence or an identity twice in one frame is an error naming
-the file and line. With ``imWidth``/``imHeight`` known, a frame of another size is resized to it
-(a warning names the file, see :mod:`~centernet_lightning.datasets.common`).
+an id -1 (the untracked rows of a ``det.txt``), an unknown class, a frame outside the sequence or an
+identity twice in one frame is an error naming the file and line. With ``imWidth``/``imHeight``
+known, a frame of another size is resized to it (a warning names the file, see
+:mod:`~centernet_lightning.datasets.common`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,14 @@ from pathlib import Path
 import numpy as np
 
 from centernet_lightning.datasets.common import DetectionDataset, SampleTransform
-from centernet_lightning.datasets.mot_io import SEQINFO_KEYS, MOTRows, read_mot_txt, read_seqinfo, seqinfo_number
+from centernet_lightning.datasets.mot_io import (
+    SEQINFO_KEYS,
+    MOTRows,
+    check_gt_identities,
+    read_mot_txt,
+    read_seqinfo,
+    seqinfo_number,
+)
 from centernet_lightning.datasets.tracking import (
     FrameRecord,
     SequenceInfo,
@@ -95,12 +103,15 @@ def read_mot_gt(path: Path, frame_ids: np.ndarray | None = None) -> MOTRows:
 
     Raises:
         ValueError naming the file and line for a row :func:`read_mot_txt` refuses, fewer than 9
-        values, a non-finite, non-integer or unknown class (:data:`MOT_CLASSES`), a negative width
-        or height, a visibility outside [0, 1] or a frame the sequence does not have.
+        values, a negative id (-1: a ``det.txt`` given as ground truth, see
+        :func:`~centernet_lightning.datasets.mot_io.check_gt_identities`), a non-finite,
+        non-integer or unknown class (:data:`MOT_CLASSES`), a negative width or height, a
+        visibility outside [0, 1] or a frame the sequence does not have.
     """
     rows = read_mot_txt(path)
     if not len(rows):
         return MOTRows.empty(extra_columns=2)
+    check_gt_identities(rows, path)
     if rows.extra.shape[1] < 2:
         raise ValueError(
             f"{path}, line {rows.lines[0]}: expected 9 values '{GT_COLUMNS}'; class and visibility are missing"

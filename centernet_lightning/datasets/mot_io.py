@@ -30,6 +30,7 @@ __all__ = [
     "read_seqinfo",
     "seqinfo_number",
     "checked_boxes",
+    "check_gt_identities",
 ]
 
 # seqinfo.ini keys as configparser gives them (lower case) -> as MOTChallenge writes them
@@ -162,6 +163,21 @@ def read_mot_txt(path: str | os.PathLike) -> MOTRows:
     scores = table[:, 6].copy() if table.shape[1] > 6 else np.ones(len(table))
     extra = table[:, 7:].copy()
     return MOTRows(frames.astype(np.int64), ids.astype(np.int64), boxes, scores, extra, line_numbers)
+
+
+def check_gt_identities(rows: MOTRows, path: str | os.PathLike) -> None:
+    """ValueError naming the file and line of the first ground-truth row with a negative id.
+
+    MOTChallenge ground-truth ids are positive; -1 is the id column of detection files (``det.txt``:
+    untracked detections), which read as ground truth would make every detection one identity.
+    """
+    negative = rows.ids < 0
+    if negative.any():
+        row = int(np.flatnonzero(negative)[0])
+        raise ValueError(
+            f"{path}, line {rows.lines[row]}: id {rows.ids[row]} (column 2) in ground truth; -1 marks the untracked "
+            f"rows of detection files (det.txt), not an identity ({int(negative.sum())} such rows)"
+        )
 
 
 def checked_boxes(values: Any, name: str) -> np.ndarray:

@@ -18,7 +18,15 @@ from typing import Any
 
 import torch
 
-from ..inference.backends import BACKENDS, NETWORK_BACKENDS, NetworkBackend, OnnxRuntimeBackend, resolve_device
+from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_choice, check_int_min, check_int_range
+from ..inference.backends import (
+    BACKENDS,
+    NETWORK_BACKENDS,
+    NetworkBackend,
+    OnnxRuntimeBackend,
+    check_compile_mode,
+    resolve_device,
+)
 from ..inference.predictor import Backend, Predictor, check_input_size, class_indices
 from ..inference.tta import TTAConfig, parse_tta
 from ..models.detector import CenterNetDetector
@@ -71,6 +79,8 @@ def build_backend(
     device = resolve_device(device)
     if name not in BACKENDS:
         raise ValueError(f"Unknown backend {name!r}; valid names: {', '.join(BACKENDS)}")
+    check_int_min("num_detections", num_detections, 1)
+    check_int_range("imgsz", imgsz, MIN_INPUT_SIZE, MAX_INPUT_SIZE)
     if name in NETWORK_BACKENDS:
         network = detector if name == "eager" and not half else copy.deepcopy(detector)
         return NetworkBackend(network.to(device), num_detections, name, compile_mode, tta, half)
@@ -114,16 +124,25 @@ def load_predictor(
             its export).
         backend: one of :data:`~centernet_lightning.inference.BACKENDS`.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
-        imgsz: the input side (default: the model's training size); max_det: K (default: the
-            model's ``num_detections``); tta: test-time augmentation (eager and channels_last).
+        imgsz: the input side, in [32, 8192] (default: the model's training size); max_det: K >= 1
+            (default: the model's ``num_detections``); tta: test-time augmentation (eager and
+            channels_last).
         classes: keep only these classes (names or 0-based labels); None: all.
         verbose: show the ONNX exporter's INFO messages (the onnxruntime backend of a checkpoint).
 
-    Raises FileNotFoundError or ValueError naming the file or the option at fault.
+    Raises FileNotFoundError, ValueError or TypeError naming the file or the option at fault: a
+    file that is no checkpoint, or no ONNX export of ours, is refused with its name.
     """
     device = resolve_device(device)
     path = Path(model_path)
-    augment = parse_tta(tta) if tta is not None else None  # a clear error for a bad value before any work
+    # Every option is checked before any work (loading, exporting) and named in the error.
+    check_choice("backend", backend, BACKENDS)
+    if imgsz is not None:
+        check_int_range("imgsz", imgsz, MIN_INPUT_SIZE, MAX_INPUT_SIZE)
+    if max_det is not None:
+        check_int_min("max_det", max_det, 1)
+    check_compile_mode(compile_mode)
+    augment = parse_tta(tta) if tta is not None else None
     if path.suffix.lower() == ONNX_SUFFIX:
         if backend not in ("onnxruntime", "eager"):
             raise ValueError(f"{path} is an ONNX file: it runs on the onnxruntime backend, not {backend}")
@@ -146,7 +165,7 @@ def load_predictor(
         backend,
         model.detector,
         device,
-        max_det or int(hparams.num_detections),
+        int(hparams.num_detections) if max_det is None else max_det,
         spec.input_size,
         augment if augment is not None else model.tta,
         compile_mode=compile_mode,

@@ -53,8 +53,9 @@ from rich.progress import Progress
 from rich.table import Table
 from torch import nn
 
-from ..inference.backends import BACKENDS, NetworkBackend, resolve_device
-from ..inference.predictor import Backend
+from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_int_min, check_int_range, check_memory, check_range
+from ..inference.backends import BACKENDS, NetworkBackend, check_compile_mode, resolve_device
+from ..inference.predictor import NETWORK_BYTES_PER_PIXEL, Backend
 from ..models.detector import Outputs, decode_outputs
 from ..models.info import model_info
 from .backends import build_backend, parse_backends
@@ -163,8 +164,8 @@ def benchmark_detector(
 
     Args:
         model: a CenterNet or its CenterNetDetector; it is copied, never changed.
-        imgsz: square input side in pixels, a multiple of the size divisor (32).
-        batch_sizes: images per call.
+        imgsz: square input side in pixels, a multiple of the size divisor (32), at most 8192.
+        batch_sizes: images per call, each >= 1.
         backends: names from :data:`BACKENDS` (see the module docstring), a list or "a,b".
         device: ``cpu`` or ``cuda``.
         half: float16 network (input and decoding stay float32, as ``export --half``); CUDA only.
@@ -181,12 +182,24 @@ def benchmark_detector(
         rows with ``error`` instead of ending the run.
     """
     backends = parse_backends(backends)
-    batch_sizes = list(dict.fromkeys(int(batch) for batch in batch_sizes))
+    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or not batch_sizes:
+        raise ValueError(f"batch_sizes must be a non-empty list of integers >= 1, got {batch_sizes!r}")
+    batch_sizes = list(dict.fromkeys(check_int_min("batch size", batch, 1) for batch in batch_sizes))
     device = resolve_device(device, half)
-    if warmup < 0 or iterations < 1 or not batch_sizes or min(batch_sizes) < 1:
-        raise ValueError(
-            f"Need warmup >= 0, iterations >= 1 and batch sizes >= 1; got {warmup}, {iterations}, {list(batch_sizes)}"
-        )
+    check_int_range("imgsz", imgsz, MIN_INPUT_SIZE, MAX_INPUT_SIZE)
+    check_int_min("warmup", warmup, 0)
+    check_int_min("iterations", iterations, 1)
+    check_int_min("max_det", max_det, 1)
+    if matmul_peak is not None:
+        check_range("matmul_peak", matmul_peak, 0.0, low_open=True)
+    check_compile_mode(compile_mode)
+    largest = max(batch_sizes)
+    check_memory(  # the random input batch and the network's first feature map, at the least
+        f"A batch of {largest} image{'s' if largest > 1 else ''} at {imgsz}x{imgsz} px",
+        largest * imgsz * imgsz * NETWORK_BYTES_PER_PIXEL,
+        device,
+        "lower the batch sizes (--batch) or the input size (--imgsz)",
+    )
     detector = copy.deepcopy(_detector_of(model)).eval().to(device)  # the caller's model is never changed
     # The raw maps the decoding alone is timed on come from this float32/float16 NCHW copy's twin
     # in each backend's memory format.

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import logging
+import numbers
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,7 +41,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..atomic_files import write_file_atomically
+from ..atomic_files import remove_stale_temporaries, write_bytes_atomically
+from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_int_min, check_int_range
 from ..inference.backends import METADATA_KEY
 from ..models.detector import CenterNetDetector
 from ..models.inference_network import INPUT_NAME, InferenceNetwork
@@ -112,9 +115,28 @@ def _quiet_exporter(verbose: bool) -> Iterator[None]:
             logger.setLevel(level)
 
 
+def _check_options(imgsz: int | Sequence[int], batch: int, max_det: int) -> None:
+    """The arguments both exports share, checked before any work: ``imgsz`` one side or ``(height,
+    width)`` in [32, 8192], ``batch`` and ``max_det`` integers >= 1 (ValueError / TypeError naming them)."""
+    sides = [imgsz] if isinstance(imgsz, numbers.Integral) else imgsz
+    if isinstance(sides, (str, bytes)) or not isinstance(sides, Sequence) or not 1 <= len(sides) <= 2:
+        raise ValueError(f"imgsz must be one side or (height, width), got {imgsz!r}")
+    for side in sides:
+        check_int_range("imgsz", side, MIN_INPUT_SIZE, MAX_INPUT_SIZE)
+    check_int_min("batch", batch, 1)
+    check_int_min("max_det", max_det, 1)
+
+
 def _refuse_existing(path: Path) -> None:
     if path.exists():
         raise FileExistsError(f"{path} exists; choose another output path (nothing was written)")
+
+
+def _write(path: Path, data: bytes | memoryview) -> Path:
+    """The serialised file as ``path`` (atomically; a full disk raises DiskFullError naming it),
+    after removing what an earlier, killed export to ``path`` left."""
+    remove_stale_temporaries(path.parent, name=path.name)
+    return write_bytes_atomically(path, data)
 
 
 def export_onnx(
@@ -144,17 +166,17 @@ def export_onnx(
             warnings and errors show.
 
     The graph is checked with ``onnx.checker`` (full check) and for NonZero/Loop/If nodes.
-    Raises FileExistsError when ``path`` exists: nothing is ever overwritten.
+    Raises FileExistsError when ``path`` exists: nothing is ever overwritten; on a full disk
+    :class:`~centernet_lightning.atomic_files.DiskFullError` (an OSError) naming it, and no file.
     """
     try:
         import onnx
     except ImportError:
         raise ImportError("onnx is not installed (pip install 'centernet-lightning[export]')") from None
 
+    _check_options(imgsz, batch, max_det)
     path = Path(path)
     _refuse_existing(path)  # before the export's work, not after it
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
     module = build_inference_network(model, decode, max_det, raw_input, half)
     deformable = any(isinstance(layer, DeformConvBNReLU) for layer in module.modules())
     if opset is None:
@@ -185,7 +207,8 @@ def export_onnx(
     forbidden = sorted(op_types & FORBIDDEN_ONNX_OPS)
     if forbidden:
         raise RuntimeError(f"The exported graph has data-dependent ops {forbidden}; it would not run everywhere")
-    return write_file_atomically(path, lambda temporary: onnx.save(proto, str(temporary)))
+    # Serialised in memory and written from Python: a full disk is then an error, not a half file.
+    return _write(path, proto.SerializeToString())
 
 
 def export_torchscript(
@@ -204,8 +227,9 @@ def export_torchscript(
     The traced batch size stays free; the input size is fixed. Load the file with
     ``torch.jit.load(path)`` (import torchvision first when the model has deformable
     convolutions). The metadata goes into the extra file ``centernet`` (JSON), as for ONNX.
-    Raises FileExistsError when ``path`` exists.
+    Raises FileExistsError when ``path`` exists, DiskFullError (an OSError) on a full disk.
     """
+    _check_options(imgsz, batch, max_det)
     path = Path(path)
     _refuse_existing(path)
     module = build_inference_network(model, decode, max_det, raw_input, half)
@@ -216,7 +240,7 @@ def export_torchscript(
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(module, (example,), check_trace=False)
     info = module.metadata(imgsz, None, **model_metadata(model), **(metadata or {}))
-    extra_files = {METADATA_KEY: json.dumps(info)}
-    return write_file_atomically(
-        path, lambda temporary: torch.jit.save(traced, str(temporary), _extra_files=extra_files)
-    )
+    # Into memory, not the file: torch's C++ writer aborts the process when the disk fills.
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer, _extra_files={METADATA_KEY: json.dumps(info)})
+    return _write(path, buffer.getbuffer())

@@ -45,7 +45,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..datasets.mot_io import MOTRows, checked_boxes, read_mot_txt, read_seqinfo, seqinfo_number
+from ..datasets.mot_io import (
+    MOTRows,
+    check_gt_identities,
+    checked_boxes,
+    read_mot_txt,
+    read_seqinfo,
+    seqinfo_number,
+)
 from ..structures import to_numpy
 from .mot_metrics import (
     DISTRACTOR,
@@ -119,6 +126,7 @@ def _file_sequence(
     gt_path: Path, results_path: Path, benchmark: Benchmark, num_frames: int | None = None
 ) -> tuple[SequenceRows, SequenceRows, int]:
     gt, results = read_mot_txt(gt_path), read_mot_txt(results_path)
+    check_gt_identities(gt, gt_path)
     roles = _gt_roles(gt, _resolve_benchmark(gt, benchmark), str(gt_path))
     if results.extra.shape[1] and len(results) and (results.extra[:, 0] > 1).any():
         row = int(np.flatnonzero(results.extra[:, 0] > 1)[0])
@@ -126,10 +134,20 @@ def _file_sequence(
             f"{results_path}: column 8 (class) is {results.extra[row, 0]:g} at frame {results.frames[row]}, "
             f"id {results.ids[row]}; MOTChallenge evaluates pedestrians only (write 1 or -1 there)"
         )
-    last_frame = int(max(gt.frames.max(initial=0), results.frames.max(initial=0)))
+    gt_last = int(gt.frames.max(initial=0))
+    last_frame = int(max(gt_last, results.frames.max(initial=0)))
     if num_frames is not None and last_frame > num_frames:
-        culprit = gt_path if gt.frames.max(initial=0) > num_frames else results_path
+        culprit = gt_path if gt_last > num_frames else results_path
         raise ValueError(f"{culprit}: frame {last_frame} is past the sequence's seqLength={num_frames} (seqinfo.ini)")
+    if num_frames is None and last_frame > gt_last:
+        # Without seqinfo.ini the sequence ends where the ground truth does, as far as we know: frames
+        # past it may be a sequence ending without objects, or results of another (longer) sequence.
+        past = results.frames > gt_last
+        logger.warning(
+            "%s: %d rows in frames %d..%d, past the last frame of the ground truth %s (%d); they count as false "
+            "positives (with a seqinfo.ini beside gt/ giving seqLength, frames past it are refused)",
+            results_path, int(past.sum()), int(results.frames[past].min()), last_frame, gt_path, gt_last,
+        )  # fmt: skip
     predictions = SequenceRows(str(results_path), results.frames, results.ids, results.boxes)
     gt_tracks = SequenceRows(str(gt_path), gt.frames, gt.ids, gt.boxes, roles)
     return gt_tracks, predictions, num_frames if num_frames is not None else last_frame
@@ -169,7 +187,8 @@ def evaluate_mot_sequences(
 
     Args:
         gt_dir: holds ``{seq}/gt/gt.txt`` (the MOTChallenge layout; a ``{seq}/seqinfo.ini`` there
-            fixes the sequence length and frames past it are refused) and/or ``{seq}.txt`` files.
+            fixes the sequence length and frames past it are refused; without one, results past the
+            ground truth's last frame are false positives, with a warning) and/or ``{seq}.txt`` files.
         results_dir: holds ``{seq}.txt`` for every sequence evaluated (as submitted to the benchmark).
         sequences: the sequences to evaluate; None for every one in ``gt_dir``.
         benchmark: whose ground-truth rules apply (module docstring); ``"auto"`` picks MOT17's for
@@ -235,13 +254,21 @@ def evaluate_mot(
         ``{name: value}`` for every name of :data:`MOT_METRIC_NAMES`: fractions in [0, 1]
         (HOTA, DetA, AssA, MOTA, MOTP = mean IoU of matches, IDF1, ...) and counts (IDSW, FP, FN,
         ...). MOTA can be negative.
+
+    The sequence's length, in both forms: ``seqLength`` of the ``seqinfo.ini`` of ``SEQ/gt/gt.txt``
+    when there is one (results past it are refused, as TrackEval does); else the last frame of
+    either file, and results past the ground truth's last frame are counted as false positives
+    with a warning. Ground truth with id -1 (a ``det.txt``) is refused.
     """
     gt_path, results_path = Path(gt_path), Path(results_path)
     if gt_path.is_dir() or results_path.is_dir():
         if not (gt_path.is_dir() and results_path.is_dir()):
             raise ValueError(f"{gt_path} and {results_path} must both be files or both be folders")
         return evaluate_mot_sequences(gt_path, results_path, benchmark=benchmark, iou_threshold=iou_threshold).combined
-    triple = _file_sequence(gt_path, results_path, benchmark)
+    # SEQ/gt/gt.txt beside SEQ/seqinfo.ini: its length applies, as in the folder form.
+    seqinfo = gt_path.parent.parent / "seqinfo.ini" if gt_path.parent.name == "gt" else None
+    length = _sequence_length(seqinfo) if seqinfo is not None and seqinfo.is_file() else None
+    triple = _file_sequence(gt_path, results_path, benchmark, length)
     return evaluate_sequences({gt_path.name: triple}, iou_threshold).sequences[gt_path.name]
 
 

@@ -36,12 +36,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import check_choice, check_int_min
 from ..models.detector import CenterNetDetector, Outputs, decode_outputs
 from ..models.inference_network import DETECTION_OUTPUTS, InferenceNetwork
 from ..structures import Detections, InferenceSpec
 from .tta import TTAConfig, detect_with_tta
 
-__all__ = ["BACKENDS", "NETWORK_BACKENDS", "NetworkBackend", "OnnxRuntimeBackend", "METADATA_KEY", "resolve_device"]
+__all__ = [
+    "BACKENDS",
+    "NETWORK_BACKENDS",
+    "NetworkBackend",
+    "OnnxRuntimeBackend",
+    "METADATA_KEY",
+    "check_compile_mode",
+    "resolve_device",
+]
 
 NETWORK_BACKENDS = ("eager", "channels_last", "compile")
 BACKENDS = (*NETWORK_BACKENDS, "onnxruntime")
@@ -71,6 +80,16 @@ def resolve_device(device: str | torch.device | None, half: bool = False) -> tor
     if half and device.type != "cuda":
         raise ValueError("half (float16) needs a CUDA device: CPU float16 convolutions are slower than float32")
     return device
+
+
+def check_compile_mode(mode: str | None) -> str | None:
+    """``mode`` if it is one of ``torch.compile``'s modes (or None), else ValueError listing them:
+    checked when a backend is built, not at its first call."""
+    if mode is not None:
+        import torch._inductor
+
+        check_choice("compile_mode", mode, torch._inductor.list_mode_options())
+    return mode
 
 
 def detections_of(output_names: Sequence[str], outputs: Sequence[Tensor]) -> Detections:
@@ -104,6 +123,8 @@ class NetworkBackend:
     ) -> None:
         if backend not in NETWORK_BACKENDS:
             raise ValueError(f"Unknown PyTorch backend {backend!r}; valid names: {', '.join(NETWORK_BACKENDS)}")
+        check_int_min("num_detections", num_detections, 1)
+        check_compile_mode(compile_mode)
         if tta is not None and tta.enabled and (backend == "compile" or half):
             raise ValueError("Test-time augmentation runs on the eager or channels_last backends in float32")
         self.name = backend
@@ -167,11 +188,63 @@ def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
             module.train()
 
 
+def _open_session(ort: Any, path: Path, options: Any, provider: str, provider_options: Any) -> Any:
+    """ONNX Runtime's session of ``path``; ValueError naming the file when it is no ONNX model
+    (a text file, a checkpoint, a truncated download) or one ONNX Runtime cannot load."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is not an ONNX model (the file is empty)")
+    try:
+        return ort.InferenceSession(str(path), options, providers=[provider], provider_options=provider_options)
+    except Exception as error:  # ONNX Runtime raises its own exception types, all plain Exceptions
+        if not type(error).__module__.startswith("onnxruntime"):
+            raise
+        # "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from PATH failed:Protobuf parsing failed."
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = text.rpartition(" failed:")[2].strip() or text
+        if type(error).__name__ in ("InvalidProtobuf", "NoModel") or "No graph was found" in reason:
+            raise ValueError(f"{path} is not an ONNX model (ONNX Runtime: {reason})") from None
+        raise ValueError(f"ONNX Runtime cannot load {path}: {reason}") from None
+
+
+def _centernet_metadata(path: Path, session: Any) -> dict[str, Any]:
+    """The ``centernet`` metadata of an export, after checking that the graph is one: its metadata
+    readable, one image input [B, 3, H, W] float or [B, H, W, 3] uint8 of fixed size, and detections
+    (``boxes``, ``scores``, ``labels``) or raw head maps with the stride to decode them as outputs.
+    ValueError naming the file and what is missing otherwise."""
+    not_ours = f"{path} is an ONNX model but not a CenterNet export (centernet export writes one)"
+    text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    if text is None:
+        raise ValueError(f"{not_ours}: it has no {METADATA_KEY!r} metadata")
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{not_ours}: its {METADATA_KEY!r} metadata is not JSON ({error})") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{not_ours}: its {METADATA_KEY!r} metadata is not a mapping")
+    inputs, outputs = session.get_inputs(), [output.name for output in session.get_outputs()]
+    shape = inputs[0].shape if len(inputs) == 1 else []
+    raw_input = len(inputs) == 1 and inputs[0].type == "tensor(uint8)"
+    sides = shape[1:3] if raw_input else shape[2:4]
+    channels = shape[3] if raw_input and len(shape) == 4 else shape[1] if len(shape) == 4 else None
+    if len(shape) != 4 or channels != 3 or not all(isinstance(side, int) and side > 0 for side in sides):
+        described = ", ".join(f"{value.name} {value.type} {value.shape}" for value in inputs)
+        raise ValueError(f"{not_ours}: it takes {described or 'no input'}, not one image batch of a fixed size")
+    detections = {"boxes", "scores", "labels"}
+    if set(outputs) <= set(DETECTION_OUTPUTS):
+        if not detections <= set(outputs):
+            raise ValueError(f"{not_ours}: its outputs {outputs} lack {sorted(detections - set(outputs))}")
+    elif "stride" not in metadata:
+        raise ValueError(f"{path} outputs {outputs}, not detections, and has no metadata to decode them")
+    return metadata
+
+
 class OnnxRuntimeBackend:
     """An exported CenterNet graph in an ONNX Runtime session.
 
     Args:
-        path: a file written by :func:`~centernet_lightning.deploy.export_onnx`.
+        path: a file written by :func:`~centernet_lightning.deploy.export_onnx`; ValueError naming it
+            when it is not an ONNX model, or not such an export (no ``centernet`` metadata, no
+            image input of a fixed size, no detections as outputs).
         device: ``cpu`` or ``cuda`` (ONNX Runtime's CUDA provider, which must be installed).
         threads: intra-op threads on the CPU (None: ONNX Runtime's default).
 
@@ -191,8 +264,10 @@ class OnnxRuntimeBackend:
             raise ImportError("onnxruntime is not installed (pip install 'centernet-lightning[export]')") from None
         if not Path(path).is_file():
             raise FileNotFoundError(f"ONNX file not found: {path}")
-        self.device = torch.device(device)
-        provider = ORT_PROVIDERS.get(self.device.type)
+        if threads is not None:
+            check_int_min("threads", threads, 1)
+        self.device = resolve_device(device)
+        provider = ORT_PROVIDERS[self.device.type]
         if provider not in ort.get_available_providers():
             raise ValueError(
                 f"ONNX Runtime has no {provider} here (available: {', '.join(ort.get_available_providers())})"
@@ -203,10 +278,8 @@ class OnnxRuntimeBackend:
         self.path = Path(path)
         # The CUDA provider runs on GPU 0 unless told its device_id.
         provider_options = [{"device_id": self.device.index}] if self.device.index is not None else None
-        self.session = ort.InferenceSession(str(path), options, providers=[provider], provider_options=provider_options)
-        self.metadata: dict[str, Any] = json.loads(
-            self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY, "{}")
-        )
+        self.session = _open_session(ort, self.path, options, provider, provider_options)
+        self.metadata: dict[str, Any] = _centernet_metadata(self.path, self.session)
         graph_input = self.session.get_inputs()[0]
         self.input_name: str = graph_input.name
         self.raw_input: bool = graph_input.type == "tensor(uint8)"
@@ -215,14 +288,10 @@ class OnnxRuntimeBackend:
         self.batch: int | None = shape[0] if isinstance(shape[0], int) else None
         self.output_names: list[str] = [output.name for output in self.session.get_outputs()]
         self.decoded: bool = set(self.output_names) <= set(DETECTION_OUTPUTS)
-        if not self.decoded and "stride" not in self.metadata:
-            raise ValueError(f"{path} outputs {self.output_names}, not detections, and has no metadata to decode them")
-        self.num_detections: int = (
-            self.session.get_outputs()[1].shape[1] if self.decoded else int(self.metadata.get("max_det", 100))
-        )
+        shapes = {output.name: output.shape for output in self.session.get_outputs()}
+        self.num_detections: int = int(shapes["scores"][1]) if self.decoded else int(self.metadata.get("max_det", 100))
         self.num_classes: int | None = self.metadata.get("num_classes")
         self.has_embeddings = "embeddings" in self.output_names or "reid" in self.output_names
-        shapes = {output.name: output.shape for output in self.session.get_outputs()}
         self.embedding_dim: int | None = (
             int(shapes["embeddings"][-1])
             if "embeddings" in shapes

@@ -17,7 +17,11 @@ A prediction run holds:
   convention, what a YOLO dataset of this model's classes holds) or the category id of
   ``predictions.json`` with ``save_txt="coco"``.
 
-A run that fails before writing anything leaves no folder behind (:func:`run_folder`).
+A run that fails before writing anything leaves no folder behind (:func:`run_folder`). A full disk
+raises :class:`~centernet_lightning.atomic_files.DiskFullError` (an OSError) naming the file, whose
+temporary is removed; what was written before stays. A run killed outright (SIGKILL) leaves the
+video being drawn as its temporary ``.<name>.mp4.partial-<pid>-<random>.mp4`` beside the finished
+files; the next run into the same parent folder removes it (:func:`new_run_dir`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,14 @@ import cv2
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..atomic_files import atomic_target, write_file_atomically, write_text_atomically
+from ..atomic_files import (
+    DiskFullError,
+    atomic_target,
+    is_disk_full,
+    remove_stale_temporaries,
+    write_bytes_atomically,
+    write_text_atomically,
+)
 from ..datasets.mot_io import write_mot_txt
 from ..structures import InferenceSpec, box_xyxy_to_xywh, is_detection
 from ..tracking import Tracker
@@ -62,9 +73,15 @@ TXT_LABELS = ("yolo", "coco")  # the label column of labels/<name>.txt: class in
 
 
 def new_run_dir(parent: str | Path, name: str) -> Path:
-    """Create and return ``parent/name``, or ``name2``, ``name3``, ... when taken (never reused)."""
+    """Create and return ``parent/name``, or ``name2``, ``name3``, ... when taken (never reused).
+
+    First removes the temporaries that killed runs left in ``parent``'s run folders (and their
+    ``labels/``): only files named as the project names them whose process is gone
+    (:func:`~centernet_lightning.atomic_files.remove_stale_temporaries`), never a user's file.
+    """
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(parent, depth=2)
     index = 1
     while True:
         run_dir = parent / (name if index == 1 else f"{name}{index}")
@@ -154,7 +171,10 @@ class VideoSink:
     """An mp4 being written: frames go to a temporary file that gets the name ``path`` on :meth:`close`
     (:func:`~centernet_lightning.atomic_files.atomic_target`; an existing file is never replaced).
 
-    ``fps`` None or 0 (a source without a rate) falls back to 30.
+    ``fps`` None or 0 (a source without a rate) falls back to 30. OpenCV's writer reports no write
+    error, so :meth:`close` reads the finished file back: when it does not hold every frame (a full
+    disk cuts the file and its index), the temporary is removed and DiskFullError (or an OSError
+    when the disk has room) names ``path``.
     """
 
     def __init__(self, path: Path, fps: float | None, size: tuple[int, int]) -> None:
@@ -181,7 +201,29 @@ class VideoSink:
 
     def close(self) -> None:
         self.writer.release()
+        try:
+            self._check_complete()
+        except OSError as error:
+            self._target.__exit__(type(error), error, error.__traceback__)  # removes the temporary
+            raise
         self._target.__exit__(None, None, None)
+
+    def _check_complete(self) -> None:
+        capture = cv2.VideoCapture(str(self.temporary))
+        readable = capture.isOpened()
+        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if readable else 0
+        capture.release()
+        if readable and frames >= self.frames:
+            return
+        # Is the disk full? Appending to the doomed temporary asks the file system itself.
+        try:
+            with open(self.temporary, "ab") as file:
+                file.write(bytes(1 << 16))
+        except OSError as error:
+            if is_disk_full(error):
+                raise DiskFullError(self.path, error) from None
+            raise
+        raise OSError(f"OpenCV could not write the video {self.path}: it holds {frames} of {self.frames} frames")
 
 
 class PredictionFiles:
@@ -265,7 +307,7 @@ class PredictionFiles:
         drawn_name = unique_name(stem, suffix if suffix in DRAWN_SUFFIXES else ".jpg", self.taken)
         ok, encoded = cv2.imencode(Path(drawn_name).suffix, cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
         if ok:
-            write_file_atomically(self.run_dir / drawn_name, lambda temporary: temporary.write_bytes(encoded.tobytes()))
+            write_bytes_atomically(self.run_dir / drawn_name, encoded.tobytes())
 
     def add_frames(self, frames: Sequence[Frame], results: dict[str, np.ndarray]) -> int:
         """The frames of one batch of :meth:`~centernet_lightning.inference.Predictor.predict_source`

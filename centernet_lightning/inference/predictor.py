@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_int_min, check_int_range, check_memory, check_range
 from ..decode import apply_nms, threshold_detections
 from ..models.detector import Outputs
 from ..preprocess import letterbox_images, normalize
@@ -51,6 +52,14 @@ def empty_detections(count: int, k: int, embedding_dim: int | None = None) -> di
     return empty
 
 
+# Bytes per input pixel a batch needs at the least, to refuse one that cannot fit before allocating
+# it: on the host the uint8 letterbox canvas (3) and its normalised float32 copy (12); on the
+# network's device its float32 input (12) and the first feature map, which every backbone here
+# holds at >= 64 float32 channels at stride 2 or >= 16 at stride 1 (64 bytes per input pixel).
+CANVAS_BYTES_PER_PIXEL = 3
+HOST_BYTES_PER_PIXEL = CANVAS_BYTES_PER_PIXEL + 12
+NETWORK_BYTES_PER_PIXEL = 12 + 64
+
 # numpy dtypes of predict()'s arrays; every other entry (boxes, scores, embeddings) is float32.
 NUMPY_DTYPES = {"labels": np.int64, "indices": np.int64}
 
@@ -75,7 +84,9 @@ def class_indices(selection: Sequence[str | int], class_names: Sequence[str] | N
 
 
 def check_input_size(input_size: int, size_divisor: int) -> None:
-    """ValueError unless the letterbox side ``input_size`` is a positive multiple of ``size_divisor``."""
+    """ValueError unless the letterbox side ``input_size`` is a multiple of ``size_divisor`` in
+    ``[MIN_INPUT_SIZE, MAX_INPUT_SIZE]``; TypeError for a non-integer."""
+    check_int_range("input size", input_size, MIN_INPUT_SIZE, MAX_INPUT_SIZE)
     if input_size < size_divisor or input_size % size_divisor:
         raise ValueError(f"The input size must be a positive multiple of {size_divisor}, got {input_size}")
 
@@ -88,8 +99,8 @@ class Predictor:
             :class:`~centernet_lightning.inference.backends.OnnxRuntimeBackend`.
         spec: input size, letterbox, class names, category ids; None: the backend's (an exported
             file carries it), else the defaults.
-        score_threshold: detections scored below it become padding.
-        nms_iou: IoU of an optional class-wise NMS after decoding (None: none, as the original).
+        score_threshold: detections scored below it become padding; in [0, 1].
+        nms_iou: IoU in (0, 1] of an optional class-wise NMS after decoding (None: none, as the original).
         tracker: the model's :class:`~centernet_lightning.tracking.Tracker` settings, for
             :meth:`build_tracker`.
         classes: keep only these classes (names or 0-based labels; see :func:`class_indices`);
@@ -114,8 +125,8 @@ class Predictor:
                 f"{self.spec.input_size}x{self.spec.input_size} (export the model at that size)"
             )
         check_input_size(self.spec.input_size, backend.size_divisor)
-        self.score_threshold = float(score_threshold)
-        self.nms_iou = nms_iou
+        self.score_threshold = check_range("score_threshold", score_threshold, 0.0, 1.0)
+        self.nms_iou = None if nms_iou is None else check_range("nms_iou", nms_iou, 0.0, 1.0, low_open=True)
         self.tracker_settings = dict(tracker or {})
         self.classes = None if classes is None else class_indices(classes, self.spec.class_names, backend.num_classes)
 
@@ -194,6 +205,27 @@ class Predictor:
         has_area = (mapped[..., 2:] > mapped[..., :2]).all(-1)
         return keep_detections({**detections, "bboxes": mapped}, inside & has_area)
 
+    def check_batch_memory(self, batch_size: int) -> None:
+        """ValueError, before anything is allocated, when ``batch_size`` images at the input size
+        need more memory than the host (or the backend's GPU) has available: a lower bound of what
+        a batch takes (letterbox canvases, network inputs, the first feature map; times the
+        scales and flip of test-time augmentation), naming ``--batch`` and ``--imgsz``."""
+        check_int_min("batch size", batch_size, 1)
+        side = self.spec.input_size
+        pixels = batch_size * side * side
+        tta = getattr(self.backend, "tta", None)
+        augmented = max(tta.scales) ** 2 * (2 if tta.flip else 1) if tta is not None else 1
+        network = int(pixels * NETWORK_BYTES_PER_PIXEL * augmented)
+        host = pixels * (CANVAS_BYTES_PER_PIXEL if self.backend.raw_input else HOST_BYTES_PER_PIXEL)
+        what = f"A batch of {batch_size} image{'s' if batch_size > 1 else ''} at {side}x{side} px"
+        advice = "lower the batch size (--batch) or the input size (--imgsz)"
+        device = torch.device(self.backend.device)
+        if device.type == "cpu":
+            check_memory(what, host + network, "cpu", advice)
+        else:
+            check_memory(what, host, "cpu", advice)
+            check_memory(what, network, device, advice)
+
     # ------------------------------------------------------------------------------ images
     def prepare(self, images: Sequence[np.ndarray]) -> tuple[Tensor, Tensor, Tensor]:
         """Letterboxed network inputs of uint8 HWC RGB images of any sizes, as validation makes them.
@@ -212,7 +244,10 @@ class Predictor:
             ``bboxes`` float32 [N, K, 4] XYXY original pixels, ``scores`` float32 [N, K] (descending,
             0 for padding), ``labels`` int64 [N, K] (-1 for padding), and ``embeddings`` float32
             [N, K, D] for a model with a re-ID head.
+
+        ValueError before any allocation when the N images cannot fit (see :meth:`check_batch_memory`).
         """
+        self.check_batch_memory(max(len(images), 1))
         inputs, letterbox, original_sizes = self.prepare(images)
         detections = self.to_original_pixels(self.detect(inputs), letterbox, original_sizes)
         return {key: to_numpy(value, NUMPY_DTYPES.get(key, np.float32)) for key, value in detections.items()}
@@ -261,7 +296,7 @@ class Predictor:
             settings.setdefault("relative_thresholds", True)
         try:
             return Tracker(**settings)
-        except TypeError as error:
+        except (TypeError, ValueError) as error:  # the model's settings or the overrides: say which part
             raise ValueError(f"tracker settings: {error}") from None
 
 

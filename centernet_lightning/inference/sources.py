@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
+from ..checks import check_int_min
 from ..image_io import IMAGE_EXTENSIONS, read_image
 
 __all__ = ["Frame", "ImageSource", "STREAM_SCHEMES", "VIDEO_EXTENSIONS", "open_source", "batched"]
@@ -79,10 +80,9 @@ class ImageSource:
         vid_stride: int = 1,
         max_frames: int | None = None,
     ) -> None:
-        if vid_stride < 1:
-            raise ValueError(f"--vid-stride must be >= 1, got {vid_stride}")
-        if max_frames is not None and max_frames < 1:
-            raise ValueError(f"--max-frames must be >= 1, got {max_frames}")
+        check_int_min("--vid-stride", vid_stride, 1)
+        if max_frames is not None:
+            check_int_min("--max-frames", max_frames, 1)
         self.kind = kind
         self.name = name
         self.paths = list(paths)
@@ -273,8 +273,7 @@ def open_source(
 
 def batched(frames: Iterator[Frame], batch_size: int) -> Iterator[list[Frame]]:
     """Consecutive lists of ``batch_size`` frames (the last may be shorter)."""
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    check_int_min("batch size", batch_size, 1)
     batch: list[Frame] = []
     for frame in frames:
         batch.append(frame)

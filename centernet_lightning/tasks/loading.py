@@ -4,24 +4,41 @@ Every checkpoint the project writes (``fit``, ``convert-weights``, :func:`save_c
 the LightningModule class that wrote it and holds its hyperparameters, its weights and its
 :class:`~centernet_lightning.structures.InferenceSpec`, so :func:`load_model` rebuilds a CenterNet
 or a FairMOT from the file alone, without a Trainer or a config.
+
+Checkpoints are serialised in memory and written by
+:func:`~centernet_lightning.atomic_files.write_bytes_atomically`, Lightning's too
+(:class:`AtomicCheckpointIO`): a full disk raises one
+:class:`~centernet_lightning.atomic_files.DiskFullError` naming the file and leaves the earlier
+file (``last.ckpt`` of the previous save) as it was, never a partial one that a resume would read.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+import io
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from lightning.fabric.plugins import TorchCheckpointIO
 
-from ..atomic_files import write_file_atomically
+from ..atomic_files import remove_stale_temporaries, write_bytes_atomically
 from ..weights import read_checkpoint
 from .centernet import TASK_KEY, CenterNet
 from .fairmot import FairMOT
 
-__all__ = ["TASKS", "load_model", "build_model", "save_checkpoint", "task_of_checkpoint"]
+__all__ = [
+    "TASKS",
+    "AtomicCheckpointIO",
+    "load_model",
+    "build_model",
+    "save_checkpoint",
+    "task_of_checkpoint",
+    "use_atomic_checkpoints",
+]
 
 TASKS: dict[str, type[CenterNet]] = {"CenterNet": CenterNet, "FairMOT": FairMOT}
 
@@ -137,7 +154,7 @@ def build_model(
 def save_checkpoint(model: CenterNet, path: str | Path, epoch: int = 0) -> Path:
     """Write ``model`` as a checkpoint that ``--ckpt_path`` and :func:`load_model` accept (weights,
     hyperparameters, task and inference spec; no optimizer state). Written atomically; an existing
-    file is never overwritten (FileExistsError)."""
+    file is never overwritten (FileExistsError); a full disk raises DiskFullError (an OSError)."""
     import lightning
 
     path = Path(path)
@@ -152,4 +169,51 @@ def save_checkpoint(model: CenterNet, path: str | Path, epoch: int = 0) -> Path:
         "hyper_parameters": dict(model.hparams),
     }
     model.on_save_checkpoint(checkpoint)  # what Lightning's own saving calls: task and inference spec
-    return write_file_atomically(path, lambda temporary: torch.save(checkpoint, temporary))
+    remove_stale_temporaries(path.parent, name=path.name)  # what a killed earlier save to path left
+    return write_bytes_atomically(path, _serialised(checkpoint))
+
+
+def _serialised(checkpoint: Mapping[str, Any]) -> memoryview:
+    # In memory, then written from Python: torch's C++ file writer aborts the process on a full disk.
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return buffer.getbuffer()
+
+
+def _is_local(path: str | os.PathLike) -> bool:
+    return "://" not in str(path)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer and reader with the project's rules, for local files.
+
+    Saving: serialised in memory, written to a temporary file in the checkpoint folder and renamed
+    (Lightning's own writer stages the file in the system's temp folder and, across file systems,
+    copies it into place, which on a full disk leaves a partial ``last.ckpt``); a full disk raises
+    DiskFullError naming the file and keeps the previous file. Loading (resuming): the safe reader
+    (:func:`~centernet_lightning.weights.read_checkpoint`: no pickled code runs, an unreadable
+    file is named), after removing the temporaries a killed run left beside the checkpoint.
+    Remote paths (``s3://``...) go to Lightning's implementation.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or not _is_local(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        remove_stale_temporaries(path.parent, name=path.name)
+        write_bytes_atomically(path, _serialised(checkpoint), overwrite=True)  # last.ckpt is rewritten by design
+
+    def load_checkpoint(
+        self, path: Any, map_location: Callable | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        if not _is_local(path):
+            return super().load_checkpoint(path, map_location or (lambda storage, location: storage), weights_only)
+        remove_stale_temporaries(Path(path).parent)
+        return read_checkpoint(path)  # on the CPU; Lightning moves the states to the module's device
+
+
+def use_atomic_checkpoints(trainer: Any) -> None:
+    """Make ``trainer`` write and read its checkpoints with :class:`AtomicCheckpointIO`, unless a
+    plugin of another kind (async, a cloud writer) was configured."""
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+        trainer.strategy.checkpoint_io = AtomicCheckpointIO()

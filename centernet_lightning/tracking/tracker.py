@@ -16,6 +16,7 @@ from typing import TypedDict
 import numpy as np
 import torch
 
+from centernet_lightning.checks import check_bool, check_int_min, check_known_keys, check_range, setting_types
 from centernet_lightning.tracking.kalman import GATING_THRESHOLD, KalmanFilter
 from centernet_lightning.tracking.matching import (
     embedding_distance,
@@ -135,6 +136,11 @@ class Tracker:
         relative_thresholds: False; True reads ``high_thresh``, ``low_thresh`` and
             ``new_track_thresh`` as fractions of the sequence's peak score (see above).
 
+    Every setting is checked: score thresholds and IoU costs in [0, 1], ``embedding_match_thresh``
+    in [0, 2] (a cosine distance), ``gating_threshold`` and ``frame_rate`` > 0, ``track_buffer``
+    an integer >= 0; a value of the wrong type is a TypeError, one out of range a ValueError, an
+    unknown setting a ValueError listing the valid ones (all naming the setting and the value).
+
     Attributes:
         peak_score: the highest detection score seen since :meth:`reset` (0 before any).
     """
@@ -159,15 +165,34 @@ class Tracker:
         kalman_state: str | None = None,
         kalman_filter: KalmanFilter | None = None,
         relative_thresholds: bool = False,
+        **unknown: object,
     ) -> None:
+        if unknown:  # Python's own TypeError would not list the valid settings
+            check_known_keys("Tracker", unknown, setting_types(Tracker))
+        # Scores and 1 - IoU costs lie in [0, 1], a cosine distance in [0, 2].
+        for name, value in (("high_thresh", high_thresh), ("low_thresh", low_thresh)):
+            check_range(name, value, 0.0, 1.0)
+        if new_track_thresh is not None:
+            check_range("new_track_thresh", new_track_thresh, 0.0, 1.0)
+        check_range("embedding_match_thresh", embedding_match_thresh, 0.0, 2.0)
+        for name, value in (
+            ("iou_match_thresh", iou_match_thresh),
+            ("motion_match_thresh", motion_match_thresh),
+            ("low_score_match_thresh", low_score_match_thresh),
+            ("unconfirmed_match_thresh", unconfirmed_match_thresh),
+            ("appearance_weight", appearance_weight),
+            ("ema_alpha", ema_alpha),
+        ):
+            check_range(name, value, 0.0, 1.0)
+        check_range("gating_threshold", gating_threshold, 0.0, low_open=True)
+        check_range("frame_rate", frame_rate, 0.0, low_open=True)
+        check_int_min("track_buffer", track_buffer, 0)
+        check_bool("fuse_score", fuse_score)
+        check_bool("relative_thresholds", relative_thresholds)
         if not low_thresh <= high_thresh:
             raise ValueError(f"low_thresh ({low_thresh}) must not exceed high_thresh ({high_thresh})")
-        if not 0.0 <= ema_alpha <= 1.0:
-            raise ValueError(f"ema_alpha must lie in [0, 1], got {ema_alpha}")
-        if not 0.0 <= appearance_weight <= 1.0:
-            raise ValueError(f"appearance_weight must lie in [0, 1], got {appearance_weight}")
-        if track_buffer < 0 or frame_rate <= 0:
-            raise ValueError(f"track_buffer must be >= 0 and frame_rate > 0, got {track_buffer} and {frame_rate}")
+        if kalman_filter is not None and not isinstance(kalman_filter, KalmanFilter):
+            raise TypeError(f"kalman_filter must be a KalmanFilter or None, got {type(kalman_filter).__name__}")
         self.high_thresh = high_thresh
         self.low_thresh = low_thresh
         self.new_track_thresh = high_thresh + 0.1 if new_track_thresh is None else new_track_thresh

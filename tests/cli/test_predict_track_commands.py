@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_centernet
 
 from centernet_lightning.inference import Predictor, open_source
-from centernet_lightning.structures import InferenceSpec
-from centernet_lightning.tasks import CenterNet, save_checkpoint
+from centernet_lightning.tasks import save_checkpoint
 from centernet_lightning.tracking import Tracker
 
 SIZE = 64
@@ -36,17 +36,7 @@ TRACEBACK = "Traceback (most recent call last)"
 
 def tiny_checkpoint(path: Path) -> Path:
     """A detection-only CenterNet with random weights: its scores are low (about 0.1) everywhere."""
-    torch.manual_seed(0)
-    model = CenterNet(
-        num_classes=3,
-        backbone={"name": "resnet18", "pretrained": False},
-        neck={"name": "simple", "upsample_channels": [16, 16, 16]},
-        head_width=8,
-        num_detections=20,
-        class_names=CLASS_NAMES,
-    )
-    model.inference_spec = InferenceSpec(input_size=SIZE, class_names=CLASS_NAMES, category_ids=CATEGORY_IDS)
-    return save_checkpoint(model.eval(), path)
+    return save_checkpoint(tiny_centernet(CLASS_NAMES, SIZE, CATEGORY_IDS), path)
 
 
 def frame(index: int) -> np.ndarray:
@@ -306,7 +296,7 @@ def test_predict_that_keeps_nothing_names_the_best_score_and_the_onnx_path_is_qu
     ("args", "message"),
     [
         (["track", "--imgsz", "100"], "centernet track: --imgsz 100: The input size must be a positive multiple of 32"),
-        (["track", "--batch", "0"], "centernet track: argument --batch: must be >= 1, got 0"),
+        (["track", "--batch", "0"], "centernet track: --batch must be >= 1, got 0"),
         (["predict", "--imgsz", "100"], "centernet predict: --imgsz 100: The input size must be a positive multiple"),
         (["predict", "--classes", "zebra"], "centernet predict: --classes: the model has no class 'zebra'"),
         (["convert-weights", "missing.pth", "--config", "x.yaml", "--out", "x.ckpt"], "missing.pth"),

@@ -218,6 +218,7 @@ GT_ERRORS = {
     "visibility above 1": ("1,7,10,5,20,30,1,1,1.5", r"line 2: visibility outside \[0, 1\]"),
     "frame past the sequence": ("4,7,10,5,20,30,1,1,1", r"line 2: frame not in the sequence \(its frames: 1\.\.3\)"),
     "identity twice in a frame": ("1,1,0,0,5,5,1,1,1", r"lines 1 and 2: identity 1 appears twice in frame 1"),
+    "det.txt id -1": ("1,-1,10,5,20,30,1,1,1", r"line 2: id -1 \(column 2\) in ground truth; -1 marks .*det\.txt"),
 }
 
 

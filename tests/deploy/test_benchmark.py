@@ -154,7 +154,7 @@ def test_bad_settings_are_refused_before_any_work(model: CenterNet) -> None:
         benchmark_detector(model, SIZE, [1], "eager", half=True)
     with pytest.raises(ValueError, match="multiples of 32"):
         benchmark_detector(model, 100, [1], "eager")
-    with pytest.raises(ValueError, match="batch sizes >= 1"):
+    with pytest.raises(ValueError, match="batch size must be >= 1, got 0"):
         benchmark_detector(model, SIZE, [0], "eager")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="PyTorch sees no CUDA GPU"):

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_centernet
 
 from centernet_lightning.datasets import InferenceDataset, build_transforms, collate_detection
 from centernet_lightning.deploy import build_backend, load_predictor
@@ -45,17 +46,7 @@ def write_rgb(path: Path, image: np.ndarray) -> Path:
 
 
 def tiny_model() -> CenterNet:
-    torch.manual_seed(0)
-    model = CenterNet(
-        num_classes=3,
-        backbone={"name": "resnet18", "pretrained": False},
-        neck={"name": "simple", "upsample_channels": [32, 32, 32]},
-        head_width=16,
-        num_detections=20,
-        class_names=CLASS_NAMES,
-    )
-    model.inference_spec = InferenceSpec(input_size=SIZE, class_names=CLASS_NAMES, category_ids=CATEGORY_IDS)
-    return model.eval()
+    return tiny_centernet(CLASS_NAMES, SIZE, CATEGORY_IDS, channels=32, head_width=16)
 
 
 @pytest.fixture(scope="module")
