@@ -62,10 +62,10 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "datasets.datamodule": ("DetectionDataModule",),
     "tracking": ("Tracker",),
     "eval": ("COCOEvaluator", "evaluate_mot"),
-    "inference": ("NetworkBackend", "OnnxRuntimeBackend", "Predictor", "open_source"),
+    "inference": ("NetworkBackend", "OnnxRuntimeBackend", "OpenVINOBackend", "Predictor", "open_source"),
     "tasks": ("CenterNet", "FairMOT", "build_model", "load_model", "save_checkpoint"),
     "callbacks": ("COCOEvaluation", "MOTEvaluation", "PredictionWriter", "ValidationImageLogger"),
-    "deploy": ("export_onnx", "export_torchscript", "load_predictor"),
+    "deploy": ("export_onnx", "export_openvino", "export_torchscript", "load_predictor"),
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 

@@ -66,6 +66,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint file not found: {path}")
     is_zip = zipfile.is_zipfile(path)  # torch.save has written zip archives since PyTorch 1.6
+    if is_zip and _is_torchscript_archive(path):
+        raise ValueError(
+            f"{path} is a TorchScript export, not a checkpoint: load it with torch.jit.load; the commands "
+            "take the checkpoint (.ckpt) it was exported from, or its ONNX export (.onnx)"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except Exception as error:  # torch raises many types here; all mean "cannot use this file"
@@ -85,7 +90,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             lines = [detail[0] if detail else "weights-only unpickling failed"]
         # torch's first line says what failed; the rest advises weights_only=False, which would
         # unpickle arbitrary code from the file: not advice to pass on.
-        first_line = f"{type(error).__name__}: {(lines or [''])[0][:300]}"
+        first_line = (lines or [""])[0]
+        first_line = re.split(r"\s*(?:Re-running torch\.load|In PyTorch 2\.6|weights_only=False)", first_line)[0]
+        first_line = f"{type(error).__name__}: {first_line[:300]}"
         if is_zip:
             reason = first_line
         else:
@@ -94,6 +101,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint or state dict")
     return dict(checkpoint)
+
+
+def _is_torchscript_archive(path: Path) -> bool:
+    """Whether a zip file is a ``torch.jit.save`` archive (its code folder and constants) rather
+    than a ``torch.save`` checkpoint."""
+    with zipfile.ZipFile(path) as archive:
+        return any(
+            name.endswith(("/constants.pkl", "/code/")) or "/code/__torch__" in name for name in archive.namelist()
+        )
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:

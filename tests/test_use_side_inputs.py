@@ -567,3 +567,32 @@ def test_commands_end_with_one_line_and_leave_nothing(case: str, end_to_end, fil
     assert returncode != 0 and TRACEBACK not in stderr
     assert len(lines) == 1 and message in lines[0], stderr[-2000:]
     assert not (cwd / "runs").exists()
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b"])
+def test_a_run_folder_name_must_be_a_plain_folder_name(tmp_path: Path, name: str) -> None:
+    from centernet_lightning.inference.outputs import new_run_dir
+
+    with pytest.raises(ValueError, match="--name"):
+        new_run_dir(tmp_path, name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_high_thresh_leaving_no_default_new_track_thresh_is_refused() -> None:
+    from centernet_lightning.tracking import Tracker
+
+    with pytest.raises(ValueError, match=r"high_thresh 0.95 .* new_track_thresh"):
+        Tracker(high_thresh=0.95)
+    assert Tracker(high_thresh=0.95, new_track_thresh=0.97).new_track_thresh == 0.97
+
+
+def test_a_torchscript_export_given_as_a_checkpoint_is_named_as_such(tmp_path: Path) -> None:
+    import torch
+
+    from centernet_lightning.weights import read_checkpoint
+
+    path = tmp_path / "model.torchscript"
+    torch.jit.save(torch.jit.trace(torch.nn.Linear(2, 2), torch.zeros(1, 2)), str(path))
+    with pytest.raises(ValueError, match=r"model.torchscript is a TorchScript export") as error:
+        read_checkpoint(path)
+    assert "weights_only=False" not in str(error.value)

@@ -29,14 +29,15 @@ class PredictionWriter(BasePredictionWriter):
     ``<image_id>_<name>`` so that ranks cannot collide, and rank 0 writes the gathered JSON.
 
     Args:
-        output_dir: parent folder of the run folders (``--project`` of ``centernet predict``).
+        output_dir: parent folder of the run folders (``--project`` of ``centernet predict``); None:
+            the trainer's ``default_root_dir`` (``runs`` unless configured), where the run writes.
         name: the run folder's name (``--name``).
         score_threshold: smallest score kept in the JSON and drawn (``--conf``).
         draw: also write each image with its detections drawn.
     """
 
     def __init__(
-        self, output_dir: str = "runs", name: str = "predict", score_threshold: float = 0.25, draw: bool = True
+        self, output_dir: str | None = None, name: str = "predict", score_threshold: float = 0.25, draw: bool = True
     ) -> None:
         super().__init__(write_interval="batch")
         self.output_dir = output_dir
@@ -48,7 +49,8 @@ class PredictionWriter(BasePredictionWriter):
         self.images = 0
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        run_dir = new_run_dir(self.output_dir, self.name) if trainer.is_global_zero else None
+        output_dir = self.output_dir if self.output_dir is not None else trainer.default_root_dir
+        run_dir = new_run_dir(output_dir, self.name) if trainer.is_global_zero else None
         self.run_dir = Path(trainer.strategy.broadcast(str(run_dir) if run_dir else None))
         self.files = PredictionFiles(
             self.run_dir,

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from ..checks import check_int_min, check_int_range
 
 __all__ = ["data_main"]
+
+# The synthetic dataset's classes (datasets/synthetic.py SHAPE_NAMES, pinned by a test), written
+# out so that parsing the options imports nothing heavy.
+SHAPES = ("circle", "rectangle", "triangle", "star", "cross", "ring", "hexagon", "crescent")
+MIN_IMAGE_SIZE = 64  # smaller images leave the shapes (8 % to 40 % of the side) a few pixels
 
 
 def data_main(argv: list[str]) -> None:
@@ -18,22 +26,38 @@ def data_main(argv: list[str]) -> None:
         "in COCO format: images/{train,val}/ and annotations/instances_{train,val}.json.",
     )
     synth.add_argument("--out", required=True, help="destination folder (must be missing or empty)")
-    synth.add_argument("--num-train", type=int, default=300)
-    synth.add_argument("--num-val", type=int, default=100)
-    synth.add_argument("--image-size", type=int, default=256)
-    synth.add_argument("--num-classes", type=int, default=3)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--num-train", type=int, default=300, help="training images (default 300)")
+    synth.add_argument("--num-val", type=int, default=100, help="validation images (default 100)")
+    synth.add_argument("--image-size", type=int, default=256, help="image side in pixels, >= 64 (default 256)")
+    synth.add_argument(
+        "--num-classes", type=int, default=3, help=f"shape classes, 1 to {len(SHAPES)}: {', '.join(SHAPES)} (default 3)"
+    )
+    synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same data")
     synth.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
     args = parser.parse_args(argv)
+    try:
+        check_int_min("--num-train", args.num_train, 0)
+        check_int_min("--num-val", args.num_val, 0)
+        if args.num_train + args.num_val == 0:
+            raise ValueError("--num-train and --num-val are both 0: nothing to write")
+        check_int_min("--image-size", args.image_size, MIN_IMAGE_SIZE)
+        check_int_range("--num-classes", args.num_classes, 1, len(SHAPES))
+    except ValueError as error:
+        parser.exit(2, f"centernet data synth: {error}\n")
     from ..datasets.synthetic import generate_synthetic_dataset
 
-    out = generate_synthetic_dataset(
-        args.out,
-        num_train=args.num_train,
-        num_val=args.num_val,
-        image_size=args.image_size,
-        num_classes=args.num_classes,
-        seed=args.seed,
-        overwrite=args.overwrite,
-    )
+    try:
+        out = generate_synthetic_dataset(
+            args.out,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            image_size=args.image_size,
+            num_classes=args.num_classes,
+            seed=args.seed,
+            overwrite=args.overwrite,
+        )
+    except FileExistsError:
+        sys.exit(f"centernet data synth: {args.out} is not empty; choose another --out, or pass --overwrite")
+    except (OSError, ValueError) as error:
+        sys.exit(f"centernet data synth: {error}")
     print(f"Synthetic dataset written to {out} (COCO format: annotations/instances_{{train,val}}.json)")

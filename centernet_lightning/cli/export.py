@@ -1,7 +1,7 @@
-"""``centernet export``: a checkpoint as an ONNX or TorchScript file, with the decoding in the graph.
+"""``centernet export``: a checkpoint as an ONNX, TorchScript or OpenVINO IR file, with the decoding in the graph.
 
 See :mod:`centernet_lightning.deploy.export` for what the graph holds. The file keeps the
-model's inference spec and predictor settings, so ``centernet predict --model FILE.onnx`` (and
+model's inference spec and predictor settings, so ``centernet predict --model FILE.onnx`` or ``FILE.xml`` (and
 ``centernet track`` for a FairMOT) need nothing else.
 """
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["EXPORT_FORMATS", "export_main"]
 
 # deploy.export.SUFFIXES's keys, written out so that parsing needs no torch (a test keeps them equal)
-EXPORT_FORMATS = ("onnx", "torchscript")
+EXPORT_FORMATS = ("onnx", "torchscript", "openvino")
 # deploy.export.MIN_OPSET: the lowest opset the exporter writes (a model with DCN needs 19)
 MIN_OPSET = 17
 EXPORT_BOUNDS = {
@@ -48,6 +48,21 @@ def _onnx_signature(path: Path) -> list[str]:
     ]
 
 
+def _openvino_signature(path: Path) -> list[str]:
+    """``input/output name dtype [dims]`` lines read back from the written IR."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(path))
+
+    def describe(value: Any) -> str:
+        dims = ", ".join(str(dim.get_length()) if dim.is_static else "batch" for dim in value.get_partial_shape())
+        return f"{value.get_any_name()} {value.get_element_type().to_dtype()} [{dims}]"
+
+    return [f"  input  {describe(value)}" for value in model.inputs] + [
+        f"  output {describe(value)}" for value in model.outputs
+    ]
+
+
 def _module_signature(module: InferenceNetwork, imgsz: int | Sequence[int]) -> list[str]:
     from ..models.inference_network import INPUT_NAME
 
@@ -61,14 +76,17 @@ def _module_signature(module: InferenceNetwork, imgsz: int | Sequence[int]) -> l
 
 
 def export_main(argv: list[str]) -> None:
-    """``centernet export``: a training checkpoint as an ONNX or TorchScript file, decoding in the graph."""
+    """``centernet export``: a training checkpoint as an ONNX, TorchScript or OpenVINO IR file, decoding in graph."""
     parser = CommandParser(prog="centernet export", description=export_main.__doc__)
     parser.add_argument("--ckpt_path", "--ckpt-path", required=True, help="a CenterNet or FairMOT checkpoint")
-    parser.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="default: onnx")
+    parser.add_argument(
+        "--format", choices=EXPORT_FORMATS, default="onnx", help="default: onnx; openvino: OpenVINO IR (.xml + .bin)"
+    )
     parser.add_argument(
         "--output",
         default=None,
-        help="file to write, never overwritten (default: the checkpoint's path with .onnx / .torchscript)",
+        help="file to write, never overwritten (default: the checkpoint's path with .onnx / .torchscript / .xml; "
+        "an OpenVINO IR is the .xml and a .bin beside it)",
     )
     parser.add_argument(
         "--imgsz",
@@ -92,7 +110,7 @@ def export_main(argv: list[str]) -> None:
     if args.imgsz is not None and len(args.imgsz) > 2:
         parser.error(f"--imgsz takes one side, or height and width, got {' '.join(args.imgsz)}")
     check_options(parser, args, EXPORT_BOUNDS)
-    from ..deploy.export import SUFFIXES, export_onnx, export_torchscript
+    from ..deploy.export import SUFFIXES, export_onnx, export_openvino, export_torchscript
     from ..models.inference_network import InferenceNetwork
     from ..tasks.loading import load_model
 
@@ -116,6 +134,11 @@ def export_main(argv: list[str]) -> None:
         if args.format == "onnx":
             path = export_onnx(model, output, dynamic=args.dynamic, opset=args.opset, verbose=args.verbose, **options)
             signature = _onnx_signature(path)
+        elif args.format == "openvino":
+            path = export_openvino(
+                model, output, dynamic=args.dynamic, opset=args.opset, verbose=args.verbose, **options
+            )
+            signature = _openvino_signature(path)
         else:
             path = export_torchscript(model, output, **options)
             # Shapes only: the export's own copy is gone, and the checkpoint's network needs no copy.

@@ -38,6 +38,10 @@ from ..weights import PretrainedWeightsUnavailable, read_checkpoint
 __all__ = ["CenterNetCLI", "make_cli", "describe_hparam_changes", "check_checkpoint_classes"]
 
 log = logging.getLogger("centernet_lightning")
+# Lightning gives its "lightning" logger a console handler of its own that also propagates to the
+# root handler the command set up (cli.main): every Lightning line would be printed twice.
+if logging.getLogger("lightning").handlers:
+    logging.getLogger("lightning").propagate = False
 
 DESCRIPTION = """Train, validate, test or predict with a config: `centernet fit --config configs/demo.yaml`.
 The config's model.class_path is centernet_lightning.CenterNet (detection, the default) or

@@ -1,6 +1,7 @@
 """``centernet predict --model best.ckpt --source PATH``: the everyday prediction command.
 
-Needs nothing but a model file: a checkpoint (CenterNet or FairMOT) or an exported ``.onnx``. Class
+Needs nothing but a model file: a checkpoint (CenterNet or FairMOT), an exported ``.onnx`` or an
+exported OpenVINO IR ``.xml``. Class
 names, category ids, input size and normalisation come from it (see
 :class:`~centernet_lightning.structures.InferenceSpec`). Writes into a new run folder what
 :class:`~centernet_lightning.inference.PredictionFiles` writes: drawn images or a drawn video,
@@ -49,7 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # inference.backends.BACKENDS, written out so that parsing needs no torch (a test keeps them equal)
-BACKEND_CHOICES = ("eager", "channels_last", "compile", "onnxruntime")
+BACKEND_CHOICES = ("eager", "channels_last", "compile", "onnxruntime", "openvino", "openvino_bf16")
 # inference.outputs.TXT_LABELS, likewise
 TXT_LABEL_CHOICES = ("yolo", "coco")
 LIGHTNING_PREDICT_NOTE = (
@@ -61,6 +62,10 @@ LIGHTNING_PREDICT_NOTE = (
 class CommandParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line naming the option: ``centernet track: argument
     --batch: must be >= 1, got 0 (see centernet track --help)``."""
+
+    def __init__(self, *args: Any, description: str | None = None, **kwargs: Any) -> None:
+        # Descriptions are often a docstring: its ``literals`` read as plain text in a terminal.
+        super().__init__(*args, description=description and description.replace("``", ""), **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
@@ -125,7 +130,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, source_help: str) -> No
         dest="model",
         required=True,
         metavar="FILE",
-        help="a checkpoint (.ckpt: CenterNet or FairMOT) or an exported ONNX file (.onnx)",
+        help="a checkpoint (.ckpt: CenterNet or FairMOT), an exported ONNX file (.onnx) or OpenVINO IR (.xml)",
     )
     parser.add_argument("--source", required=True, help=source_help)
 
@@ -144,8 +149,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=BACKEND_CHOICES,
         default="eager",
-        help="eager (default), channels_last, compile (torch.compile) or onnxruntime (exported, decoding in the "
-        "graph); an .onnx model runs on onnxruntime",
+        help="eager (default), channels_last, compile (torch.compile), onnxruntime (exported, decoding in the "
+        "graph), openvino (exported to OpenVINO IR, CPU, float32) or openvino_bf16 (the same in bfloat16); an .onnx "
+        "model runs on onnxruntime, an OpenVINO .xml on openvino",
     )
     parser.add_argument(
         "--imgsz",

@@ -10,6 +10,7 @@ the sequence's highest score unless ``--tracker`` sets them.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from .predict import (
@@ -28,12 +29,19 @@ from .predict import (
 
 __all__ = ["track_main"]
 
+DESCRIPTION = (
+    "Track objects in a video, a stream or a folder of frames with a trained model: MOTChallenge results "
+    "(<name>.txt) and a drawn video in runs/track, runs/track2, ... A FairMOT model tracks with its "
+    "embeddings; a detection-only CenterNet by motion and IoU (ByteTrack), its score thresholds relative "
+    "to the sequence's highest score unless --tracker sets them."
+)
+
 
 TRACK_BOUNDS = {**RUN_BOUNDS, "fps": Bound(float, 0.0, low_open=True)}
 
 
 def _parser() -> CommandParser:
-    parser = CommandParser(prog="centernet track", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="centernet track", description=DESCRIPTION)
     add_model_arguments(
         parser,
         "a video file, a folder of frames (sorted by name), a camera index (0) or a stream address (rtsp://, "
@@ -100,7 +108,8 @@ def track_main(argv: list[str]) -> None:
     try:
         source = open_checked_source(args)  # a missing file or a dead stream fails before torch is imported
         if source.kind not in ("video", "stream") and len(source) < 2:
-            raise ValueError(f"{args.source}: tracking needs a video or a folder of frames, not a single image")
+            what = "a single image" if Path(args.source).is_file() else f"{len(source)} frame(s)"
+            raise ValueError(f"{args.source}: tracking needs a video or at least 2 frames, not {what}")
         settings = _tracker_settings(args.tracker)
         from ..deploy.backends import load_predictor
         from ..inference.track import source_frame_rate

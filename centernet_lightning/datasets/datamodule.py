@@ -279,10 +279,10 @@ class DetectionDataModule(L.LightningDataModule):
             return list(SHAPE_NAMES[:num_classes])
         if self.hparams.dataset == "synthetic_tracking":
             return list(SYNTHETIC_TRACKING_CLASSES)
-        for stage, split in (("train", "train_split"), ("val", "val_split"), ("test", "test_split")):
-            if self.hparams[split] is not None:
-                return self._dataset(stage).class_names
-        raise ValueError("No split is configured to read class names from: set data.class_names or a split")
+        dataset = self._readable_split_dataset()
+        if dataset is None:
+            raise ValueError("No split is configured to read class names from: set data.class_names or a split")
+        return dataset.class_names
 
     @property
     def num_classes(self) -> int:
@@ -303,10 +303,27 @@ class DetectionDataModule(L.LightningDataModule):
         (synthetic included), the label itself for the other formats (kept in checkpoints, so that
         predictions can be written with the dataset's ids)."""
         if self.hparams.dataset in ("coco", "synthetic"):
-            for stage, split in (("train", "train_split"), ("val", "val_split"), ("test", "test_split")):
-                if self.hparams[split] is not None:
-                    return list(self._dataset(stage).label_to_category_id)
+            dataset = self._readable_split_dataset()
+            if dataset is not None:
+                return list(dataset.label_to_category_id)
         return list(range(self.num_classes))
+
+    def _readable_split_dataset(self) -> DetectionDataset | None:
+        """The first configured split (train, val, test) whose annotations can be read, for the class
+        names and ids; None when no split is configured. A missing split is passed over when a later
+        one reads (``validate`` on a copy holding only the validation split); when none reads, the
+        first split's FileNotFoundError is raised."""
+        missing: FileNotFoundError | None = None
+        for stage, split in (("train", "train_split"), ("val", "val_split"), ("test", "test_split")):
+            if self.hparams[split] is None:
+                continue
+            try:
+                return self._dataset(stage)
+            except FileNotFoundError as error:
+                missing = missing or error
+        if missing is not None:
+            raise missing
+        return None
 
     # ------------------------------------------------------------------------------ loaders
     def _loader(self, stage: str, shuffle: bool, batch_size: int) -> DataLoader:

@@ -1,14 +1,21 @@
-"""Deployment: export to ONNX / TorchScript with decoding in the graph, building inference backends
+"""Deployment: export to ONNX / TorchScript / OpenVINO IR with decoding in the graph, building inference backends
 and predictors from model files by name (checkpoints and ONNX files), and benchmarking the backends
 (latency, images/s, FLOP rate).
 
 The export tools are an optional extra: ``pip install centernet-lightning[export]`` (onnx,
-onnxscript, onnxruntime). They are imported when used, so this package imports without them.
+onnxscript, onnxruntime, openvino). They are imported when used, so this package imports without them.
 """
 
 from .backends import build_backend, load_predictor, parse_backends
 from .benchmark import COLUMNS, BenchmarkRow, benchmark_detector, benchmark_table, measure_matmul_peak
-from .export import FORBIDDEN_ONNX_OPS, build_inference_network, export_onnx, export_torchscript, model_metadata
+from .export import (
+    FORBIDDEN_ONNX_OPS,
+    build_inference_network,
+    export_onnx,
+    export_openvino,
+    export_torchscript,
+    model_metadata,
+)
 
 __all__ = [
     "COLUMNS",
@@ -19,6 +26,7 @@ __all__ = [
     "build_backend",
     "build_inference_network",
     "export_onnx",
+    "export_openvino",
     "export_torchscript",
     "load_predictor",
     "measure_matmul_peak",

@@ -3,7 +3,8 @@
 ``centernet predict``, ``centernet track`` and ``centernet benchmark`` build their backends here,
 so the benchmark times exactly what prediction runs. A backend named ``onnxruntime`` of a
 checkpoint's network is its export (decoding in the graph, free batch size) in an ONNX Runtime
-session; the others run the network in PyTorch
+session; ``openvino`` / ``openvino_bf16`` that export converted to an OpenVINO IR and compiled for
+the CPU in float32 / bfloat16; the others run the network in PyTorch
 (:class:`~centernet_lightning.inference.NetworkBackend`).
 """
 
@@ -22,8 +23,11 @@ from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_choice, check_int_min
 from ..inference.backends import (
     BACKENDS,
     NETWORK_BACKENDS,
+    OPENVINO_BACKENDS,
     NetworkBackend,
     OnnxRuntimeBackend,
+    OpenVINOBackend,
+    _import_openvino,
     check_compile_mode,
     resolve_device,
 )
@@ -31,11 +35,12 @@ from ..inference.predictor import Backend, Predictor, check_input_size, class_in
 from ..inference.tta import TTAConfig, parse_tta
 from ..models.detector import CenterNetDetector
 from ..tasks.loading import load_model
-from .export import export_onnx
+from .export import export_onnx, export_openvino
 
 __all__ = ["build_backend", "load_predictor", "parse_backends"]
 
 ONNX_SUFFIX = ".onnx"
+OPENVINO_SUFFIX = ".xml"  # an OpenVINO IR: the .xml graph and the .bin weights beside it
 
 
 def parse_backends(names: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -85,7 +90,9 @@ def build_backend(
         network = detector if name == "eager" and not half else copy.deepcopy(detector)
         return NetworkBackend(network.to(device), num_detections, name, compile_mode, tta, half)
     if tta is not None and tta.enabled:
-        raise ValueError("Test-time augmentation runs on the eager or channels_last backends, not onnxruntime")
+        raise ValueError(f"Test-time augmentation runs on the eager or channels_last backends, not {name}")
+    if name in OPENVINO_BACKENDS:
+        return _openvino_backend(name, detector, device, num_detections, imgsz, half, verbose)
     try:  # before the export's seconds of work
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -105,6 +112,31 @@ def build_backend(
         return OnnxRuntimeBackend(path, device, _onnx_threads(device))  # the session holds the graph
 
 
+def _openvino_backend(
+    name: str,
+    detector: CenterNetDetector,
+    device: torch.device,
+    num_detections: int,
+    imgsz: int,
+    half: bool,
+    verbose: bool,
+) -> OpenVINOBackend:
+    """The OpenVINO backend ``name`` of ``detector``: its ONNX export (free batch size) converted
+    to an IR in a temporary folder, compiled for the CPU."""
+    if device.type != "cpu":
+        raise ValueError(f"The {name} backend runs on the CPU, not {device}")
+    if half:
+        raise ValueError(f"The {name} backend runs float32 weights (bfloat16 compute with openvino_bf16), not --half")
+    _import_openvino()  # before the export's seconds of work
+    network = copy.deepcopy(detector).to("cpu", torch.float32)
+    with tempfile.TemporaryDirectory(prefix="centernet-openvino-") as workdir:
+        path = export_openvino(
+            network, Path(workdir) / "model.xml", imgsz, dynamic=True, max_det=num_detections, verbose=verbose
+        )
+        # The compiled model holds the weights (the IR is read without memory mapping).
+        return OpenVINOBackend(path, device, _onnx_threads(device), OPENVINO_BACKENDS[name])
+
+
 def load_predictor(
     model_path: str | Path,
     backend: str = "eager",
@@ -119,11 +151,12 @@ def load_predictor(
     """A :class:`~centernet_lightning.inference.Predictor` of any model file the project writes.
 
     Args:
-        model_path: a checkpoint (CenterNet or FairMOT, from training or ``convert-weights``) or an
+        model_path: a checkpoint (CenterNet or FairMOT, from training or ``convert-weights``), an
             exported ``.onnx`` file (which runs on ``onnxruntime`` with the size, K and settings of
-            its export).
+            its export) or an exported OpenVINO IR ``.xml`` (on ``openvino``, f32, or
+            ``openvino_bf16``, likewise).
         backend: one of :data:`~centernet_lightning.inference.BACKENDS`.
-        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        device: ``auto`` (CUDA when present; the CPU for OpenVINO), ``cpu``, ``cuda`` or ``cuda:N``.
         imgsz: the input side, in [32, 8192] (default: the model's training size); max_det: K >= 1
             (default: the model's ``num_detections``); tta: test-time augmentation (eager and
             channels_last).
@@ -133,8 +166,10 @@ def load_predictor(
     Raises FileNotFoundError, ValueError or TypeError naming the file or the option at fault: a
     file that is no checkpoint, or no ONNX export of ours, is refused with its name.
     """
-    device = resolve_device(device)
     path = Path(model_path)
+    openvino = backend in OPENVINO_BACKENDS or path.suffix.lower() == OPENVINO_SUFFIX
+    # OpenVINO runs on the CPU: ``auto`` means the CPU for it, even where a CUDA GPU is present.
+    device = resolve_device("cpu" if openvino and str(device) == "auto" else device)
     # Every option is checked before any work (loading, exporting) and named in the error.
     check_choice("backend", backend, BACKENDS)
     if imgsz is not None:
@@ -152,6 +187,18 @@ def load_predictor(
             if value is not None:
                 raise ValueError(f"{option}: {path} has the size and K of its export; export again to change them")
         return Predictor.from_onnx(path, device, _onnx_threads(device), classes)
+    if path.suffix.lower() == OPENVINO_SUFFIX:
+        if backend not in (*OPENVINO_BACKENDS, "eager"):
+            raise ValueError(
+                f"{path} is an OpenVINO IR: it runs on the openvino or openvino_bf16 backend, not {backend}"
+            )
+        if augment is not None and augment.enabled:
+            raise ValueError(f"{path} is an OpenVINO IR: test-time augmentation needs a checkpoint")
+        for option, value in (("--imgsz", imgsz), ("--max-det", max_det)):
+            if value is not None:
+                raise ValueError(f"{option}: {path} has the size and K of its export; export again to change them")
+        precision = OPENVINO_BACKENDS.get(backend, "f32")
+        return Predictor.from_openvino(path, device, _onnx_threads(device), classes, precision)
     model = load_model(path, map_location=device)
     spec = model.inference_spec if imgsz is None else replace(model.inference_spec, input_size=imgsz)
     try:

@@ -15,6 +15,9 @@ backend            what runs
 ``onnxruntime``    the ONNX graph of :func:`~centernet_lightning.deploy.export_onnx` (decoding
                    in the graph, a free batch size) in an ONNX Runtime session, with as many
                    threads as PyTorch on the CPU
+``openvino``       that ONNX graph converted to an OpenVINO IR and compiled for the CPU with
+                   as many threads as PyTorch, inference precision f32
+``openvino_bf16``  the same in bfloat16 (CPUs with AMX / AVX-512 BF16)
 =================  ==========================================================================
 
 All of it runs under ``torch.inference_mode()`` (freezing needs inference). A row's latency is
@@ -22,13 +25,13 @@ the wall time of one end-to-end call on a fixed batch of random images: after on
 each (which compiles or initialises) and ``warmup`` untimed rounds, ``iterations`` timed rounds
 run every backend once in turn, so that the load of a shared machine falls on all of them alike;
 p50 and p90 over the rounds. On CUDA every call is bracketed by ``torch.cuda.synchronize()``;
-ONNX Runtime's time includes its copies from and to host memory: a session takes and returns
-numpy arrays.
+ONNX Runtime's and OpenVINO's times include their copies from and to host memory: they take
+and return numpy arrays.
 
 The decoding share times :func:`~centernet_lightning.models.decode_outputs` alone (eager
 PyTorch, as the ``eager`` and ``channels_last`` backends run it) on the raw head maps of the same
-batch in the backend's memory format, and divides its p50 by the end-to-end p50. For ``compile``
-and ``onnxruntime`` the decoding inside the timed call is Inductor's or ONNX Runtime's own, so
+batch in the backend's memory format, and divides its p50 by the end-to-end p50. For ``compile``,
+``onnxruntime`` and ``openvino`` the decoding inside the timed call is Inductor's or ONNX Runtime's own, so
 the share there tells what eager decoding would cost beside that network.
 
 GFLOPs per image are :func:`~centernet_lightning.models.model_info`'s count (FlopCounterMode, 2
@@ -54,7 +57,7 @@ from rich.table import Table
 from torch import nn
 
 from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_int_min, check_int_range, check_memory, check_range
-from ..inference.backends import BACKENDS, NetworkBackend, check_compile_mode, resolve_device
+from ..inference.backends import BACKENDS, NETWORK_BACKENDS, NetworkBackend, check_compile_mode, resolve_device
 from ..inference.predictor import NETWORK_BYTES_PER_PIXEL, Backend
 from ..models.detector import Outputs, decode_outputs
 from ..models.info import model_info
@@ -227,7 +230,7 @@ def benchmark_detector(
     generator = torch.Generator().manual_seed(0)
     built: dict[str, Backend] = {}
     for name in backends:
-        report(f"{name}: {'exporting' if name == 'onnxruntime' else 'preparing'}", 0)
+        report(f"{name}: {'preparing' if name in NETWORK_BACKENDS else 'exporting'}", 0)
         try:
             built[name] = build_backend(name, detector, device, max_det, imgsz, half=half, compile_mode=compile_mode)
         except Exception as error:  # any failure is this backend's result, not the run's end

@@ -33,6 +33,7 @@ import io
 import json
 import logging
 import numbers
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -43,7 +44,7 @@ from torch import nn
 
 from ..atomic_files import remove_stale_temporaries, write_bytes_atomically
 from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_int_min, check_int_range
-from ..inference.backends import METADATA_KEY
+from ..inference.backends import METADATA_KEY, _import_openvino
 from ..models.detector import CenterNetDetector
 from ..models.inference_network import INPUT_NAME, InferenceNetwork
 from ..models.layers import DeformConvBNReLU
@@ -53,6 +54,7 @@ __all__ = [
     "SUFFIXES",
     "build_inference_network",
     "export_onnx",
+    "export_openvino",
     "export_torchscript",
     "model_metadata",
 ]
@@ -63,7 +65,11 @@ FORBIDDEN_ONNX_OPS = frozenset({"NonZero", "Loop", "If"})
 MIN_OPSET = 17
 DEFAULT_OPSET = 18  # the lowest opset torch's dynamo exporter implements; 17 is converted down
 DEFORM_CONV_OPSET = 19  # ONNX DeformConv appeared in opset 19
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript"}  # export formats and their default suffix
+SUFFIXES = {
+    "onnx": ".onnx",
+    "torchscript": ".torchscript",
+    "openvino": ".xml",
+}  # export formats and their default suffix
 # Loggers of the dynamo exporter's graph passes: each export logs a dozen INFO lines (nodes removed,
 # initializers deduplicated) that say nothing about the model.
 EXPORTER_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx")
@@ -244,3 +250,80 @@ def export_torchscript(
     buffer = io.BytesIO()
     torch.jit.save(traced, buffer, _extra_files={METADATA_KEY: json.dumps(info)})
     return _write(path, buffer.getbuffer())
+
+
+def export_openvino(
+    model: nn.Module,
+    path: str | Path,
+    imgsz: int | Sequence[int] = 512,
+    batch: int = 1,
+    dynamic: bool = False,
+    decode: bool = True,
+    max_det: int = 100,
+    half: bool = False,
+    raw_input: bool = False,
+    opset: int | None = None,
+    metadata: dict[str, Any] | None = None,
+    verbose: bool = False,
+) -> Path:
+    """Export ``model`` to a new OpenVINO IR: ``path`` (``.xml``, the graph) and the ``.bin`` beside
+    it (the float32 weights); returns the ``.xml`` path.
+
+    The graph is :func:`export_onnx`'s (same arguments; ``half`` is refused: OpenVINO chooses its
+    CPU precision at compile time, see :class:`~centernet_lightning.inference.OpenVINOBackend`)
+    converted by ``openvino.convert_model``; the ``centernet`` metadata goes into the IR's
+    ``rt_info``. The ``.bin`` is written first and the ``.xml`` last, each atomically, so an
+    ``.xml`` never appears without its weights. Raises FileExistsError when either file exists,
+    ValueError for a model OpenVINO cannot convert (deformable convolutions: its ONNX front end
+    has no ``DeformConv``), ImportError without openvino.
+    """
+    ov = _import_openvino()
+    path = Path(path)
+    if path.suffix.lower() != ".xml":
+        raise ValueError(f"An OpenVINO IR is a .xml file (with its .bin beside it), got {path}")
+    if half:
+        raise ValueError("OpenVINO IR is exported in float32: --half is for GPU runtimes of the ONNX graph")
+    weights = path.with_suffix(".bin")
+    for target in (path, weights):
+        _refuse_existing(target)
+    _check_options(imgsz, batch, max_det)
+    with tempfile.TemporaryDirectory(prefix="centernet-openvino-") as workdir:
+        onnx_path = export_onnx(
+            model,
+            Path(workdir) / "model.onnx",
+            imgsz,
+            batch,
+            dynamic,
+            decode,
+            max_det,
+            False,
+            raw_input,
+            opset,
+            metadata,
+            verbose,
+        )
+        import onnx
+
+        props = {prop.key: prop.value for prop in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+        try:
+            converted = ov.convert_model(str(onnx_path))
+        except Exception as error:  # OpenVINO's OpConversionFailure and kin, plain Exceptions
+            if not type(error).__module__.startswith("openvino"):
+                raise
+            text = str(error)
+            if "DeformConv" in text:
+                raise ValueError(
+                    "OpenVINO cannot convert this model: its deformable convolutions (DCN, ONNX DeformConv) have no "
+                    "conversion in OpenVINO's ONNX front end; export it to ONNX (--format onnx) for ONNX Runtime"
+                ) from None
+            lines = [line for line in text.strip().splitlines() if line.strip()]
+            raise ValueError(f"OpenVINO cannot convert this model: {lines[-1] if lines else error}") from None
+        converted.set_rt_info(props[METADATA_KEY], METADATA_KEY)
+        ir_path = Path(workdir) / "model.xml"
+        ov.save_model(converted, str(ir_path), compress_to_fp16=False)
+        _write(weights, ir_path.with_suffix(".bin").read_bytes())
+        try:
+            return _write(path, ir_path.read_bytes())
+        except BaseException:
+            weights.unlink(missing_ok=True)  # no weights without their graph
+            raise

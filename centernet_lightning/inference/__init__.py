@@ -5,7 +5,7 @@ augmentation, tracking a source, and the files a run writes.
 ``benchmark`` and the evaluation steps of training all run a :class:`Predictor`.
 """
 
-from .backends import BACKENDS, NETWORK_BACKENDS, NetworkBackend, OnnxRuntimeBackend
+from .backends import BACKENDS, NETWORK_BACKENDS, NetworkBackend, OnnxRuntimeBackend, OpenVINOBackend
 from .outputs import PredictionFiles, TrackingRun, new_run_dir, run_folder, track_to_files
 from .predictor import Predictor, empty_detections
 from .sources import VIDEO_EXTENSIONS, Frame, ImageSource, open_source
@@ -20,6 +20,7 @@ __all__ = [
     "ImageSource",
     "NetworkBackend",
     "OnnxRuntimeBackend",
+    "OpenVINOBackend",
     "PredictionFiles",
     "Predictor",
     "TTAConfig",

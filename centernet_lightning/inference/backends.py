@@ -16,10 +16,15 @@ backend            what runs
                    constants, so BatchNorm folds into the convolutions
 ``onnxruntime``    an exported ONNX file (:func:`~centernet_lightning.deploy.export_onnx`,
                    decoding in the graph) in an ONNX Runtime session
+``openvino``       an OpenVINO IR (:func:`~centernet_lightning.deploy.export_openvino`: the ONNX
+                   graph converted) compiled for the CPU, inference precision pinned to f32
+``openvino_bf16``  the same in bfloat16 (faster where the CPU has AMX / AVX-512 BF16; scores
+                   move by up to about 0.1)
 =================  ==========================================================================
 
-:class:`NetworkBackend` is the first three, :class:`OnnxRuntimeBackend` the last. Building one by
-name, including the ONNX export a checkpoint needs first, is
+:class:`NetworkBackend` is the first three, :class:`OnnxRuntimeBackend` the fourth,
+:class:`OpenVINOBackend` the last two. Building one by name, including the export a checkpoint
+needs first, is
 :func:`centernet_lightning.deploy.build_backend`'s job, so that ``benchmark`` times what
 ``predict`` runs.
 """
@@ -45,15 +50,21 @@ from .tta import TTAConfig, detect_with_tta
 __all__ = [
     "BACKENDS",
     "NETWORK_BACKENDS",
+    "OPENVINO_BACKENDS",
+    "ExportedGraphBackend",
     "NetworkBackend",
     "OnnxRuntimeBackend",
+    "OpenVINOBackend",
     "METADATA_KEY",
     "check_compile_mode",
     "resolve_device",
 ]
 
 NETWORK_BACKENDS = ("eager", "channels_last", "compile")
-BACKENDS = (*NETWORK_BACKENDS, "onnxruntime")
+# OpenVINO's CPU inference precision of each OpenVINO backend: f32 for parity with PyTorch, bf16 as its own choice
+OPENVINO_BACKENDS = {"openvino": "f32", "openvino_bf16": "bf16"}
+OPENVINO_PRECISIONS = tuple(OPENVINO_BACKENDS.values())
+BACKENDS = (*NETWORK_BACKENDS, "onnxruntime", *OPENVINO_BACKENDS)
 METADATA_KEY = "centernet"  # ONNX metadata_props key and TorchScript extra file of an export
 ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -207,12 +218,22 @@ def _open_session(ort: Any, path: Path, options: Any, provider: str, provider_op
 
 
 def _centernet_metadata(path: Path, session: Any) -> dict[str, Any]:
-    """The ``centernet`` metadata of an export, after checking that the graph is one: its metadata
-    readable, one image input [B, 3, H, W] float or [B, H, W, 3] uint8 of fixed size, and detections
-    (``boxes``, ``scores``, ``labels``) or raw head maps with the stride to decode them as outputs.
-    ValueError naming the file and what is missing otherwise."""
-    not_ours = f"{path} is an ONNX model but not a CenterNet export (centernet export writes one)"
+    """The ``centernet`` metadata of an ONNX export, after :func:`_checked_metadata`'s checks."""
+    inputs = [(value.name, value.type == "tensor(uint8)", value.type, value.shape) for value in session.get_inputs()]
+    outputs = [output.name for output in session.get_outputs()]
     text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    return _checked_metadata(path, "an ONNX model", text, inputs, outputs)
+
+
+def _checked_metadata(
+    path: Path, kind: str, text: str | None, inputs: Sequence[tuple[str, bool, str, Sequence[Any]]], outputs: list[str]
+) -> dict[str, Any]:
+    """The ``centernet`` metadata ``text`` of an export (ONNX or OpenVINO IR), after checking that
+    the graph is one: its metadata readable, one image input [B, 3, H, W] float or [B, H, W, 3]
+    uint8 of fixed size (``inputs``: name, is uint8, type, shape), and detections (``boxes``,
+    ``scores``, ``labels``) or raw head maps with the stride to decode them as outputs. ValueError
+    naming the file and what is missing otherwise."""
+    not_ours = f"{path} is {kind} but not a CenterNet export (centernet export writes one)"
     if text is None:
         raise ValueError(f"{not_ours}: it has no {METADATA_KEY!r} metadata")
     try:
@@ -221,13 +242,12 @@ def _centernet_metadata(path: Path, session: Any) -> dict[str, Any]:
         raise ValueError(f"{not_ours}: its {METADATA_KEY!r} metadata is not JSON ({error})") from None
     if not isinstance(metadata, dict):
         raise ValueError(f"{not_ours}: its {METADATA_KEY!r} metadata is not a mapping")
-    inputs, outputs = session.get_inputs(), [output.name for output in session.get_outputs()]
-    shape = inputs[0].shape if len(inputs) == 1 else []
-    raw_input = len(inputs) == 1 and inputs[0].type == "tensor(uint8)"
+    shape = list(inputs[0][3]) if len(inputs) == 1 else []
+    raw_input = len(inputs) == 1 and inputs[0][1]
     sides = shape[1:3] if raw_input else shape[2:4]
     channels = shape[3] if raw_input and len(shape) == 4 else shape[1] if len(shape) == 4 else None
     if len(shape) != 4 or channels != 3 or not all(isinstance(side, int) and side > 0 for side in sides):
-        described = ", ".join(f"{value.name} {value.type} {value.shape}" for value in inputs)
+        described = ", ".join(f"{name} {kind_} {list(dims)}" for name, _, kind_, dims in inputs)
         raise ValueError(f"{not_ours}: it takes {described or 'no input'}, not one image batch of a fixed size")
     detections = {"boxes", "scores", "labels"}
     if set(outputs) <= set(DETECTION_OUTPUTS):
@@ -238,7 +258,78 @@ def _centernet_metadata(path: Path, session: Any) -> dict[str, Any]:
     return metadata
 
 
-class OnnxRuntimeBackend:
+class ExportedGraphBackend:
+    """What the backends of an exported graph share (:class:`OnnxRuntimeBackend`,
+    :class:`OpenVINOBackend`): the attributes read from the graph and its ``centernet`` metadata,
+    the input check, the chunking of a fixed batch size and the decoding of raw head maps. A
+    subclass opens the graph, sets ``path`` and ``metadata``, calls :meth:`_describe_graph` and
+    implements ``_infer(images) -> list of output arrays``."""
+
+    name: str
+    path: Path
+    metadata: dict[str, Any]
+
+    def _describe_graph(
+        self, input_name: str, raw_input: bool, shape: Sequence[Any], output_shapes: dict[str, Sequence[Any]]
+    ) -> None:
+        self.input_name: str = input_name
+        self.raw_input: bool = raw_input
+        self.input_size: tuple[int, int] | None = tuple(shape[1:3] if raw_input else shape[2:4])
+        self.batch: int | None = shape[0] if isinstance(shape[0], int) else None
+        self.output_names: list[str] = list(output_shapes)
+        self.decoded: bool = set(self.output_names) <= set(DETECTION_OUTPUTS)
+        shapes = output_shapes
+        self.num_detections: int = int(shapes["scores"][1]) if self.decoded else int(self.metadata.get("max_det", 100))
+        self.num_classes: int | None = self.metadata.get("num_classes")
+        self.has_embeddings = "embeddings" in self.output_names or "reid" in self.output_names
+        self.embedding_dim: int | None = (
+            int(shapes["embeddings"][-1])
+            if "embeddings" in shapes
+            else int(shapes["reid"][1])
+            if "reid" in shapes
+            else None
+        )
+        self.size_divisor = int(self.metadata.get("size_divisor", 32))
+        self.spec = InferenceSpec.from_dict({**self.metadata, "input_size": self.input_size[0]})
+
+    def _infer(self, images: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def __call__(self, inputs: Tensor | np.ndarray) -> Detections:
+        """Detections of a batch: float32 [N, 3, H, W] normalised or, for a raw-input graph, uint8
+        [N, H, W, 3]; (H, W) = :attr:`input_size`. A graph with a fixed batch size runs N images
+        in chunks of it. Returns CPU tensors."""
+        images = inputs.detach().cpu().numpy() if isinstance(inputs, Tensor) else np.asarray(inputs)
+        self._check_input(images)
+        chunk = self.batch or len(images)
+        parts = [self._run(images[start : start + chunk]) for start in range(0, len(images), chunk)]
+        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}  # type: ignore[return-value]
+
+    def _check_input(self, images: np.ndarray) -> None:
+        height, width = self.input_size
+        expected = ("uint8", (height, width, 3)) if self.raw_input else ("float32", (3, height, width))
+        if images.ndim != 4 or not len(images) or images.dtype != expected[0] or tuple(images.shape[1:]) != expected[1]:
+            layout = "uint8 [N, H, W, 3] RGB" if self.raw_input else "normalised float32 [N, 3, H, W]"
+            raise ValueError(
+                f"{self.path} takes {layout} images with (H, W) = {self.input_size}; "
+                f"got {images.dtype} {list(images.shape)}"
+            )
+
+    def _run(self, images: np.ndarray) -> Detections:
+        """One run of the graph; a short last chunk of a fixed-batch graph is padded with zeros."""
+        count = len(images)
+        if self.batch is not None and count < self.batch:
+            padding = np.zeros((self.batch - count, *images.shape[1:]), dtype=images.dtype)
+            images = np.concatenate([images, padding])
+        values = self._infer(np.ascontiguousarray(images))
+        outputs = {name: torch.from_numpy(value[:count]) for name, value in zip(self.output_names, values)}
+        if self.decoded:
+            return detections_of(list(outputs), list(outputs.values()))
+        detections = decode_outputs(outputs, int(self.metadata["stride"]), self.num_detections)
+        return {key: value for key, value in detections.items() if key != "indices"}  # type: ignore[return-value]
+
+
+class OnnxRuntimeBackend(ExportedGraphBackend):
     """An exported CenterNet graph in an ONNX Runtime session.
 
     Args:
@@ -281,56 +372,107 @@ class OnnxRuntimeBackend:
         self.session = _open_session(ort, self.path, options, provider, provider_options)
         self.metadata: dict[str, Any] = _centernet_metadata(self.path, self.session)
         graph_input = self.session.get_inputs()[0]
-        self.input_name: str = graph_input.name
-        self.raw_input: bool = graph_input.type == "tensor(uint8)"
-        shape = graph_input.shape
-        self.input_size: tuple[int, int] | None = tuple(shape[1:3] if self.raw_input else shape[2:4])
-        self.batch: int | None = shape[0] if isinstance(shape[0], int) else None
-        self.output_names: list[str] = [output.name for output in self.session.get_outputs()]
-        self.decoded: bool = set(self.output_names) <= set(DETECTION_OUTPUTS)
-        shapes = {output.name: output.shape for output in self.session.get_outputs()}
-        self.num_detections: int = int(shapes["scores"][1]) if self.decoded else int(self.metadata.get("max_det", 100))
-        self.num_classes: int | None = self.metadata.get("num_classes")
-        self.has_embeddings = "embeddings" in self.output_names or "reid" in self.output_names
-        self.embedding_dim: int | None = (
-            int(shapes["embeddings"][-1])
-            if "embeddings" in shapes
-            else int(shapes["reid"][1])
-            if "reid" in shapes
-            else None
+        self._describe_graph(
+            graph_input.name,
+            graph_input.type == "tensor(uint8)",
+            graph_input.shape,
+            {output.name: output.shape for output in self.session.get_outputs()},
         )
-        self.size_divisor = int(self.metadata.get("size_divisor", 32))
-        self.spec = InferenceSpec.from_dict({**self.metadata, "input_size": self.input_size[0]})
 
-    def __call__(self, inputs: Tensor | np.ndarray) -> Detections:
-        """Detections of a batch: float32 [N, 3, H, W] normalised or, for a raw-input graph, uint8
-        [N, H, W, 3]; (H, W) = :attr:`input_size`. A graph with a fixed batch size runs N images
-        in chunks of it. Returns CPU tensors."""
-        images = inputs.detach().cpu().numpy() if isinstance(inputs, Tensor) else np.asarray(inputs)
-        self._check_input(images)
-        chunk = self.batch or len(images)
-        parts = [self._run(images[start : start + chunk]) for start in range(0, len(images), chunk)]
-        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}  # type: ignore[return-value]
+    def _infer(self, images: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: images})
 
-    def _check_input(self, images: np.ndarray) -> None:
-        height, width = self.input_size
-        expected = ("uint8", (height, width, 3)) if self.raw_input else ("float32", (3, height, width))
-        if images.ndim != 4 or not len(images) or images.dtype != expected[0] or tuple(images.shape[1:]) != expected[1]:
-            layout = "uint8 [N, H, W, 3] RGB" if self.raw_input else "normalised float32 [N, 3, H, W]"
-            raise ValueError(
-                f"{self.path} takes {layout} images with (H, W) = {self.input_size}; "
-                f"got {images.dtype} {list(images.shape)}"
+
+def _import_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError:
+        raise ImportError("openvino is not installed (pip install 'centernet-lightning[export]')") from None
+    return openvino
+
+
+def _static_dims(shape: Any) -> list[int | None]:
+    """An OpenVINO partial shape as a list: its static dimensions, None for a dynamic one."""
+    return [dim.get_length() if dim.is_static else None for dim in shape]
+
+
+class OpenVINOBackend(ExportedGraphBackend):
+    """An exported CenterNet graph as an OpenVINO IR (``.xml`` + ``.bin``) compiled for the CPU.
+
+    Args:
+        path: the ``.xml`` of :func:`~centernet_lightning.deploy.export_openvino`; ValueError
+            naming it when it is not an OpenVINO IR, or not such an export (no ``centernet``
+            entry in its ``rt_info``, no image input of a fixed size, no detections as outputs).
+        device: ``cpu`` (OpenVINO's CPU plugin; its GPU plugin is for Intel GPUs, not CUDA).
+        threads: inference threads (None: OpenVINO's default).
+        precision: ``f32`` (default: the scores of PyTorch within 1e-5) or ``bf16`` (faster on CPUs
+            with AMX / AVX-512 BF16, scores off by up to about 0.1). Pinned either way, since the
+            CPU plugin's own default is bf16 wherever the CPU supports it.
+
+    Attributes: as :class:`OnnxRuntimeBackend`'s, read from the IR and its ``centernet`` rt_info.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        threads: int | None = None,
+        precision: str = "f32",
+    ) -> None:
+        ov = _import_openvino()
+        check_choice("precision", precision, OPENVINO_PRECISIONS)
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"OpenVINO IR file not found: {path}")
+        if threads is not None:
+            check_int_min("threads", threads, 1)
+        self.device = resolve_device(device)
+        if self.device.type != "cpu":
+            raise ValueError(f"The OpenVINO backend runs on the CPU, not {self.device}")
+        self.name = "openvino" if precision == "f32" else f"openvino_{precision}"
+        self.path = path
+        self.precision = precision
+        core = ov.Core()
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise ValueError("This CPU has no bfloat16 support in OpenVINO; use the openvino backend (f32)")
+        model = _read_ir(core, path)
+        key = METADATA_KEY
+        text = model.get_rt_info(key).astype(str) if model.has_rt_info(key) else None
+        inputs = [
+            (
+                value.get_any_name(),
+                value.get_element_type() == ov.Type.u8,
+                str(value.get_element_type()),
+                _static_dims(value.get_partial_shape()),
             )
+            for value in model.inputs
+        ]
+        output_shapes = {value.get_any_name(): _static_dims(value.get_partial_shape()) for value in model.outputs}
+        self.metadata: dict[str, Any] = _checked_metadata(path, "an OpenVINO IR", text, inputs, list(output_shapes))
+        self._describe_graph(inputs[0][0], inputs[0][1], inputs[0][3], output_shapes)
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
 
-    def _run(self, images: np.ndarray) -> Detections:
-        """One session run; a short last chunk of a fixed-batch graph is padded with zeros."""
-        count = len(images)
-        if self.batch is not None and count < self.batch:
-            padding = np.zeros((self.batch - count, *images.shape[1:]), dtype=images.dtype)
-            images = np.concatenate([images, padding])
-        values = self.session.run(None, {self.input_name: np.ascontiguousarray(images)})
-        outputs = {name: torch.from_numpy(value[:count]) for name, value in zip(self.output_names, values)}
-        if self.decoded:
-            return detections_of(list(outputs), list(outputs.values()))
-        detections = decode_outputs(outputs, int(self.metadata["stride"]), self.num_detections)
-        return {key: value for key, value in detections.items() if key != "indices"}  # type: ignore[return-value]
+    def _infer(self, images: np.ndarray) -> list[np.ndarray]:
+        results = self.request.infer({self.input_name: images})  # copies of the output tensors
+        return [results[name] for name in self.output_names]
+
+
+def _read_ir(core: Any, path: Path) -> Any:
+    """OpenVINO's model of the IR ``path`` (its weights read into memory, so the files may go);
+    ValueError naming the file when it is no IR or its ``.bin`` is missing."""
+    if path.suffix.lower() != ".xml":
+        raise ValueError(f"{path} is not an OpenVINO IR (centernet export --format openvino writes a .xml and .bin)")
+    weights = path.with_suffix(".bin")
+    if not weights.is_file():
+        raise ValueError(f"{path} is an OpenVINO IR without its weights: {weights.name} is missing beside it")
+    try:
+        return core.read_model(str(path), str(weights), {"ENABLE_MMAP": False})
+    except RuntimeError as error:
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        raise ValueError(
+            f"{path} is not an OpenVINO IR that OpenVINO can read ({lines[-1] if lines else error})"
+        ) from None

@@ -79,6 +79,8 @@ def new_run_dir(parent: str | Path, name: str) -> Path:
     ``labels/``): only files named as the project names them whose process is gone
     (:func:`~centernet_lightning.atomic_files.remove_stale_temporaries`), never a user's file.
     """
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"the run folder name (--name) must be a plain folder name, got {name!r}")
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(parent, depth=2)

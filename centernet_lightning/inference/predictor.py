@@ -31,12 +31,12 @@ from ..models.detector import Outputs
 from ..preprocess import letterbox_images, normalize
 from ..structures import PADDING_LABEL, Batch, Detections, InferenceSpec, is_detection, letterbox_inverse, to_numpy
 from ..tracking import THRESHOLD_SETTINGS, Tracker
-from .backends import NetworkBackend, OnnxRuntimeBackend
+from .backends import ExportedGraphBackend, NetworkBackend, OnnxRuntimeBackend, OpenVINOBackend
 from .sources import Frame, ImageSource, batched, open_source
 
 __all__ = ["Predictor", "Backend", "empty_detections", "class_indices"]
 
-Backend = NetworkBackend | OnnxRuntimeBackend
+Backend = NetworkBackend | OnnxRuntimeBackend | OpenVINOBackend
 
 
 def empty_detections(count: int, k: int, embedding_dim: int | None = None) -> dict[str, np.ndarray]:
@@ -139,7 +139,23 @@ class Predictor:
         classes: Sequence[str | int] | None = None,
     ) -> Predictor:
         """A predictor of an exported ONNX file, with the spec and settings its export stored."""
-        backend = OnnxRuntimeBackend(path, device, threads)
+        return cls.from_exported(OnnxRuntimeBackend(path, device, threads), classes)
+
+    @classmethod
+    def from_openvino(
+        cls,
+        path: Any,
+        device: str | torch.device = "cpu",
+        threads: int | None = None,
+        classes: Sequence[str | int] | None = None,
+        precision: str = "f32",
+    ) -> Predictor:
+        """A predictor of an exported OpenVINO IR (``.xml``), with the spec and settings its export stored."""
+        return cls.from_exported(OpenVINOBackend(path, device, threads, precision), classes)
+
+    @classmethod
+    def from_exported(cls, backend: ExportedGraphBackend, classes: Sequence[str | int] | None = None) -> Predictor:
+        """A predictor of an exported graph's backend, with the spec and settings its export stored."""
         settings = backend.metadata.get("predictor") or {}
         return cls(
             backend,

@@ -196,6 +196,11 @@ class Tracker:
         self.high_thresh = high_thresh
         self.low_thresh = low_thresh
         self.new_track_thresh = high_thresh + 0.1 if new_track_thresh is None else new_track_thresh
+        if self.new_track_thresh > 1.0:  # scores are probabilities: no track could ever start
+            raise ValueError(
+                f"high_thresh {high_thresh} makes the default new_track_thresh (high_thresh + 0.1 = "
+                f"{self.new_track_thresh:g}) exceed 1, so no track could start: set new_track_thresh (at most 1)"
+            )
         self.embedding_match_thresh = embedding_match_thresh
         self.appearance_weight = appearance_weight
         self.gating_threshold = gating_threshold

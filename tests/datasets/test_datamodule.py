@@ -161,3 +161,18 @@ def test_class_names_can_be_given_for_prediction(tmp_path: Path) -> None:
     assert datamodule.num_classes == 2
     with pytest.raises(ValueError, match="predict_dir"):
         datamodule.setup("predict")
+
+
+def test_a_copy_holding_only_the_validation_split_names_its_classes(coco_root: Path) -> None:
+    """`validate` on a folder without the training annotations reads the class names and ids from
+    the validation split; when no split reads, the first split's missing file is named."""
+    annotations = coco_root / "annotations"
+    (annotations / "instances_train.json").rename(annotations / "instances_val.json")
+    (coco_root / "images" / "train").rename(coco_root / "images" / "val")
+    datamodule = DetectionDataModule(
+        dataset="coco", data_dir=str(coco_root), train_split="train", val_split="val", input_size=64, num_workers=0
+    )
+    assert datamodule.class_names == ["bird", "cat", "dog"] and datamodule.category_ids == [2, 5, 9]
+    nowhere = DetectionDataModule(dataset="coco", data_dir=str(coco_root / "missing"), train_split="train")
+    with pytest.raises(FileNotFoundError, match="instances_train.json"):
+        _ = nowhere.class_names
