@@ -121,6 +121,20 @@ def _quiet_exporter(verbose: bool) -> Iterator[None]:
             logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def _root_logging_kept() -> Iterator[None]:
+    """The root logger's level and handlers as they were before the block: OpenVINO's converter,
+    failing on an unsupported op, sets the root logger to ERROR and gives it a handler, which would hide
+    every later warning of the process (and of a test run's log capture)."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
+
+
 def _check_options(imgsz: int | Sequence[int], batch: int, max_det: int) -> None:
     """The arguments both exports share, checked before any work: ``imgsz`` one side or ``(height,
     width)`` in [32, 8192], ``batch`` and ``max_det`` integers >= 1 (ValueError / TypeError naming them)."""
@@ -306,7 +320,8 @@ def export_openvino(
 
         props = {prop.key: prop.value for prop in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
         try:
-            converted = ov.convert_model(str(onnx_path))
+            with _root_logging_kept():
+                converted = ov.convert_model(str(onnx_path))
         except Exception as error:  # OpenVINO's OpConversionFailure and kin, plain Exceptions
             if not type(error).__module__.startswith("openvino"):
                 raise
