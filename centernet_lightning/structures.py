@@ -49,6 +49,7 @@ __all__ = [
     "OBJECT_FIELDS",
     "ObjectField",
     "Batch",
+    "clip_boxes",
     "Detections",
     "PADDING_LABEL",
     "is_detection",
@@ -288,10 +289,13 @@ def letterbox_inverse(bboxes: Tensor, letterbox: Tensor, original_sizes: Tensor 
     scale, pad_x, pad_y = letterbox.unbind(-1)
     pad = torch.stack((pad_x, pad_y, pad_x, pad_y), dim=-1)
     boxes = (bboxes - pad) / scale.unsqueeze(-1)
-    if original_sizes is not None:
-        sizes = original_sizes.to(bboxes.dtype)
-        if bboxes.ndim == sizes.ndim + 1:
-            sizes = sizes.unsqueeze(-2)
-        upper = torch.stack((sizes[..., 1], sizes[..., 0], sizes[..., 1], sizes[..., 0]), dim=-1)
-        boxes = torch.minimum(boxes.clamp(min=0), upper)
-    return boxes
+    return boxes if original_sizes is None else clip_boxes(boxes, original_sizes)
+
+
+def clip_boxes(bboxes: Tensor, image_sizes: Tensor) -> Tensor:
+    """XYXY boxes [B, K, 4] (or [K, 4]) clipped to their images, ``image_sizes`` [B, 2] (or [2]) ``(h, w)``."""
+    sizes = image_sizes.to(bboxes.dtype)
+    if bboxes.ndim == sizes.ndim + 1:
+        sizes = sizes.unsqueeze(-2)
+    upper = torch.stack((sizes[..., 1], sizes[..., 0], sizes[..., 1], sizes[..., 0]), dim=-1)
+    return torch.minimum(bboxes.clamp(min=0), upper)

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "test": ("lightning", "", "the same on the test split"),
     "predict": ("predict", "predict_main", "detect objects in images, folders, globs or videos (--source)"),
     "track": ("track", "track_main", "track objects in a video or a frame folder (MOTChallenge txt + video)"),
+    "eval-mot": ("eval_mot", "eval_mot_main", "HOTA/MOTA/IDF1 of MOTChallenge results against ground truth"),
     "export": ("export", "export_main", "export a checkpoint to ONNX or TorchScript, decoding in the graph"),
     "benchmark": ("benchmark", "benchmark_main", "latency, images/s and GFLOPs per inference backend"),
     "info": ("info", "info_main", "parameters and GFLOPs per part of a config's model"),
@@ -33,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo-track": ("demos", "demo_track_main", "the same for FairMOT tracking: HOTA/MOTA/IDF1 and a video"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
+# Commands that run no model: they check their inputs first and import what they need themselves.
+MODEL_FREE_COMMANDS = ("eval-mot",)
 HELP_FLAGS = ("-h", "--help")
 
 
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"centernet: unknown command {command!r}\n\n{_usage()}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     quiet_library_noise()
-    if not _has_option(options, *HELP_FLAGS):  # help needs no torch: answer it without the import
+    if command not in MODEL_FREE_COMMANDS and not _has_option(options, *HELP_FLAGS):  # help needs no torch
         import torch
 
         torch.set_float32_matmul_precision("high")

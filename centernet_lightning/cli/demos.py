@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,15 +64,24 @@ def _last_weights(cli: CenterNetCLI) -> str:
     return path
 
 
-def demo_main(argv: list[str]) -> None:
-    """``centernet demo``: synthetic data -> training -> COCO AP table -> drawn predictions."""
-    out, config, overrides = _demo_options("centernet demo", demo_main.__doc__, "runs/demo", "demo.yaml", argv)
+DemoRun = Callable[[Path, Path, list[str]], None]  # (out folder, config, overrides)
+
+
+def _demo_command(prog: str, doc: str | None, out: str, config_name: str, run: DemoRun, argv: list[str]) -> None:
+    """Parse a demo's options and ``run(out, config, overrides)``; an error in what the user gave
+    ends in one line naming it."""
+    out_dir, config, overrides = _demo_options(prog, doc, out, config_name, argv)
     from .lightning import USER_ERRORS
 
     try:
-        _run_demo(out, config, overrides)
+        run(out_dir, config, overrides)
     except USER_ERRORS as error:
-        sys.exit(f"centernet demo: {error}")
+        sys.exit(f"{prog}: {error}")
+
+
+def demo_main(argv: list[str]) -> None:
+    """``centernet demo``: synthetic data -> training -> COCO AP table -> drawn predictions."""
+    _demo_command("centernet demo", demo_main.__doc__, "runs/demo", "demo.yaml", _run_demo, argv)
 
 
 def _run_demo(out: Path, config: Path, overrides: list[str]) -> None:
@@ -113,14 +123,8 @@ def _predict_validation_images(model_path: str, dataset: Any, out: Path) -> Path
 def demo_track_main(argv: list[str]) -> None:
     """``centernet demo-track``: synthetic sequences -> FairMOT training -> tracking a held-out
     sequence -> HOTA/MOTA/IDF1 and a drawn video."""
-    prog, doc = "centernet demo-track", demo_track_main.__doc__
-    out, config, overrides = _demo_options(prog, doc, "runs/demo_track", "demo_track.yaml", argv)
-    from .lightning import USER_ERRORS
-
-    try:
-        _run_demo_track(out, config, overrides)
-    except USER_ERRORS as error:
-        sys.exit(f"centernet demo-track: {error}")
+    doc = demo_track_main.__doc__
+    _demo_command("centernet demo-track", doc, "runs/demo_track", "demo_track.yaml", _run_demo_track, argv)
 
 
 def _run_demo_track(out: Path, config: Path, overrides: list[str]) -> None:

@@ -29,7 +29,16 @@ from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_int_min, check_int_ra
 from ..decode import apply_nms, threshold_detections
 from ..models.detector import Outputs
 from ..preprocess import letterbox_images, normalize
-from ..structures import PADDING_LABEL, Batch, Detections, InferenceSpec, is_detection, letterbox_inverse, to_numpy
+from ..structures import (
+    PADDING_LABEL,
+    Batch,
+    Detections,
+    InferenceSpec,
+    clip_boxes,
+    is_detection,
+    letterbox_inverse,
+    to_numpy,
+)
 from ..tracking import THRESHOLD_SETTINGS, Tracker
 from .backends import ExportedGraphBackend, NetworkBackend, OnnxRuntimeBackend, OpenVINOBackend
 from .sources import Frame, ImageSource, batched, open_source
@@ -214,7 +223,7 @@ class Predictor:
         device = bboxes.device
         letterbox, original_sizes = letterbox.to(device), original_sizes.to(device)
         unclipped = letterbox_inverse(bboxes, letterbox)  # [B, K, 4]
-        mapped = letterbox_inverse(bboxes, letterbox, original_sizes)
+        mapped = clip_boxes(unclipped, original_sizes)
         centres = (unclipped[..., :2] + unclipped[..., 2:]) / 2  # [B, K, 2] x, y
         sizes = original_sizes.flip(-1).to(centres.dtype).unsqueeze(-2)  # [B, 1, 2] w, h
         inside = ((centres >= 0) & (centres <= sizes)).all(-1)

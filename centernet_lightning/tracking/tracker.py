@@ -170,12 +170,11 @@ class Tracker:
         if unknown:  # Python's own TypeError would not list the valid settings
             check_known_keys("Tracker", unknown, setting_types(Tracker))
         # Scores and 1 - IoU costs lie in [0, 1], a cosine distance in [0, 2].
-        for name, value in (("high_thresh", high_thresh), ("low_thresh", low_thresh)):
-            check_range(name, value, 0.0, 1.0)
-        if new_track_thresh is not None:
-            check_range("new_track_thresh", new_track_thresh, 0.0, 1.0)
         check_range("embedding_match_thresh", embedding_match_thresh, 0.0, 2.0)
         for name, value in (
+            ("high_thresh", high_thresh),
+            ("low_thresh", low_thresh),
+            ("new_track_thresh", 0.0 if new_track_thresh is None else new_track_thresh),
             ("iou_match_thresh", iou_match_thresh),
             ("motion_match_thresh", motion_match_thresh),
             ("low_score_match_thresh", low_score_match_thresh),
