@@ -54,7 +54,9 @@ def test_unknown_command_names_it_and_lists_the_commands() -> None:
     assert "unknown command 'trian'" in done.stderr and "convert-weights" in done.stderr
 
 
-@pytest.mark.parametrize("command", ["predict", "track", "export", "benchmark", "convert-weights", "info", "data"])
+@pytest.mark.parametrize(
+    "command", ["predict", "track", "eval-mot", "export", "benchmark", "convert-weights", "info", "data"]
+)
 def test_command_help_imports_neither_torch_nor_lightning(command: str) -> None:
     done = run_main([command, "--help"])
     assert "EXIT 0" in done.stdout, done.stderr[-2000:]
