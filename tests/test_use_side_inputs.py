@@ -211,6 +211,8 @@ TRACKER_OPTION_ERRORS = {
     "not a bool": (["fuse_score=maybe"], "--tracker fuse_score must be true or false, got 'maybe'"),
     "unknown key": (["hig_thresh=0.5"], "--tracker: unknown key 'hig_thresh' (did you mean 'high_thresh'?)"),
     "no equals sign": (["high_thresh"], "--tracker takes KEY=VALUE pairs, got 'high_thresh'"),
+    "no equals sign after a preset": (["botsort", "high_thresh"], "--tracker takes KEY=VALUE pairs after the preset"),
+    "unknown preset": (["deepsort"], "unknown tracker preset 'deepsort'; presets: default, bytetrack, fairmot"),
     "frame rate": (["frame_rate=25"], "--tracker frame_rate: set the frame rate with --fps"),
     "an object": (["kalman_filter=xywh"], "--tracker kalman_filter cannot be set from text"),
 }
@@ -237,6 +239,9 @@ def test_tracker_settings_are_read_as_the_tracker_takes_them() -> None:
         "fuse_score": False,
     }
     assert type(settings["track_buffer"]) is int and Tracker(**settings).max_time_lost == 60
+    # a preset first, then pairs over it
+    assert _tracker_settings(["botsort", "track_buffer=60"])["camera_motion"] == "sparse_flow"
+    assert _tracker_settings(["fairmot", "dynamic_appearance=true"])["dynamic_appearance"] is True
 
 
 def test_track_with_a_tracker_value_of_the_wrong_type_is_one_line(files: dict[str, Path], capsys, tmp_path) -> None:

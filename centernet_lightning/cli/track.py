@@ -53,30 +53,29 @@ def _parser() -> CommandParser:
         "--tracker",
         nargs="*",
         default=[],
-        metavar="KEY=VALUE",
-        help="tracker settings, e.g. high_thresh=0.5 track_buffer=60 kalman_state=xywh (see docs/tracking.md)",
+        metavar="PRESET|FILE KEY=VALUE",
+        help="a tracker preset (default, bytetrack, fairmot, botsort: moving cameras, ocsort) or a YAML file of "
+        "settings, then KEY=VALUE settings, e.g. --tracker botsort high_thresh=0.5 track_buffer=60 "
+        "(see docs/tracking.md)",
     )
     add_output_arguments(parser, "track")
     return parser
 
 
-def _tracker_settings(pairs: list[str]) -> dict[str, Any]:
-    """``--tracker KEY=VALUE ...`` as settings, each value read as the type the Tracker's parameter
-    takes; ValueError naming the pair, an unknown key (with the valid ones) or a value of the wrong type."""
-    from ..checks import check_known_keys, parse_setting, setting_types
-    from ..tracking import Tracker
+def _tracker_settings(values: list[str]) -> dict[str, Any]:
+    """``--tracker [PRESET | FILE.yaml] [KEY=VALUE ...]`` as settings: a preset's or a file's, then the
+    pairs, each value read as the type the Tracker's parameter takes; ValueError naming the pair, an
+    unknown preset or key (with the valid ones) or a value of the wrong type."""
+    from ..checks import setting_types
+    from ..tracking import Tracker, tracker_settings
 
-    types = setting_types(Tracker)
-    settings = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        key = key.strip()
-        if not separator or not key:
-            raise ValueError(f"--tracker takes KEY=VALUE pairs, got {pair!r}")
-        check_known_keys("--tracker", [key], types)
-        if key == "frame_rate":  # the run sets it: the source's, or --fps
-            raise ValueError("--tracker frame_rate: set the frame rate with --fps")
-        settings[key] = parse_setting(f"--tracker {key}", value, types[key])
+    preset = values[0] if values and "=" not in values[0] else None
+    if preset in setting_types(Tracker):  # a setting without its value, not a preset
+        raise ValueError(f"--tracker takes KEY=VALUE pairs, got {preset!r}")
+    pairs = values[1:] if preset is not None else values
+    settings = tracker_settings(preset, pairs)
+    if "frame_rate" in settings:  # the run sets it: the source's, or --fps
+        raise ValueError("--tracker frame_rate: set the frame rate with --fps")
     return settings
 
 

@@ -199,6 +199,7 @@ def write_mot_txt(
     boxes: Any,
     scores: Any = None,
     *,
+    classes: Any = None,
     overwrite: bool = False,
 ) -> Path:
     """Write tracks as a MOTChallenge results file; returns its path.
@@ -210,9 +211,11 @@ def write_mot_txt(
         boxes: float [N, 4], XYXY in 0-based pixels of the original image; written as 1-based
             ``bb_left, bb_top, bb_width, bb_height`` with 3 decimals.
         scores: float [N] confidences, or None to write 1 (as FairMOT does).
+        classes: int [N] class indices written in the 8th column (as multi-class trackers such as
+            boxmot do), or None to write -1 there.
         overwrite: replace an existing file; otherwise an existing file raises FileExistsError.
 
-    Rows are ``frame, id, bb_left, bb_top, bb_width, bb_height, conf, -1, -1, -1`` (the 10 values
+    Rows are ``frame, id, bb_left, bb_top, bb_width, bb_height, conf, class, -1, -1`` (the 10 values
     the benchmark requires), sorted by frame then id. The file appears complete or not at all:
     it is written to a temporary file in the same folder, then renamed.
     """
@@ -233,10 +236,14 @@ def write_mot_txt(
         raise ValueError("ids must be whole numbers")
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it (nothing was written)")
+    class_column = np.full(count, -1.0) if classes is None else to_numpy(classes, np.float64).reshape(-1)
+    if class_column.shape != (count,):
+        raise ValueError(f"classes {list(class_column.shape)} must be [N] with N = {count}")
     order = np.lexsort((ids, frames))
-    table = np.column_stack([frames, ids, boxes[:, :2] + 1.0, boxes[:, 2:] - boxes[:, :2], scores])[order]
+    columns = [frames, ids, boxes[:, :2] + 1.0, boxes[:, 2:] - boxes[:, :2], scores, class_column]
+    table = np.column_stack(columns)[order]
     buffer = io.StringIO()
-    np.savetxt(buffer, table, fmt="%d,%d,%.3f,%.3f,%.3f,%.3f,%.6g,-1,-1,-1")
+    np.savetxt(buffer, table, fmt="%d,%d,%.3f,%.3f,%.3f,%.3f,%.6g,%d,-1,-1")
     write_text_atomically(path, buffer.getvalue(), overwrite)
     return path
 

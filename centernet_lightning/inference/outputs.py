@@ -356,12 +356,14 @@ def track_to_files(
 ) -> TrackingRun:
     """Track ``source`` with a :class:`~centernet_lightning.inference.Predictor` and ``tracker``, and
     write ``<name>.txt`` (MOTChallenge results: ``frame, id, bb_left, bb_top, bb_width, bb_height,
-    score, -1, -1, -1``, frames from 1) and, with ``draw``, ``<name>.mp4`` at ``frame_rate`` (boxes,
+    score, class, -1, -1``, frames from 1; the class index only for a model of several classes, else
+    -1) and, with ``draw``, ``<name>.mp4`` at ``frame_rate`` (boxes,
     ids, short trails, one colour per id) into ``run_dir``, with a Rich progress bar. ``<name>`` is
     :attr:`~centernet_lightning.inference.ImageSource.stem`: the video's stem, or the sequence's
     name for a MOTChallenge frame folder ``SEQ/img1``."""
     stem = source.stem
-    frames, ids, boxes, scores = [], [], [], []
+    several_classes = predictor.backend.num_classes > 1
+    frames, ids, boxes, scores, classes = [], [], [], [], []
     drawer, video = TrackDrawer(), None
     count, start = 0, time.perf_counter()
     try:
@@ -373,6 +375,7 @@ def track_to_files(
                 ids.append(np.asarray(tracks["ids"]))
                 boxes.append(np.asarray(tracks["boxes"]).reshape(-1, 4))
                 scores.append(np.asarray(tracks["scores"]))
+                classes.append(np.asarray(tracks["classes"]))
                 if draw and frame.image is not None:
                     drawn = drawer.draw(frame.image, tracks)
                     video = video or VideoSink(run_dir / f"{stem}.mp4", frame_rate, drawn.shape[:2])
@@ -388,6 +391,7 @@ def track_to_files(
         all_ids,
         np.concatenate(boxes) if boxes else np.zeros((0, 4)),
         np.concatenate(scores) if scores else np.zeros(0),
+        classes=(np.concatenate(classes) if classes else np.zeros(0)) if several_classes else None,
     )
     seconds = time.perf_counter() - start
     return TrackingRun(

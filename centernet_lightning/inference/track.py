@@ -41,12 +41,15 @@ def track_source(
     Frames are detected in batches of ``batch_size``, then fed to ``tracker`` (None: the
     predictor's :meth:`~centernet_lightning.inference.Predictor.build_tracker` at the source's frame
     rate) one by one: boxes in original pixels, scores, and embeddings when the model gives them.
-    Padding is left out; classes are tracked together. An unreadable frame advances the tracker
-    with no detections, so lost tracks age as time passes.
+    Padding is left out; each class is tracked on its own (the tracker's ``class_aware``), and
+    the frame itself goes along for the tracker's ``camera_motion``. An unreadable frame advances
+    the tracker with no detections, so lost tracks age as time passes.
     """
     tracker = predictor.build_tracker(frame_rate=source_frame_rate(source)) if tracker is None else tracker
     for frames, results in predictor.predict_source(source, batch_size):
         for row, frame in enumerate(frames):
             keep = is_detection(results["labels"][row])
             embeddings = results["embeddings"][row][keep] if "embeddings" in results else None
-            yield frame, tracker.update(results["bboxes"][row][keep], results["scores"][row][keep], embeddings)
+            classes = results["labels"][row][keep]
+            boxes, scores = results["bboxes"][row][keep], results["scores"][row][keep]
+            yield frame, tracker.update(boxes, scores, embeddings, classes=classes, image=frame.image)

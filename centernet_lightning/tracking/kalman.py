@@ -158,13 +158,26 @@ class KalmanFilter:
         noise = self.process_noise(mean)  # Q from the size before the step, as the references
         return mean @ motion.T, motion @ covariance @ motion.T + noise
 
-    def project(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """States into measurement space: ``H x`` ``[N, 4]`` and ``S = H P H^T + R`` ``[N, 4, 4]``."""
-        projected_covariance = covariance[:, :MEASUREMENT_DIM, :MEASUREMENT_DIM] + self.observation_noise(mean)
-        return mean[:, :MEASUREMENT_DIM], projected_covariance
+    def project(
+        self, mean: np.ndarray, covariance: np.ndarray, confidences: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """States into measurement space: ``H x`` ``[N, 4]`` and ``S = H P H^T + R`` ``[N, 4, 4]``.
+
+        ``confidences`` ``[N]`` in [0, 1] (detection scores) scale the observation noise's standard
+        deviations by ``1 - confidence``: the NSA Kalman filter of GIAOTracker / StrongSORT, which
+        trusts a confident detection more. None: DeepSORT's noise, the same for every detection.
+        """
+        noise = self.observation_noise(mean)
+        if confidences is not None:
+            noise = noise * ((1.0 - np.asarray(confidences, dtype=np.float64)) ** 2)[:, None, None]
+        return mean[:, :MEASUREMENT_DIM], covariance[:, :MEASUREMENT_DIM, :MEASUREMENT_DIM] + noise
 
     def update(
-        self, mean: np.ndarray, covariance: np.ndarray, measurements: np.ndarray
+        self,
+        mean: np.ndarray,
+        covariance: np.ndarray,
+        measurements: np.ndarray,
+        confidences: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Correct N predicted states with one measurement each.
 
@@ -172,11 +185,12 @@ class KalmanFilter:
 
         Args:
             mean: ``[N, 8]``; covariance: ``[N, 8, 8]``; measurements: ``[N, 4]`` (see :meth:`measure`).
+            confidences: ``[N]`` detection scores for the NSA filter (see :meth:`project`), or None.
 
         Returns:
             The corrected mean ``[N, 8]`` and covariance ``[N, 8, 8]``.
         """
-        projected_mean, projected_covariance = self.project(mean, covariance)
+        projected_mean, projected_covariance = self.project(mean, covariance, confidences)
         cross_covariance = covariance[:, :, :MEASUREMENT_DIM]  # P H^T, [N, 8, 4]
         # S is symmetric, so S^-1 (P H^T)^T = K^T: one batched solve instead of an inverse.
         gain_t = np.linalg.solve(projected_covariance, cross_covariance.transpose(0, 2, 1))  # [N, 4, 8]
@@ -210,6 +224,34 @@ class KalmanFilter:
         distance = precision.reshape(len(mean), -1) @ outer.T - 2.0 * weighted_mean @ measurements.T
         distance += np.einsum("ni,ni->n", weighted_mean, projected_mean)[:, None]
         return np.maximum(distance, 0.0)
+
+    def warp(self, mean: np.ndarray, covariance: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """States moved by a camera's motion between two frames (BoT-SORT's camera-motion compensation).
+
+        ``matrix`` [2, 3] maps pixels of the previous frame to this one (``[A | t]``, a similarity or
+        affine warp). Centres move as points (``A c + t``), velocities as vectors (``A v``). ``xywh``:
+        the width and height pair and its velocity are multiplied by ``A`` too, as BoT-SORT does;
+        ``xyah``: the height and its velocity are scaled by ``sqrt(|det A|)`` and the aspect ratio kept.
+        Covariances transform alike (``P = M P M^T``).
+
+        Args:
+            mean: ``[N, 8]``; covariance: ``[N, 8, 8]``; matrix: ``[2, 3]``.
+        """
+        matrix = np.asarray(matrix, dtype=np.float64)
+        linear, translation = matrix[:, :2], matrix[:, 2]
+        transform = np.zeros((STATE_DIM, STATE_DIM))
+        for start in (0, 4):  # centre, centre velocity
+            transform[start : start + 2, start : start + 2] = linear
+        if self.state == "xywh":
+            for start in (2, 6):
+                transform[start : start + 2, start : start + 2] = linear
+        else:
+            scale = np.sqrt(abs(np.linalg.det(linear)))
+            transform[2, 2] = transform[6, 6] = 1.0
+            transform[3, 3] = transform[7, 7] = scale
+        new_mean = mean @ transform.T
+        new_mean[:, :2] += translation
+        return new_mean, transform @ covariance @ transform.T
 
 
 def _diagonal(values: np.ndarray) -> np.ndarray:

@@ -56,22 +56,37 @@ def embedding_distance(track_features: np.ndarray, detection_features: np.ndarra
 
 
 def fuse_motion(
-    cost: np.ndarray, gating_distance: np.ndarray, gating_threshold: float, appearance_weight: float = 0.98
+    cost: np.ndarray,
+    gating_distance: np.ndarray,
+    gating_threshold: float,
+    appearance_weight: float = 0.98,
+    strong_appearance_thresh: float | None = None,
 ) -> np.ndarray:
     """FairMOT's ``fuse_motion``: gate by motion, then blend appearance with motion.
 
     ``cost = w * cost + (1 - w) * d^2`` where ``d^2`` is the squared Mahalanobis distance of the
     detection to the track's Kalman prediction, and ``inf`` where ``d^2 > gating_threshold``.
 
+    With ``strong_appearance_thresh``, a pair whose appearance distance is below it is never gated
+    and costs at most that distance (``min(fused, cost)``): a clear re-identification wins even
+    when the motion model disagrees (a turn, a fast object, an object back after an occlusion),
+    where FairMOT would reject it and start a second track for the same object.
+
     Args:
         cost: ``[T, N]`` appearance (embedding) distance.
         gating_distance: ``[T, N]`` squared Mahalanobis distance (``KalmanFilter.gating_distance``).
         gating_threshold: chi-square 0.95 quantile with 4 degrees of freedom (9.4877) in FairMOT.
         appearance_weight: ``lambda_`` of FairMOT, 0.98.
+        strong_appearance_thresh: None (FairMOT) or an appearance distance.
     """
     fused = appearance_weight * cost
     fused += (1.0 - appearance_weight) * gating_distance
-    fused[gating_distance > gating_threshold] = np.inf
+    gated = gating_distance > gating_threshold
+    if strong_appearance_thresh is not None:
+        strong = cost < strong_appearance_thresh
+        gated &= ~strong
+        fused[strong] = np.minimum(fused[strong], cost[strong])
+    fused[gated] = np.inf
     return fused
 
 

@@ -1,22 +1,23 @@
-"""The multi-object tracker: FairMOT's appearance + motion association with ByteTrack's low-score stage.
+"""The multi-object tracker: FairMOT's appearance + motion association with ByteTrack's low-score stage,
+OC-SORT's recovery of lost tracks and BoT-SORT's camera-motion compensation.
 
 One :class:`Tracker` follows one video; :meth:`Tracker.update` takes one frame's detections and
 returns the tracks reported at that frame, :meth:`Tracker.reset` starts the next video. Tracks are
-kept as arrays (struct of arrays: ids, states, Kalman means and covariances, smoothed embeddings),
-so prediction, gating, cost matrices and Kalman updates run once per frame over all tracks; Python
-only touches the matched pairs' indices.
+kept as arrays (:class:`~centernet_lightning.tracking.tracks.TrackTable`), so prediction, gating,
+cost matrices and Kalman updates run once per frame over all tracks; Python only touches the
+matched pairs' indices.
 """
 
 from __future__ import annotations
 
 import logging
-from enum import IntEnum
-from typing import TypedDict
 
 import numpy as np
 import torch
 
 from centernet_lightning.checks import check_bool, check_int_min, check_known_keys, check_range, setting_types
+from centernet_lightning.tracking.camera_motion import CAMERA_MOTION_METHODS, CameraMotion
+from centernet_lightning.tracking.frame_inputs import FrameDetections, check_frame_detections, normalize_rows
 from centernet_lightning.tracking.kalman import GATING_THRESHOLD, KalmanFilter
 from centernet_lightning.tracking.matching import (
     embedding_distance,
@@ -25,8 +26,9 @@ from centernet_lightning.tracking.matching import (
     iou_distance,
     linear_assignment,
 )
+from centernet_lightning.tracking.tracks import Tracks, TrackState, TrackTable
 
-__all__ = ["THRESHOLD_SETTINGS", "TrackState", "Tracker", "Tracks"]
+__all__ = ["THRESHOLD_SETTINGS", "Tracker"]
 
 log = logging.getLogger(__name__)
 
@@ -39,29 +41,6 @@ THRESHOLD_SETTINGS = ("high_thresh", "low_thresh", "new_track_thresh")
 # that opens on an empty scene) the thresholds stay at least this fraction of their values, instead
 # of sinking to the noise.
 MIN_PEAK_SCORE = 0.1
-
-
-class TrackState(IntEnum):
-    """Life cycle of a track: tentative -> confirmed -> lost -> (removed, no longer stored)."""
-
-    TENTATIVE = 0  # started from one detection, not reported until matched again
-    CONFIRMED = 1  # matched at its last frame; reported
-    LOST = 2  # unmatched for up to ``track_buffer`` frames; kept for re-identification
-
-
-class Tracks(TypedDict):
-    """Tracks reported at one frame (M of them), ordered by id.
-
-    ``ids`` int64 [M], unique within a sequence, from 1; ``boxes`` float32 [M, 4] XYXY pixels, the
-    Kalman-filtered box after this frame's update (as FairMOT / ByteTrack report); ``scores``
-    float32 [M], the score of the detection matched this frame; ``detection_indices`` int64 [M], the
-    row of that detection in the frame's input arrays.
-    """
-
-    ids: np.ndarray
-    boxes: np.ndarray
-    scores: np.ndarray
-    detection_indices: np.ndarray
 
 
 class Tracker:
@@ -151,26 +130,42 @@ class Tracker:
         high_thresh: float = 0.4,
         low_thresh: float = 0.1,
         new_track_thresh: float | None = None,
+        use_embeddings: bool = True,
         embedding_match_thresh: float = 0.4,
         appearance_weight: float = 0.98,
         gating_threshold: float = GATING_THRESHOLD,
+        strong_appearance_thresh: float | None = 0.25,
+        dynamic_appearance: bool = True,
+        merge_thresh: float | None = 0.15,
         iou_match_thresh: float = 0.5,
         motion_match_thresh: float = 0.8,
         fuse_score: bool = True,
         low_score_match_thresh: float = 0.5,
         unconfirmed_match_thresh: float = 0.7,
+        observation_recovery: bool = True,
+        recovery_match_thresh: float = 0.7,
+        observation_reupdate: bool = True,
         track_buffer: int = 30,
         frame_rate: float = 30,
         ema_alpha: float = 0.9,
         kalman_state: str | None = None,
+        nsa_kalman: bool = False,
         kalman_filter: KalmanFilter | None = None,
+        camera_motion: str | None = None,
+        camera_motion_downscale: float = 2.0,
+        class_aware: bool = True,
         relative_thresholds: bool = False,
         **unknown: object,
     ) -> None:
         if unknown:  # Python's own TypeError would not list the valid settings
             check_known_keys("Tracker", unknown, setting_types(Tracker))
         # Scores and 1 - IoU costs lie in [0, 1], a cosine distance in [0, 2].
-        check_range("embedding_match_thresh", embedding_match_thresh, 0.0, 2.0)
+        for name, value in (
+            ("embedding_match_thresh", embedding_match_thresh),
+            ("strong_appearance_thresh", 0.0 if strong_appearance_thresh is None else strong_appearance_thresh),
+            ("merge_thresh", 0.0 if merge_thresh is None else merge_thresh),
+        ):
+            check_range(name, value, 0.0, 2.0)
         for name, value in (
             ("high_thresh", high_thresh),
             ("low_thresh", low_thresh),
@@ -179,19 +174,33 @@ class Tracker:
             ("motion_match_thresh", motion_match_thresh),
             ("low_score_match_thresh", low_score_match_thresh),
             ("unconfirmed_match_thresh", unconfirmed_match_thresh),
+            ("recovery_match_thresh", recovery_match_thresh),
             ("appearance_weight", appearance_weight),
             ("ema_alpha", ema_alpha),
         ):
             check_range(name, value, 0.0, 1.0)
         check_range("gating_threshold", gating_threshold, 0.0, low_open=True)
         check_range("frame_rate", frame_rate, 0.0, low_open=True)
+        check_range("camera_motion_downscale", camera_motion_downscale, 1.0)
         check_int_min("track_buffer", track_buffer, 0)
-        check_bool("fuse_score", fuse_score)
-        check_bool("relative_thresholds", relative_thresholds)
+        for name, flag in (
+            ("use_embeddings", use_embeddings),
+            ("dynamic_appearance", dynamic_appearance),
+            ("fuse_score", fuse_score),
+            ("observation_recovery", observation_recovery),
+            ("observation_reupdate", observation_reupdate),
+            ("nsa_kalman", nsa_kalman),
+            ("class_aware", class_aware),
+            ("relative_thresholds", relative_thresholds),
+        ):
+            check_bool(name, flag)
         if not low_thresh <= high_thresh:
             raise ValueError(f"low_thresh ({low_thresh}) must not exceed high_thresh ({high_thresh})")
         if kalman_filter is not None and not isinstance(kalman_filter, KalmanFilter):
             raise TypeError(f"kalman_filter must be a KalmanFilter or None, got {type(kalman_filter).__name__}")
+        if camera_motion is not None and camera_motion not in CAMERA_MOTION_METHODS:
+            valid = ", ".join(CAMERA_MOTION_METHODS)
+            raise ValueError(f"camera_motion must be None or one of {valid}, got {camera_motion!r}")
         self.high_thresh = high_thresh
         self.low_thresh = low_thresh
         self.new_track_thresh = high_thresh + 0.1 if new_track_thresh is None else new_track_thresh
@@ -200,14 +209,21 @@ class Tracker:
                 f"high_thresh {high_thresh} makes the default new_track_thresh (high_thresh + 0.1 = "
                 f"{self.new_track_thresh:g}) exceed 1, so no track could start: set new_track_thresh (at most 1)"
             )
+        self.use_embeddings = use_embeddings
         self.embedding_match_thresh = embedding_match_thresh
         self.appearance_weight = appearance_weight
         self.gating_threshold = gating_threshold
+        self.strong_appearance_thresh = strong_appearance_thresh
+        self.dynamic_appearance = dynamic_appearance
+        self.merge_thresh = merge_thresh
         self.iou_match_thresh = iou_match_thresh
         self.motion_match_thresh = motion_match_thresh
         self.fuse_score = fuse_score
         self.low_score_match_thresh = low_score_match_thresh
         self.unconfirmed_match_thresh = unconfirmed_match_thresh
+        self.observation_recovery = observation_recovery
+        self.recovery_match_thresh = recovery_match_thresh
+        self.observation_reupdate = observation_reupdate
         self.max_time_lost = int(frame_rate / 30.0 * track_buffer)
         self.ema_alpha = ema_alpha
         if kalman_filter is None:
@@ -217,6 +233,9 @@ class Tracker:
                 f"kalman_state={kalman_state!r} contradicts the given kalman_filter's state {kalman_filter.state!r}"
             )
         self.kalman_filter = kalman_filter
+        self.nsa_kalman = nsa_kalman
+        self.camera_motion = None if camera_motion is None else CameraMotion(camera_motion, camera_motion_downscale)
+        self.class_aware = class_aware
         self.relative_thresholds = relative_thresholds
         self.reset()
 
@@ -226,14 +245,10 @@ class Tracker:
         self.peak_score = 0.0
         self._next_id = 1
         self._embedding_dim: int | None = None  # fixed by the first frame with detections
-        self._ids = np.empty(0, dtype=np.int64)
-        self._states = np.empty(0, dtype=np.int8)
-        self._means = np.empty((0, 8))
-        self._covariances = np.empty((0, 8, 8))
-        self._features = np.empty((0, 0))  # [T, D] unit vectors; D = 0 without embeddings
-        self._scores = np.empty(0)
-        self._start_frames = np.empty(0, dtype=np.int64)
-        self._last_frames = np.empty(0, dtype=np.int64)  # last frame with a match
+        self._tracks = TrackTable.empty()
+        self._warned_no_image = False
+        if self.camera_motion is not None:
+            self.camera_motion.reset()
 
     @property
     def score_scale(self) -> float:
@@ -249,13 +264,17 @@ class Tracker:
     @property
     def track_states(self) -> dict[int, TrackState]:
         """State of every stored track (tentative, confirmed or lost) by id; removed ones are gone."""
-        return {int(i): TrackState(s) for i, s in zip(self._ids, self._states)}
+        return {int(i): TrackState(s) for i, s in zip(self._tracks.ids, self._tracks.states)}
 
     def update(
         self,
         boxes: np.ndarray | torch.Tensor,
         scores: np.ndarray | torch.Tensor,
         embeddings: np.ndarray | torch.Tensor | None = None,
+        *,
+        classes: np.ndarray | torch.Tensor | None = None,
+        image: np.ndarray | None = None,
+        warp: np.ndarray | None = None,
     ) -> Tracks:
         """Advance one frame.
 
@@ -265,6 +284,11 @@ class Tracker:
             scores: float ``[N]`` detection scores.
             embeddings: ``[N, D]`` re-ID embeddings (any scale; L2-normalised here) or ``None``. Within
                 a sequence either every frame with detections has them (same D) or none has.
+            classes: int ``[N]`` class indices, or None (one class). With ``class_aware`` a track
+                only ever matches detections of its own class.
+            image: the frame (``[H, W]`` or ``[H, W, 3]`` uint8), for ``camera_motion``.
+            warp: ``[2, 3]`` the camera's motion from the previous frame to this one, if known
+                (overrides the estimate from ``image``).
 
         Returns:
             The confirmed tracks matched at this frame (:class:`Tracks`, numpy arrays).
@@ -273,9 +297,16 @@ class Tracker:
             ValueError: on wrong shapes, mismatched lengths, non-finite values, or embeddings that
                 appear, disappear or change size within a sequence.
         """
-        boxes, scores, embeddings = self._check_inputs(boxes, scores, embeddings)
+        if not self.use_embeddings:
+            embeddings = None
+        detections = check_frame_detections(self.frame_id + 1, boxes, scores, embeddings, classes, self._embedding_dim)
+        boxes, scores, embeddings, classes = detections
+        if len(scores) and self._embedding_dim is None:
+            self._embedding_dim = 0 if embeddings is None else embeddings.shape[1]
+            self._tracks.features = np.empty((len(self._tracks), self._embedding_dim))
         self.frame_id += 1
         frame = self.frame_id
+        tracks = self._tracks
 
         if len(scores):
             self.peak_score = max(self.peak_score, float(scores.max()))
@@ -297,34 +328,42 @@ class Tracker:
         high = np.flatnonzero(usable & (scores > high_thresh))
         low = np.flatnonzero(usable & (scores > low_thresh) & (scores <= high_thresh))
 
-        states = self._states
+        states = tracks.states
         was_lost = states == TrackState.LOST
         pool = np.flatnonzero((states == TrackState.CONFIRMED) | was_lost)
         tentative = np.flatnonzero(states == TrackState.TENTATIVE)
         if len(pool):
             # Tentative tracks are not predicted (nor in the references): they have no velocity yet.
-            mean = self._means[pool]
+            mean = tracks.means[pool]
             # A lost box keeps its size (the references zero vh; BoT-SORT vw and vh).
             mean[np.ix_(was_lost[pool], self.kalman_filter.size_velocity_columns)] = 0.0
-            self._means[pool], self._covariances[pool] = self.kalman_filter.predict(mean, self._covariances[pool])
-        track_boxes = self.kalman_filter.boxes(self._means)
+            tracks.means[pool], tracks.covariances[pool] = self.kalman_filter.predict(mean, tracks.covariances[pool])
+        self._compensate_camera_motion(image, warp, boxes[usable])
+        track_boxes = self.kalman_filter.boxes(tracks.means)
 
         matched_tracks: list[np.ndarray] = []
         matched_detections: list[np.ndarray] = []
 
-        def assign(tracks: np.ndarray, detections: np.ndarray, cost: np.ndarray, thresh: float):
-            matches, rest_tracks, rest_detections = linear_assignment(cost, thresh)
-            matched_tracks.append(tracks[matches[:, 0]])
-            matched_detections.append(detections[matches[:, 1]])
-            return tracks[rest_tracks], detections[rest_detections]
+        def assign(rows: np.ndarray, columns: np.ndarray, cost: np.ndarray, thresh: float):
+            if self.class_aware and cost.size:  # association within each class
+                cost[tracks.classes[rows][:, None] != classes[columns][None, :]] = np.inf
+            matches, rest_rows, rest_columns = linear_assignment(cost, thresh)
+            matched_tracks.append(rows[matches[:, 0]])
+            matched_detections.append(columns[matches[:, 1]])
+            return rows[rest_rows], columns[rest_columns]
 
         # First association: high detections with confirmed and lost tracks.
         if self._embedding_dim:
-            cost = embedding_distance(self._features[pool], embeddings[high])
-            gating = self.kalman_filter.gating_distance(self._means[pool], self._covariances[pool], measurements[high])
-            cost = fuse_motion(cost, gating, self.gating_threshold, self.appearance_weight)
+            appearance = embedding_distance(tracks.features[pool], embeddings[high])
+            gating = self.kalman_filter.gating_distance(
+                tracks.means[pool], tracks.covariances[pool], measurements[high]
+            )
+            cost = fuse_motion(
+                appearance, gating, self.gating_threshold, self.appearance_weight, self.strong_appearance_thresh
+            )
             rest, rest_high = assign(pool, high, cost, self.embedding_match_thresh)
-            rest = rest[self._states[rest] == TrackState.CONFIRMED]  # lost tracks return only by appearance
+            rest_lost = rest[tracks.states[rest] == TrackState.LOST]
+            rest = rest[tracks.states[rest] == TrackState.CONFIRMED]
             cost = iou_distance(track_boxes[rest], boxes[rest_high])
             rest, rest_high = assign(rest, rest_high, cost, self.iou_match_thresh)
         else:
@@ -332,10 +371,23 @@ class Tracker:
             if self.fuse_score:
                 cost = fuse_score(cost, fusion_scores[high])
             rest, rest_high = assign(pool, high, cost, self.motion_match_thresh)
-            rest = rest[self._states[rest] == TrackState.CONFIRMED]
+            rest_lost = rest[tracks.states[rest] == TrackState.LOST]
+            rest = rest[tracks.states[rest] == TrackState.CONFIRMED]
 
         # Second association (ByteTrack): low-score detections keep occluded tracks alive.
         rest, _ = assign(rest, low, iou_distance(track_boxes[rest], boxes[low]), self.low_score_match_thresh)
+
+        # OC-SORT's observation-centric recovery: the tracks still unmatched, lost ones included,
+        # against the high detections left, by IoU with each track's last observed box (where the
+        # object was last seen, not where a drifting prediction puts it).
+        if self.observation_recovery:
+            candidates = np.concatenate((rest, rest_lost))
+            cost = iou_distance(tracks.observed_boxes[candidates], boxes[rest_high])
+            if self._embedding_dim:  # never recover a track onto an object that looks different
+                appearance = embedding_distance(tracks.features[candidates], embeddings[rest_high])
+                cost[appearance > self.embedding_match_thresh] = np.inf
+            unrecovered, rest_high = assign(candidates, rest_high, cost, self.recovery_match_thresh)
+            rest = unrecovered[tracks.states[unrecovered] == TrackState.CONFIRMED]
         newly_lost = rest
 
         # Tentative tracks: one more match confirms them, none removes them.
@@ -346,163 +398,168 @@ class Tracker:
 
         track_rows = np.concatenate(matched_tracks)
         detection_rows = np.concatenate(matched_detections)
-        matched_detection = np.full(len(self._ids), -1, dtype=np.int64)
+        matched_detection = np.full(len(tracks), -1, dtype=np.int64)
         matched_detection[track_rows] = detection_rows
-        self._apply_matches(track_rows, detection_rows, measurements, scores, embeddings)
-        self._states[newly_lost] = TrackState.LOST
+        self._apply_matches(track_rows, detection_rows, measurements, detections, fusion_scores)
+        tracks.states[newly_lost] = TrackState.LOST
 
-        expired = was_lost & (self._states == TrackState.LOST) & (frame - self._last_frames > self.max_time_lost)
+        expired = was_lost & (tracks.states == TrackState.LOST) & (frame - tracks.last_frames > self.max_time_lost)
         keep = ~expired
         keep[failed_tentative] = False
-        self._keep(keep)
+        tracks.keep(keep)
         matched_detection = matched_detection[keep]
 
         new = rest_high[scores[rest_high] >= thresholds["new_track_thresh"]]
-        self._start_tracks(new, measurements, scores, embeddings)
+        self._start_tracks(new, measurements, detections)
         matched_detection = np.concatenate((matched_detection, new))
 
-        keep = self._duplicate_free()
-        self._keep(keep)
+        keep = self._duplicate_free(matched_detection >= 0)
+        tracks.keep(keep)
         matched_detection = matched_detection[keep]
 
-        reported = (self._states == TrackState.CONFIRMED) & (matched_detection >= 0)
+        reported = (tracks.states == TrackState.CONFIRMED) & (matched_detection >= 0)
         return Tracks(
-            ids=self._ids[reported].copy(),
-            boxes=self.kalman_filter.boxes(self._means[reported]).astype(np.float32),
-            scores=self._scores[reported].astype(np.float32),
+            ids=tracks.ids[reported].copy(),
+            boxes=self.kalman_filter.boxes(tracks.means[reported]).astype(np.float32),
+            scores=tracks.scores[reported].astype(np.float32),
+            classes=tracks.classes[reported].copy(),
             detection_indices=matched_detection[reported],
         )
+
+    def _compensate_camera_motion(self, image: np.ndarray | None, warp: np.ndarray | None, boxes: np.ndarray) -> None:
+        """Move every track's state and last observation by the camera's motion since the last frame."""
+        if warp is None and self.camera_motion is not None:
+            if image is not None:
+                warp = self.camera_motion.estimate(image, boxes)
+            elif not self._warned_no_image:
+                log.warning("Tracker: camera_motion is set but update() got no image: no compensation")
+                self._warned_no_image = True
+        if warp is None:
+            return
+        warp = np.asarray(warp, dtype=np.float64)
+        if warp.shape != (2, 3) or not np.isfinite(warp).all():
+            raise ValueError(f"Tracker frame {self.frame_id}: warp must be a finite [2, 3] matrix, got {warp.tolist()}")
+        tracks, kalman = self._tracks, self.kalman_filter
+        tracks.means, tracks.covariances = kalman.warp(tracks.means, tracks.covariances, warp)
+        tracks.observed_means, tracks.observed_covariances = kalman.warp(
+            tracks.observed_means, tracks.observed_covariances, warp
+        )
+        corners = tracks.observed_boxes.reshape(-1, 2) @ warp[:, :2].T + warp[:, 2]
+        tracks.observed_boxes = corners.reshape(-1, 4)
 
     def _apply_matches(
         self,
         track_rows: np.ndarray,
         detection_rows: np.ndarray,
         measurements: np.ndarray,
-        scores: np.ndarray,
-        embeddings: np.ndarray | None,
+        detections: FrameDetections,
+        relative_scores: np.ndarray,
     ) -> None:
-        """Kalman update, state, score and embedding EMA of all matched tracks at once."""
+        """Kalman update, state, score and embedding of all matched tracks at once."""
         if len(track_rows) == 0:
             return
-        self._means[track_rows], self._covariances[track_rows] = self.kalman_filter.update(
-            self._means[track_rows], self._covariances[track_rows], measurements[detection_rows]
+        tracks, kalman = self._tracks, self.kalman_filter
+        if self.observation_reupdate:
+            self._reupdate_over_gaps(track_rows, detections.boxes[detection_rows])
+        confidences = np.clip(relative_scores[detection_rows], 0.0, 1.0) if self.nsa_kalman else None
+        tracks.means[track_rows], tracks.covariances[track_rows] = kalman.update(
+            tracks.means[track_rows], tracks.covariances[track_rows], measurements[detection_rows], confidences
         )
-        self._states[track_rows] = TrackState.CONFIRMED
-        self._last_frames[track_rows] = self.frame_id
-        self._scores[track_rows] = scores[detection_rows]
+        tracks.observed_means[track_rows] = tracks.means[track_rows]
+        tracks.observed_covariances[track_rows] = tracks.covariances[track_rows]
+        tracks.observed_boxes[track_rows] = detections.boxes[detection_rows]
+        tracks.states[track_rows] = TrackState.CONFIRMED
+        tracks.last_frames[track_rows] = self.frame_id
+        tracks.scores[track_rows] = detections.scores[detection_rows]
         if self._embedding_dim:
-            smoothed = self.ema_alpha * self._features[track_rows] + (1 - self.ema_alpha) * embeddings[detection_rows]
-            self._features[track_rows] = _normalize(smoothed)
+            weight = np.full(len(track_rows), self.ema_alpha)  # of the old embedding
+            if self.dynamic_appearance:
+                # Deep OC-SORT's dynamic appearance: alpha_t = alpha + (1 - alpha) * (1 - (s - sigma) / (1 - sigma)),
+                # sigma the detection threshold: a detection at the threshold (or a low-score match)
+                # leaves the embedding as it was, a certain one updates it by the full 1 - alpha.
+                sigma = min(self.high_thresh, 1.0 - 1e-6)
+                trust = np.clip((relative_scores[detection_rows] - sigma) / (1.0 - sigma), 0.0, 1.0)
+                weight = weight + (1.0 - weight) * (1.0 - trust)
+            smoothed = weight[:, None] * tracks.features[track_rows]
+            smoothed += (1.0 - weight[:, None]) * detections.embeddings[detection_rows]
+            tracks.features[track_rows] = normalize_rows(smoothed)
 
-    def _start_tracks(
-        self, detection_rows: np.ndarray, measurements: np.ndarray, scores: np.ndarray, embeddings: np.ndarray | None
-    ) -> None:
+    def _reupdate_over_gaps(self, track_rows: np.ndarray, boxes: np.ndarray) -> None:
+        """OC-SORT's observation-centric re-update: a track matched again after ``g > 1`` frames
+        without a detection goes back to its state at the last observation and is predicted and
+        updated along ``g - 1`` virtual boxes, linear between that observation and ``boxes``, then
+        predicted once more: its velocity becomes the one the occlusion implies, not the decayed
+        guess of the prediction alone. Loops over the gap's frames, batched over the tracks."""
+        tracks, kalman = self._tracks, self.kalman_filter
+        gaps = self.frame_id - tracks.last_frames[track_rows]
+        returning = gaps > 1
+        if not returning.any():
+            return
+        rows, gaps, end = track_rows[returning], gaps[returning], boxes[returning]
+        start = tracks.observed_boxes[rows]
+        mean, covariance = tracks.observed_means[rows], tracks.observed_covariances[rows]
+        for step in range(1, int(gaps.max())):
+            active = gaps > step
+            fraction = (step / gaps[active])[:, None]
+            virtual = kalman.measure(start[active] + (end[active] - start[active]) * fraction)
+            predicted = kalman.predict(mean[active], covariance[active])
+            mean[active], covariance[active] = kalman.update(*predicted, virtual)
+        tracks.means[rows], tracks.covariances[rows] = kalman.predict(mean, covariance)
+
+    def _start_tracks(self, detection_rows: np.ndarray, measurements: np.ndarray, detections: FrameDetections) -> None:
         """Append one track per detection row; confirmed at once on a sequence's first frame."""
         count = len(detection_rows)
         if count == 0:
             return
         mean, covariance = self.kalman_filter.initiate(measurements[detection_rows])
         state = TrackState.CONFIRMED if self.frame_id == 1 else TrackState.TENTATIVE
-        features = embeddings[detection_rows] if self._embedding_dim else np.empty((count, 0))
-        self._ids = np.concatenate((self._ids, np.arange(self._next_id, self._next_id + count)))
+        features = detections.embeddings[detection_rows] if self._embedding_dim else np.empty((count, 0))
+        self._tracks.append(
+            TrackTable(
+                ids=np.arange(self._next_id, self._next_id + count),
+                states=np.full(count, state, dtype=np.int8),
+                classes=detections.classes[detection_rows],
+                means=mean,
+                covariances=covariance,
+                observed_means=mean.copy(),
+                observed_covariances=covariance.copy(),
+                observed_boxes=detections.boxes[detection_rows],
+                features=features,
+                scores=detections.scores[detection_rows],
+                start_frames=np.full(count, self.frame_id),
+                last_frames=np.full(count, self.frame_id),
+            )
+        )
         self._next_id += count
-        self._states = np.concatenate((self._states, np.full(count, state, dtype=np.int8)))
-        self._means = np.concatenate((self._means, mean))
-        self._covariances = np.concatenate((self._covariances, covariance))
-        self._features = np.concatenate((self._features, features))
-        self._scores = np.concatenate((self._scores, scores[detection_rows]))
-        self._start_frames = np.concatenate((self._start_frames, np.full(count, self.frame_id)))
-        self._last_frames = np.concatenate((self._last_frames, np.full(count, self.frame_id)))
 
-    def _duplicate_free(self) -> np.ndarray:
-        """Keep-mask dropping the younger of each tracked / lost pair of near-identical boxes."""
-        keep = np.ones(len(self._ids), dtype=bool)
-        tracked = np.flatnonzero(self._states != TrackState.LOST)
-        lost = np.flatnonzero(self._states == TrackState.LOST)
+    def _duplicate_free(self, matched_now: np.ndarray) -> np.ndarray:
+        """Keep-mask dropping one track of each pair that follows one object twice.
+
+        FairMOT / ByteTrack: of a tracked and a lost track of one class whose boxes overlap with
+        ``1 - IoU < 0.15``, the younger. With ``merge_thresh`` and embeddings, also a lost track whose
+        embedding is within ``merge_thresh`` of a track matched this frame that started after it was
+        last seen: the object came back as a new track, and the lost twin would otherwise trade the
+        object with it whenever one of them matches better.
+        """
+        tracks = self._tracks
+        keep = np.ones(len(tracks), dtype=bool)
+        tracked = np.flatnonzero(tracks.states != TrackState.LOST)
+        lost = np.flatnonzero(tracks.states == TrackState.LOST)
         if len(tracked) == 0 or len(lost) == 0:
             return keep
-        boxes = self.kalman_filter.boxes(self._means)
-        pairs_tracked, pairs_lost = np.nonzero(iou_distance(boxes[tracked], boxes[lost]) < DUPLICATE_IOU_DISTANCE)
-        tracked, lost = tracked[pairs_tracked], lost[pairs_lost]
-        ages = self._last_frames - self._start_frames
-        tracked_older = ages[tracked] > ages[lost]
-        keep[lost[tracked_older]] = False
-        keep[tracked[~tracked_older]] = False
+        same_class = tracks.classes[tracked][:, None] == tracks.classes[lost][None, :]
+        boxes = self.kalman_filter.boxes(tracks.means)
+        overlapping = (iou_distance(boxes[tracked], boxes[lost]) < DUPLICATE_IOU_DISTANCE) & same_class
+        pairs_tracked, pairs_lost = np.nonzero(overlapping)
+        first, second = tracked[pairs_tracked], lost[pairs_lost]
+        ages = tracks.last_frames - tracks.start_frames
+        tracked_older = ages[first] > ages[second]
+        keep[second[tracked_older]] = False
+        keep[first[~tracked_older]] = False
+        if self.merge_thresh is not None and self._embedding_dim:
+            active = np.flatnonzero((tracks.states == TrackState.CONFIRMED) & matched_now)
+            twins = embedding_distance(tracks.features[lost], tracks.features[active]) < self.merge_thresh
+            twins &= tracks.start_frames[active][None, :] > tracks.last_frames[lost][:, None]
+            twins &= tracks.classes[lost][:, None] == tracks.classes[active][None, :]
+            keep[lost[twins.any(axis=1)]] = False
         return keep
-
-    def _keep(self, keep: np.ndarray) -> None:
-        """Drop the tracks where ``keep`` is False (they are removed)."""
-        if keep.all():
-            return
-        self._ids = self._ids[keep]
-        self._states = self._states[keep]
-        self._means = self._means[keep]
-        self._covariances = self._covariances[keep]
-        self._features = self._features[keep]
-        self._scores = self._scores[keep]
-        self._start_frames = self._start_frames[keep]
-        self._last_frames = self._last_frames[keep]
-
-    def _check_inputs(
-        self, boxes: object, scores: object, embeddings: object
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Validate one frame's inputs; boxes, scores as float64, embeddings L2-normalised (or None)."""
-        frame = self.frame_id + 1
-        boxes = _to_numpy(boxes, "boxes")
-        scores = _to_numpy(scores, "scores")
-        if boxes.shape == (0,):  # an empty list
-            boxes = boxes.reshape(0, 4)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"Tracker frame {frame}: boxes must have shape [N, 4] (XYXY), got {list(boxes.shape)}")
-        count = len(boxes)
-        if scores.ndim != 1 or len(scores) != count:
-            raise ValueError(
-                f"Tracker frame {frame}: scores must have shape [{count}] like boxes, got {list(scores.shape)}"
-            )
-        _check_finite(boxes, "boxes", frame)
-        _check_finite(scores, "scores", frame)
-        if embeddings is not None:
-            embeddings = _to_numpy(embeddings, "embeddings")
-            if embeddings.ndim != 2 or len(embeddings) != count or embeddings.shape[1] == 0:
-                raise ValueError(
-                    f"Tracker frame {frame}: embeddings must have shape [{count}, D] with D >= 1 like boxes, "
-                    f"got {list(embeddings.shape)}"
-                )
-            _check_finite(embeddings, "embeddings", frame)
-            embeddings = _normalize(embeddings)
-        elif count == 0 and self._embedding_dim:
-            embeddings = np.empty((0, self._embedding_dim))  # an empty frame of an embedding sequence
-        dimension = 0 if embeddings is None else embeddings.shape[1]
-        if count and self._embedding_dim is None:
-            self._embedding_dim = dimension
-            self._features = np.empty((len(self._ids), dimension))
-        elif (count or dimension) and self._embedding_dim is not None and dimension != self._embedding_dim:
-            started = f"{self._embedding_dim}-d embeddings" if self._embedding_dim else "no embeddings"
-            given = f"{dimension}-d embeddings" if dimension else "embeddings=None"
-            raise ValueError(
-                f"Tracker frame {frame}: got {given} but this sequence started with {started}; pass the same "
-                "kind on every frame, or call reset() to start a new sequence"
-            )
-        return boxes, scores, embeddings
-
-
-def _to_numpy(value: object, name: str) -> np.ndarray:
-    """A float64 numpy copy of an array-like or tensor (any device)."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy()
-    try:
-        return np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"Tracker: {name} must be a numeric array or tensor, got {type(value).__name__}") from error
-
-
-def _check_finite(values: np.ndarray, name: str, frame: int) -> None:
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row = int(np.flatnonzero(bad.reshape(len(values), -1).any(axis=1))[0])
-        raise ValueError(f"Tracker frame {frame}: {name}[{row}] is not finite: {values[row].tolist()}")
-
-
-def _normalize(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero, as ``F.normalize``)."""
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from centernet_lightning.tracking import KalmanFilter, Tracker, TrackState, linear_assignment
+from centernet_lightning.tracking import KalmanFilter, Tracker, TrackState, linear_assignment, tracker_settings
 from centernet_lightning.tracking.matching import fuse_motion, iou_distance
 
 WIDTH, HEIGHT = 40.0, 100.0  # box size of every object, pixels
@@ -203,9 +203,9 @@ def test_without_embeddings_tracks_by_iou_and_motion_with_tentative_tracks() -> 
     np.testing.assert_allclose(third["boxes"], [box(110), box(310), box(505)], atol=3)
 
 
-def test_motion_gate_stops_a_far_jump_despite_the_same_embedding() -> None:
+def test_fairmots_motion_gate_stops_a_far_jump_despite_the_same_embedding() -> None:
     observe = embedding_pair(seed=3)
-    tracker = Tracker()
+    tracker = Tracker(**tracker_settings("fairmot"))
     for frame in range(5):
         tracker.update(np.array([box(100 + frame)]), np.array([0.9]), observe(0))
     # same appearance 400 px away: outside the chi-square gate, so not track 1
@@ -230,11 +230,11 @@ def test_lost_track_returns_only_by_appearance() -> None:
 
 
 def test_embeddings_are_smoothed_by_ema() -> None:
-    tracker = Tracker(ema_alpha=0.9)
+    tracker = Tracker(ema_alpha=0.9, dynamic_appearance=False)
     first, second = np.array([[3.0, 0.0]]), np.array([[0.0, 2.0]])  # any scale: normalised on input
     tracker.update(np.array([box(100)]), np.array([0.9]), first)
     tracker.update(np.array([box(101)]), np.array([0.9]), second)
-    np.testing.assert_allclose(tracker._features, [[0.9, 0.1] / np.hypot(0.9, 0.1)])
+    np.testing.assert_allclose(tracker._tracks.features, [[0.9, 0.1] / np.hypot(0.9, 0.1)])
 
 
 def test_reset_restarts_ids_and_frames() -> None:
@@ -362,7 +362,7 @@ def test_lost_track_keeps_its_size(state: str, frozen: str) -> None:
     for _ in range(3):
         tracker.update(np.empty((0, 4)), np.empty(0))
         assert tracker.track_states == {1: TrackState.LOST}
-        ((x0, y0, x1, y1),) = tracker.kalman_filter.boxes(tracker._means)
+        ((x0, y0, x1, y1),) = tracker.kalman_filter.boxes(tracker._tracks.means)
         sizes.append((x1 - x0, y1 - y0))
         centres.append(((x0 + x1) / 2, (y0 + y1) / 2))
     widths, heights = np.array(sizes).T

@@ -1,0 +1,97 @@
+"""What a tracker stores of its tracks, and what it reports per frame.
+
+:class:`TrackTable` keeps every stored track as one row of parallel arrays (struct of arrays), so
+that prediction, gating, costs and Kalman updates run once per frame over all tracks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from typing import TypedDict
+
+import numpy as np
+
+__all__ = ["TrackState", "TrackTable", "Tracks"]
+
+
+class TrackState(IntEnum):
+    """Life cycle of a track: tentative -> confirmed -> lost -> (removed, no longer stored)."""
+
+    TENTATIVE = 0  # started from one detection, not reported until matched again
+    CONFIRMED = 1  # matched at its last frame; reported
+    LOST = 2  # unmatched for up to ``track_buffer`` frames; kept for re-identification
+
+
+class Tracks(TypedDict):
+    """Tracks reported at one frame (M of them), ordered by id.
+
+    ``ids`` int64 [M], unique within a sequence, from 1; ``boxes`` float32 [M, 4] XYXY pixels, the
+    Kalman-filtered box after this frame's update (as FairMOT / ByteTrack report); ``scores``
+    float32 [M], the score of the detection matched this frame; ``classes`` int64 [M], the track's
+    class (the ``classes`` given to the tracker; 0 when none were); ``detection_indices`` int64 [M],
+    the row of that detection in the frame's input arrays.
+    """
+
+    ids: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    detection_indices: np.ndarray
+
+
+@dataclass
+class TrackTable:
+    """Every stored track, one row each (T rows); all arrays share the first dimension.
+
+    ``means`` / ``covariances``: Kalman state ``[T, 8]`` / ``[T, 8, 8]`` now; ``observed_means`` /
+    ``observed_covariances``: the state right after the last matched detection (for OC-SORT's
+    re-update over an occlusion); ``observed_boxes`` ``[T, 4]`` XYXY pixels: that detection's box;
+    ``features`` ``[T, D]`` the smoothed unit embeddings (D = 0 without embeddings); frames count
+    from 1.
+    """
+
+    ids: np.ndarray  # int64 [T]
+    states: np.ndarray  # int8 [T], TrackState
+    classes: np.ndarray  # int64 [T]
+    means: np.ndarray
+    covariances: np.ndarray
+    observed_means: np.ndarray
+    observed_covariances: np.ndarray
+    observed_boxes: np.ndarray
+    features: np.ndarray
+    scores: np.ndarray  # float64 [T], the last matched detection's
+    start_frames: np.ndarray  # int64 [T]
+    last_frames: np.ndarray  # int64 [T], the last frame with a match
+
+    @classmethod
+    def empty(cls, embedding_dim: int = 0) -> TrackTable:
+        return cls(
+            ids=np.empty(0, dtype=np.int64),
+            states=np.empty(0, dtype=np.int8),
+            classes=np.empty(0, dtype=np.int64),
+            means=np.empty((0, 8)),
+            covariances=np.empty((0, 8, 8)),
+            observed_means=np.empty((0, 8)),
+            observed_covariances=np.empty((0, 8, 8)),
+            observed_boxes=np.empty((0, 4)),
+            features=np.empty((0, embedding_dim)),
+            scores=np.empty(0),
+            start_frames=np.empty(0, dtype=np.int64),
+            last_frames=np.empty(0, dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the rows where ``mask`` is False (those tracks are removed)."""
+        if mask.all():
+            return
+        for field in fields(self):
+            setattr(self, field.name, getattr(self, field.name)[mask])
+
+    def append(self, rows: TrackTable) -> None:
+        """Add the tracks of ``rows`` after the stored ones."""
+        for field in fields(self):
+            setattr(self, field.name, np.concatenate((getattr(self, field.name), getattr(rows, field.name))))

@@ -1,0 +1,260 @@
+"""The tracker's additions to FairMOT / ByteTrack: a clear appearance match overriding the motion gate,
+confidence-weighted embedding updates, OC-SORT's recovery and re-update of lost tracks, twins merged,
+NSA Kalman, camera-motion compensation, class-aware association, and the presets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from centernet_lightning.tracking import (
+    TRACKER_PRESETS,
+    CameraMotion,
+    KalmanFilter,
+    Tracker,
+    TrackState,
+    fuse_motion,
+    tracker_settings,
+)
+
+WIDTH, HEIGHT = 40.0, 100.0
+
+
+def box(cx: float, cy: float = 200.0) -> list[float]:
+    return [cx - WIDTH / 2, cy - HEIGHT / 2, cx + WIDTH / 2, cy + HEIGHT / 2]
+
+
+def unit(index: int, dimension: int = 8) -> np.ndarray:
+    return np.eye(dimension)[[index]]
+
+
+# --- appearance against motion ------------------------------------------------------------------
+
+
+def test_a_strong_appearance_match_overrides_the_motion_gate_by_hand() -> None:
+    appearance = np.array([[0.1, 0.3, 0.1]])
+    gating = np.array([[50.0, 50.0, 2.0]])  # the first two far outside the 9.49 gate
+    fused = fuse_motion(appearance, gating, 9.4877, 0.98, strong_appearance_thresh=0.25)
+    # strong and gated: its appearance distance; weak and gated: inf; inside the gate:
+    # min(0.98 * 0.1 + 0.02 * 2, 0.1) = 0.1
+    np.testing.assert_allclose(fused, [[0.1, np.inf, 0.1]])
+    np.testing.assert_allclose(fuse_motion(appearance, gating, 9.4877, 0.98), [[np.inf, np.inf, 0.138]])
+
+
+def test_the_same_object_far_away_keeps_its_identity_a_different_one_does_not() -> None:
+    for embedding, expected in ((unit(0), [1]), (unit(1), [])):
+        tracker = Tracker()
+        for frame in range(5):
+            tracker.update(np.array([box(100 + frame)]), np.array([0.9]), unit(0))
+        # 400 px away (FairMOT's gate says no): the same embedding is the same object
+        assert tracker.update(np.array([box(500)]), np.array([0.9]), embedding)["ids"].tolist() == expected
+
+
+def test_dynamic_appearance_weighs_the_embedding_update_by_the_score() -> None:
+    # Deep OC-SORT: alpha_t = 0.9 + 0.1 * (1 - (0.7 - 0.4) / 0.6) = 0.95 of the old embedding
+    tracker = Tracker(ema_alpha=0.9, high_thresh=0.4, low_thresh=0.1)
+    tracker.update(np.array([box(100)]), np.array([0.9]), np.array([[1.0, 0.0]]))
+    tracker.update(np.array([box(101)]), np.array([0.7]), np.array([[0.0, 1.0]]))
+    np.testing.assert_allclose(tracker._tracks.features, [[0.95, 0.05] / np.hypot(0.95, 0.05)])
+    # a low-score match (the second stage) keeps the embedding as it was
+    before = tracker._tracks.features.copy()
+    assert tracker.update(np.array([box(102)]), np.array([0.2]), np.array([[0.0, 1.0]]))["ids"].tolist() == [1]
+    np.testing.assert_allclose(tracker._tracks.features, before)
+
+
+def test_a_lost_twin_sharing_the_identity_is_merged_away() -> None:
+    # FairMOT's strict gate makes the object come back as track 2 after a jump; the lost track 1
+    # carries the same embedding and is removed once track 2 is confirmed, instead of trading
+    settings = {**tracker_settings("fairmot"), "merge_thresh": 0.15}
+    tracker = Tracker(**settings)
+    for frame in range(5):
+        tracker.update(np.array([box(100 + frame)]), np.array([0.9]), unit(0))
+    tracker.update(np.array([box(500)]), np.array([0.9]), unit(0))
+    assert tracker.track_states == {1: TrackState.LOST, 2: TrackState.TENTATIVE}
+    assert tracker.update(np.array([box(501)]), np.array([0.9]), unit(0))["ids"].tolist() == [2]
+    assert tracker.track_states == {2: TrackState.CONFIRMED}
+    without = Tracker(**{**settings, "merge_thresh": None})
+    for frame in range(5):
+        without.update(np.array([box(100 + frame)]), np.array([0.9]), unit(0))
+    without.update(np.array([box(500)]), np.array([0.9]), unit(0))
+    without.update(np.array([box(501)]), np.array([0.9]), unit(0))
+    assert without.track_states == {1: TrackState.LOST, 2: TrackState.CONFIRMED}
+
+
+# --- lost tracks --------------------------------------------------------------------------------
+
+
+def stop_and_go(tracker: Tracker) -> list[list[int]]:
+    """An object walks right at 15 px/frame, is hidden 6 frames while it stops, and reappears
+    where it was last seen: the Kalman prediction has run 90 px ahead, past any IoU."""
+    reported = []
+    for frame in range(16):
+        if frame < 10:
+            boxes = np.array([box(100 + 15 * frame)])
+        elif frame < 16 - 4:
+            boxes = np.empty((0, 4))
+        else:
+            boxes = np.array([box(100 + 15 * 9)])
+        reported.append(tracker.update(boxes, np.full(len(boxes), 0.9))["ids"].tolist())
+    return reported
+
+
+def test_observation_recovery_brings_a_lost_track_back_from_its_last_observation() -> None:
+    assert stop_and_go(Tracker())[-1] == [1]  # OC-SORT's recovery
+    assert stop_and_go(Tracker(**tracker_settings("bytetrack")))[-1] == [2]  # ByteTrack starts over
+
+
+def test_reupdate_equals_filtering_the_virtual_path() -> None:
+    """OC-SORT's re-update: a track found again 6 frames after its last detection ends in the state
+    of a track that saw the straight path between the two detections (the object turned back
+    while hidden, so the plain prediction ran the wrong way; the recovery stage finds it)."""
+    seen = [box(100 + 5 * frame) for frame in range(10)]
+    found = box(100 + 5 * 9 - 15)  # 6 frames later, 15 px back
+    path = [np.array(seen[-1]) + (np.array(found) - seen[-1]) * step / 6 for step in range(1, 6)]
+
+    def final_state(tracker: Tracker, hidden: list) -> np.ndarray:
+        for boxes in [[b] for b in seen] + hidden + [[found]]:
+            tracker.update(np.array(boxes).reshape(-1, 4), np.full(len(boxes), 0.9))
+        assert tracker.track_states == {1: TrackState.CONFIRMED}
+        return tracker._tracks.means[0]
+
+    reupdated = final_state(Tracker(observation_reupdate=True), [[]] * 5)
+    virtual = final_state(Tracker(observation_reupdate=False), [[b] for b in path])
+    predicted_only = final_state(Tracker(observation_reupdate=False), [[]] * 5)
+    np.testing.assert_allclose(reupdated, virtual)
+    assert reupdated[4] < predicted_only[4]  # slower to the right: it turned back while hidden
+
+
+# --- Kalman filter ------------------------------------------------------------------------------
+
+
+def test_nsa_kalman_trusts_confident_detections() -> None:
+    kalman = KalmanFilter()
+    mean, covariance = kalman.initiate(np.array([[100.0, 200.0, 0.4, 100.0]]))
+    measurement = np.array([[110.0, 190.0, 0.4, 100.0]])
+    certain, _ = kalman.update(mean, covariance, measurement, confidences=np.array([1.0]))
+    np.testing.assert_allclose(certain[0, :4], measurement[0])  # no observation noise left
+    unweighted, _ = kalman.update(mean, covariance, measurement)
+    np.testing.assert_allclose(kalman.update(mean, covariance, measurement, np.array([0.0]))[0], unweighted)
+    half, _ = kalman.update(mean, covariance, measurement, np.array([0.5]))
+    assert unweighted[0, 0] < half[0, 0] < certain[0, 0]
+
+
+@pytest.mark.parametrize("state", ["xyah", "xywh"])
+def test_warp_moves_states_with_the_camera(state: str) -> None:
+    kalman = KalmanFilter(state=state)
+    mean = np.array([[100.0, 50.0, 0.5 if state == "xyah" else 20.0, 40.0, 3.0, 0.0, 0.0, 1.0]])
+    covariance = np.eye(8)[None]
+    shifted, shifted_covariance = kalman.warp(mean, covariance, np.array([[1.0, 0, 7], [0, 1.0, -4]]))
+    np.testing.assert_allclose(shifted, mean + [[7, -4, 0, 0, 0, 0, 0, 0]])
+    np.testing.assert_allclose(shifted_covariance, covariance)
+    # a quarter turn and a zoom of 2: centre and velocity turn, the box doubles
+    turned, _ = kalman.warp(mean, covariance, np.array([[0.0, -2.0, 0], [2.0, 0.0, 0]]))
+    np.testing.assert_allclose(turned[0, [0, 1, 4, 5]], [-100.0, 200.0, 0.0, 6.0])
+    if state == "xyah":
+        np.testing.assert_allclose(turned[0, [2, 3, 7]], [0.5, 80.0, 2.0])
+
+
+# --- camera motion ------------------------------------------------------------------------------
+
+
+def texture(seed: int = 0, size: tuple[int, int] = (600, 900)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0, 255, size).astype(np.float32)
+    return cv2.GaussianBlur(noise, (0, 0), 3).astype(np.uint8)
+
+
+@pytest.mark.parametrize("method", ["sparse_flow", "ecc"])
+def test_camera_motion_measures_a_pan(method: str) -> None:
+    world = cv2.normalize(texture(), None, 0, 255, cv2.NORM_MINMAX)
+    estimator = CameraMotion(method)
+    np.testing.assert_allclose(estimator.estimate(world[100:460, 100:740]), np.eye(2, 3))  # the first frame
+    # the camera moves 12 px right and 5 px down: the scene moves 12 px left and 5 px up
+    warp = estimator.estimate(world[105:465, 112:752])
+    np.testing.assert_allclose(warp, [[1, 0, -12], [0, 1, -5]], atol=0.3)
+
+
+def test_camera_motion_keeps_tracks_through_a_jerky_pan() -> None:
+    """A parked object filmed by a camera that jumps 50 px between two frames: IoU alone loses it,
+    the compensated prediction keeps it."""
+    world = cv2.normalize(texture(1), None, 0, 255, cv2.NORM_MINMAX)
+    offsets = [0, 2, 4, 6, 56, 58, 60]  # camera x position per frame
+
+    def run(camera_motion: str | None) -> list[list[int]]:
+        tracker = Tracker(camera_motion=camera_motion, observation_recovery=False)
+        reported = []
+        for offset in offsets:
+            image = world[100:460, 100 + offset : 740 + offset]
+            boxes = np.array([box(300 - offset)])
+            reported.append(tracker.update(boxes, np.array([0.9]), image=image)["ids"].tolist())
+        return reported
+
+    assert run("sparse_flow") == [[1]] * len(offsets)
+    assert run(None)[4] == []  # the jump breaks the IoU match
+
+
+# --- classes ------------------------------------------------------------------------------------
+
+
+def test_each_class_is_tracked_on_its_own() -> None:
+    tracker = Tracker()
+    first = tracker.update(np.array([box(100), box(300)]), np.array([0.9, 0.9]), classes=np.array([0, 1]))
+    assert first["classes"].tolist() == [0, 1]
+    # the class-1 object steps onto the class-0 track's box: it must not take it
+    second = tracker.update(np.array([box(102)]), np.array([0.9]), classes=np.array([1]))
+    assert second["ids"].tolist() == []
+    agnostic = Tracker(class_aware=False)
+    agnostic.update(np.array([box(100), box(300)]), np.array([0.9, 0.9]), classes=np.array([0, 1]))
+    assert agnostic.update(np.array([box(102)]), np.array([0.9]), classes=np.array([1]))["ids"].tolist() == [1]
+
+
+def test_bad_classes_and_warps_are_named() -> None:
+    tracker = Tracker()
+    with pytest.raises(ValueError, match=r"classes must have shape \[2\]"):
+        tracker.update(np.array([box(1), box(2)]), np.array([0.9, 0.9]), classes=[0])
+    with pytest.raises(ValueError, match="classes must be whole numbers"):
+        tracker.update(np.array([box(1)]), np.array([0.9]), classes=[0.5])
+    with pytest.raises(ValueError, match=r"warp must be a finite \[2, 3\] matrix"):
+        tracker.update(np.array([box(1)]), np.array([0.9]), warp=np.eye(3))
+    with pytest.raises(ValueError, match="camera_motion must be None or one of sparse_flow, ecc"):
+        Tracker(camera_motion="orb")
+
+
+# --- presets ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", TRACKER_PRESETS)
+def test_every_preset_builds_a_tracker(name: str) -> None:
+    tracker = Tracker(**tracker_settings(name))
+    assert tracker.update(np.array([box(100)]), np.array([0.9]))["ids"].tolist() == [1]
+
+
+def test_presets_files_and_overrides(tmp_path: Path) -> None:
+    assert tracker_settings("bytetrack")["use_embeddings"] is False
+    assert tracker_settings("botsort", ["high_thresh=0.5", "camera_motion=ecc"]) == {
+        **tracker_settings("botsort"),
+        "high_thresh": 0.5,
+        "camera_motion": "ecc",
+    }
+    settings_file = tmp_path / "mine.yaml"
+    settings_file.write_text("track_buffer: 60\nkalman_state: xywh\n")
+    assert tracker_settings(settings_file, {"low_thresh": 0.2}) == {
+        "track_buffer": 60,
+        "kalman_state": "xywh",
+        "low_thresh": 0.2,
+    }
+    with pytest.raises(ValueError, match="unknown tracker preset 'deepsort'; presets: default, bytetrack"):
+        tracker_settings("deepsort")
+    with pytest.raises(FileNotFoundError, match="missing.yaml does not exist"):
+        tracker_settings(tmp_path / "missing.yaml")
+    settings_file.write_text("track_bufer: 60\n")
+    with pytest.raises(ValueError, match=r"mine\.yaml.*track_bufer"):
+        tracker_settings(settings_file)
+    settings_file.write_text("- a list\n")
+    with pytest.raises(ValueError, match=r"mine\.yaml: a tracker settings file holds KEY: VALUE lines"):
+        tracker_settings(settings_file)
+    with pytest.raises(ValueError, match="track_buffer must be"):
+        tracker_settings("default", ["track_buffer=many"])
