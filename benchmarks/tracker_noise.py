@@ -80,22 +80,33 @@ class Scene:
     boxes: list[np.ndarray]
 
 
-def make_scene(frames: int, rng: np.random.Generator, objects_per_frame: int = 15) -> Scene:
-    """Trajectories with constant velocity, turns, border bounces, births and deaths, crossings."""
+def make_scene(
+    frames: int,
+    rng: np.random.Generator,
+    objects_per_frame: int = 15,
+    speed_range: tuple[float, float] = (1.0, 5.0),
+    area: tuple[float, float] = (FRAME_WIDTH, FRAME_HEIGHT),
+) -> Scene:
+    """Trajectories with constant velocity, turns, border bounces, births and deaths, crossings.
+
+    ``speed_range``: the range (px per frame) each object's speed is drawn from, uniformly; ``area``: the
+    width and height of the region they walk in (the frame, or a world a moving camera looks into).
+    """
+    area_width, area_height = area
     lifetime = (100, 400)
     count = int(objects_per_frame * frames / np.mean(lifetime)) + objects_per_frame
     start = rng.integers(-lifetime[1] // 2, frames, count)
     start[:objects_per_frame] = 0
     end = start + rng.integers(*lifetime, count)
     height = rng.uniform(60, 200, count)
-    position = np.stack((rng.uniform(50, FRAME_WIDTH - 50, count), rng.uniform(100, FRAME_HEIGHT - 100, count)), 1)
+    position = np.stack((rng.uniform(50, area_width - 50, count), rng.uniform(100, area_height - 100, count)), 1)
     heading = rng.uniform(-np.pi, np.pi, count)
-    speed = rng.uniform(1, 5, count)
+    speed = rng.uniform(*speed_range, count)
     turn = np.zeros(count)
     # Every fifth pair is sent head-on along a horizontal line: they cross mid-frame.
     for first in range(objects_per_frame, count - 1, 10):
-        y = rng.uniform(200, FRAME_HEIGHT - 200)
-        position[first], position[first + 1] = (100, y), (FRAME_WIDTH - 100, y + rng.normal(0, 10))
+        y = rng.uniform(200, area_height - 200)
+        position[first], position[first + 1] = (100, y), (area_width - 100, y + rng.normal(0, 10))
         heading[first], heading[first + 1] = 0.0, np.pi
         speed[first + 1] = speed[first]
         start[first + 1], end[first + 1] = start[first], end[first]
@@ -107,7 +118,7 @@ def make_scene(frames: int, rng: np.random.Generator, objects_per_frame: int = 1
         heading[alive] += turn[alive]
         position[alive] += speed[alive, None] * np.stack((np.cos(heading[alive]), np.sin(heading[alive])), 1)
         half = np.stack((height * ASPECT, height), 1) / 2
-        low, high = half, np.array([FRAME_WIDTH, FRAME_HEIGHT]) - half
+        low, high = half, np.array([area_width, area_height]) - half
         for axis in range(2):  # bounce off the borders
             out = alive & ((position[:, axis] < low[:, axis]) | (position[:, axis] > high[:, axis]))
             position[out, axis] = np.clip(position[out, axis], low[out, axis], high[out, axis])
@@ -118,8 +129,16 @@ def make_scene(frames: int, rng: np.random.Generator, objects_per_frame: int = 1
     return Scene(ids, boxes)
 
 
-def detect(scene: Scene, noise: Noise, rng: np.random.Generator):
-    """Per frame: boxes [D, 4], scores [D], embeddings [D, 64], true ids [D] (0 = false positive)."""
+def detect(
+    scene: Scene,
+    noise: Noise,
+    rng: np.random.Generator,
+    image_size: tuple[float, float] = (FRAME_WIDTH, FRAME_HEIGHT),
+):
+    """Per frame: boxes [D, 4], scores [D], embeddings [D, 64], true ids [D] (0 = false positive).
+
+    False positives fall anywhere in the image of ``image_size`` (width, height).
+    """
     num_ids = max(int(ids.max(initial=0)) for ids in scene.ids) + 1
     identity = rng.normal(0, 1, (num_ids, EMBEDDING_DIM))
     identity /= np.linalg.norm(identity, axis=1, keepdims=True)
@@ -141,7 +160,7 @@ def detect(scene: Scene, noise: Noise, rng: np.random.Generator):
 
         num_false = rng.poisson(noise.false_positives)
         false_height = rng.uniform(60, 200, num_false)
-        false_centre = rng.uniform(0, 1, (num_false, 2)) * [FRAME_WIDTH, FRAME_HEIGHT]
+        false_centre = rng.uniform(0, 1, (num_false, 2)) * np.asarray(image_size)
         false_half = np.stack((false_height * ASPECT, false_height), 1) / 2
         boxes = np.concatenate((boxes, np.concatenate((false_centre - false_half, false_centre + false_half), 1)))
         scores = np.concatenate((scores, rng.uniform(0.1, 0.6, num_false)))

@@ -89,10 +89,17 @@ def test_track_command_on_a_video_and_a_frame_folder(trained: tuple[Path, Path])
     rows = read_mot_txt(work / "runs" / "track" / "clip.txt")
     assert rows.frames.size == 0 or (rows.frames.min() >= 1 and rows.frames.max() <= len(frames))
 
-    # A frame folder in MOTChallenge layout: results named after the sequence, scored against its gt.
-    result = run([*CENTERNET, "track", "--ckpt_path", str(checkpoint), "--source", str(frames_dir), "--no-draw"], work)
+    # A frame folder in MOTChallenge layout: results named after the sequence, scored against its gt;
+    # a preset with camera-motion compensation (the frames reach the tracker) and a setting over it.
+    tracker = ["--tracker", "botsort", "track_buffer=10"]
+    result = run(
+        [*CENTERNET, "track", "--ckpt_path", str(checkpoint), "--source", str(frames_dir), "--no-draw", *tracker], work
+    )
+    assert "camera_motion is set but" not in result.stderr
     results = work / "runs" / "track2" / "SEQ-01.txt"
     assert results.is_file() and not list((work / "runs" / "track2").glob("*.mp4"))
+    columns = np.loadtxt(results, delimiter=",", ndmin=2)
+    assert len(columns) == 0 or (columns[:, 7] == -1).all()  # one class: no class column
     metrics = evaluate_mot(frames_dir.parent / "gt" / "gt.txt", results)
     assert {"HOTA", "MOTA", "IDF1", "IDSW"} <= set(metrics) and np.isfinite(metrics["IDF1"])
 

@@ -95,10 +95,12 @@ class MOTEvaluation(Callback):
         keep = to_numpy((detections["scores"] > self._low_thresh) & is_detection(detections["labels"]), bool)
         bboxes, scores = to_numpy(detections["bboxes"], np.float32), to_numpy(detections["scores"], np.float32)
         embeddings = to_numpy(detections["embeddings"], np.float32) if "embeddings" in detections else None
+        labels = to_numpy(detections["labels"], np.int64)
         for index, image_id in enumerate(batch["image_ids"].tolist()):
             kept = keep[index]
             frame_embeddings = embeddings[index][kept] if embeddings is not None else None
-            self._frames[int(image_id)] = (bboxes[index][kept], scores[index][kept], frame_embeddings)
+            frame = (bboxes[index][kept], scores[index][kept], frame_embeddings, labels[index][kept])
+            self._frames[int(image_id)] = frame
 
     def _finish(self, trainer: L.Trainer, pl_module: L.LightningModule, loaders: Any, prefix: str) -> None:
         frames, self._frames = self._frames, None
@@ -135,8 +137,9 @@ class MOTEvaluation(Callback):
                 frame = frames.get(int(record.image_id))
                 if frame is None:  # skipped or not evaluated: the tracker still sees time pass
                     missing += 1
-                    frame = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), None)
-                tracks = tracker.update(*frame)
+                    frame = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), None, np.zeros(0, np.int64))
+                boxes, scores, embeddings, labels = frame
+                tracks = tracker.update(boxes, scores, embeddings, classes=labels)
                 gt_ids, gt_boxes, gt_ignore = _ground_truth(record)
                 evaluator.add(gt_ids, gt_boxes, tracks["ids"], tracks["boxes"], gt_ignore=gt_ignore, sequence=name)
         if missing:

@@ -35,7 +35,7 @@ class FairMOT(CenterNet):
             ``track_ids`` of the training batches are ``0 .. num_identities - 1`` (-1: none).
             None (no training split, or detection data) is enough to validate, test or predict
             with a checkpoint, which sizes the classifier; training needs the count.
-        num_classes: object classes (1 for pedestrians, as FairMOT). The tracker is class-agnostic.
+        num_classes: object classes (1 for pedestrians, as FairMOT); the tracker follows each class on its own.
         backbone, neck, heads, head_width, head_depth, heatmap_loss, heatmap_loss_weight,
             box_loss, box_loss_weight, heatmap_method, heatmap_parameter, center_sampling,
             nms_iou, optimizer, lr_scheduler, class_names, init_weights: as for

@@ -61,16 +61,20 @@ def fuse_motion(
     gating_threshold: float,
     appearance_weight: float = 0.98,
     strong_appearance_thresh: float | None = None,
+    distinct_ratio: float = 0.5,
 ) -> np.ndarray:
     """FairMOT's ``fuse_motion``: gate by motion, then blend appearance with motion.
 
     ``cost = w * cost + (1 - w) * d^2`` where ``d^2`` is the squared Mahalanobis distance of the
     detection to the track's Kalman prediction, and ``inf`` where ``d^2 > gating_threshold``.
 
-    With ``strong_appearance_thresh``, a pair whose appearance distance is below it is never gated
-    and costs at most that distance (``min(fused, cost)``): a clear re-identification wins even
-    when the motion model disagrees (a turn, a fast object, an object back after an occlusion),
-    where FairMOT would reject it and start a second track for the same object.
+    With ``strong_appearance_thresh``, a *clear* re-identification is never gated and costs at most
+    its appearance distance (``min(fused, cost)``): the pair's distance is below the threshold, and
+    it is the best of both its track and its detection by a ratio (Lowe's ratio test: at most
+    ``distinct_ratio`` times the second best of its row and of its column). It then wins even when
+    the motion model disagrees (a turn, a fast object, an object back after an occlusion), where
+    FairMOT would reject it and start a second track for the same object; objects that look alike
+    (a weak re-ID head) never pass the ratio test and stay under the gate.
 
     Args:
         cost: ``[T, N]`` appearance (embedding) distance.
@@ -78,16 +82,31 @@ def fuse_motion(
         gating_threshold: chi-square 0.95 quantile with 4 degrees of freedom (9.4877) in FairMOT.
         appearance_weight: ``lambda_`` of FairMOT, 0.98.
         strong_appearance_thresh: None (FairMOT) or an appearance distance.
+        distinct_ratio: the ratio test's bound, in (0, 1].
     """
     fused = appearance_weight * cost
     fused += (1.0 - appearance_weight) * gating_distance
     gated = gating_distance > gating_threshold
-    if strong_appearance_thresh is not None:
-        strong = cost < strong_appearance_thresh
+    if strong_appearance_thresh is not None and cost.size:
+        strong = (cost < strong_appearance_thresh) & _distinct(cost, distinct_ratio)
         gated &= ~strong
         fused[strong] = np.minimum(fused[strong], cost[strong])
     fused[gated] = np.inf
     return fused
+
+
+def _distinct(cost: np.ndarray, ratio: float) -> np.ndarray:
+    """``[T, N]`` pairs that are the smallest of their row and of their column, at most ``ratio``
+    times the second smallest of each (inf where a row or column has a single entry)."""
+    mask = np.ones(cost.shape, dtype=bool)
+    for axis in (0, 1):
+        if cost.shape[axis] < 2:
+            best, second = cost.min(axis=axis, keepdims=True), np.inf
+        else:
+            two = np.partition(cost, 1, axis=axis)
+            best, second = (np.take(two, [index], axis=axis) for index in (0, 1))
+        mask &= (cost <= best) & (cost <= ratio * second)
+    return mask
 
 
 def fuse_score(cost: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -26,7 +26,8 @@ from centernet_lightning.tracking.matching import (
     iou_distance,
     linear_assignment,
 )
-from centernet_lightning.tracking.tracks import Tracks, TrackState, TrackTable
+from centernet_lightning.tracking.observation_centric import add_direction_cost, reupdate_over_gaps
+from centernet_lightning.tracking.tracks import RECENT_OBSERVATIONS, Tracks, TrackState, TrackTable
 
 __all__ = ["THRESHOLD_SETTINGS", "Tracker"]
 
@@ -49,38 +50,51 @@ class Tracker:
     Each frame (``update``):
 
     1. Kalman prediction of every confirmed and lost track (lost tracks with their size velocity
-       zeroed, as the references).
+       zeroed, as the references); with ``camera_motion``, every track then moved by the camera's
+       motion since the last frame (BoT-SORT).
     2. Detections are split by score: *high* (``score > high_thresh``) and *low*
        (``low_thresh < score <= high_thresh``); lower ones are dropped.
     3. **First association** of the high detections with confirmed and lost tracks.
        With embeddings (FairMOT): cosine distance of the detection embedding to the track's
        smoothed embedding, fused with motion (``appearance_weight * cos + (1 - appearance_weight)
        * d^2``, pairs whose squared Mahalanobis distance ``d^2`` exceeds ``gating_threshold`` ruled
-       out), Hungarian matching below ``embedding_match_thresh``; then the still-unmatched
-       confirmed tracks and high detections by IoU below ``iou_match_thresh`` (``1 - IoU``).
+       out unless their appearance distance is below ``strong_appearance_thresh``), Hungarian
+       matching below ``embedding_match_thresh``; then the still-unmatched confirmed tracks and
+       high detections by IoU below ``iou_match_thresh`` (``1 - IoU``).
        Without embeddings (ByteTrack): ``1 - IoU`` (times the detection score if ``fuse_score``)
-       below ``motion_match_thresh``.
+       below ``motion_match_thresh``. With ``direction_weight``, these IoU costs are lowered where
+       the detection lies in the track's direction of motion (OC-SORT's momentum).
     4. **Second association** (ByteTrack): the confirmed tracks still unmatched with the *low*
-       detections by IoU below ``low_score_match_thresh``. Tracks left over become lost.
-    5. Tentative tracks with the high detections left, by IoU below ``unconfirmed_match_thresh``;
+       detections by IoU below ``low_score_match_thresh``.
+    5. **Recovery** (``observation_recovery``, OC-SORT): the tracks still unmatched, lost ones
+       included, with the high detections left, by IoU with each track's last observed box below
+       ``recovery_match_thresh`` (with embeddings, never onto a detection whose appearance distance
+       exceeds ``embedding_match_thresh``). Confirmed tracks left over become lost.
+    6. Tentative tracks with the high detections left, by IoU below ``unconfirmed_match_thresh``;
        a tentative track left over is removed.
-    6. High detections left with ``score >= new_track_thresh`` start tentative tracks (confirmed
+    7. High detections left with ``score >= new_track_thresh`` start tentative tracks (confirmed
        at once on the first frame of a sequence).
+    8. Lost tracks unmatched for more than ``track_buffer * frame_rate / 30`` frames are removed;
+       of a tracked and a lost track of one class overlapping with IoU above 0.85 the younger is
+       removed; with ``merge_thresh``, a lost track whose embedding is that close to a track matched
+       this frame which started after it was last seen (one object, two tracks) is removed.
+
+    With ``class_aware`` (the default) every association runs within each class. Matched tracks
+    get a Kalman update with their detection's box (``nsa_kalman``: observation noise scaled by
+    ``1 - score``), after a re-update along the straight path from their last observation when
+    they were unmatched in between (``observation_reupdate``, OC-SORT), their score, and
+    (embeddings) a moving average of their embedding, ``ema_alpha`` of the old one, or with
+    ``dynamic_appearance`` Deep OC-SORT's ``alpha + (1 - alpha) * (1 - (s - high) / (1 - high))``.
+    Confirmed tracks matched this frame are reported; unmatched (lost) and tentative tracks are not.
+    :func:`~centernet_lightning.tracking.tracker_settings` gives the presets (``bytetrack``,
+    ``fairmot``: the published associations; ``botsort``, ``ocsort``).
 
     With ``relative_thresholds`` the three score thresholds are fractions of the sequence's peak
     score (the highest detection score seen since :meth:`reset`, at least 0.1): 0.4, 0.1 and 0.5
     of it by default; ``fuse_score`` then weighs IoUs by the score divided by that peak. A
     detector whose scores all run low (a CenterNet without a re-ID head, or one trained briefly)
-    then still starts and keeps tracks of its best detections; for a detector whose peaks reach
-    0.9 the thresholds are close to the absolute ones. It is the preset of
+    then still starts and keeps tracks of its best detections. It is the preset of
     :meth:`~centernet_lightning.inference.Predictor.build_tracker` for models with no re-ID head.
-    7. Lost tracks unmatched for more than ``track_buffer * frame_rate / 30`` frames are removed,
-       and of a tracked and a lost track overlapping with IoU above 0.85 the younger is removed.
-
-    Matched tracks get a Kalman update with their detection's box, its score, and (embeddings)
-    an exponential moving average of their embedding. Confirmed tracks matched this frame are
-    reported; unmatched (lost) and tentative tracks are not. Without embeddings the tracker is
-    ByteTrack; with them, FairMOT's tracker with ByteTrack's low-score stage.
 
     Args (keyword only; defaults and where they come from):
         high_thresh: 0.4, FairMOT's ``conf_thres``. Detections above it take part in the first
@@ -89,11 +103,19 @@ class Tracker:
         low_thresh: 0.1, ByteTrack's floor for the second association.
         new_track_thresh: ``None`` = ``high_thresh + 0.1``, ByteTrack's ``det_thresh =
             track_thresh + 0.1``. (FairMOT starts tracks at ``conf_thres`` itself.)
+        use_embeddings: True; False ignores the embeddings given (ByteTrack).
         embedding_match_thresh: 0.4, FairMOT's first ``linear_assignment`` threshold on the fused
             appearance + motion cost.
         appearance_weight: 0.98, ``lambda_`` of FairMOT's ``fuse_motion``.
         gating_threshold: 9.4877, the chi-square 0.95 quantile for 4 degrees of freedom
             (DeepSORT's ``chi2inv95[4]``, FairMOT's gate).
+        strong_appearance_thresh: 0.25 (ours); a clear appearance match (below it, and passing a
+            ratio test against the second best: :func:`~centernet_lightning.tracking.fuse_motion`)
+            overrides the motion gate. None is FairMOT's strict gate.
+        dynamic_appearance: True, Deep OC-SORT's confidence-weighted embedding update; False is
+            FairMOT's fixed ``ema_alpha``.
+        merge_thresh: None (never); an appearance distance under which a lost track and a newer
+            track are one object, and the lost one is removed.
         iou_match_thresh: 0.5, FairMOT's IoU association threshold (``1 - IoU``).
         motion_match_thresh: 0.8, ByteTrack's ``match_thresh`` for its first (IoU) association,
             used when there are no embeddings.
@@ -101,6 +123,10 @@ class Tracker:
             high detections when there are no embeddings.
         low_score_match_thresh: 0.5, ByteTrack's second association threshold (``1 - IoU``).
         unconfirmed_match_thresh: 0.7, FairMOT / ByteTrack threshold for tentative tracks.
+        observation_recovery: True, OC-SORT's observation-centric recovery (OCR).
+        recovery_match_thresh: 0.7, its ``1 - IoU`` threshold (OC-SORT's IoU 0.3).
+        observation_reupdate: True, OC-SORT's observation-centric re-update (ORU).
+        direction_weight: 0.0 (off), OC-SORT's ``inertia`` (0.2 there) for its direction term.
         track_buffer: 30 frames at 30 fps (FairMOT / ByteTrack ``track_buffer``), how long a lost
             track is kept; scaled to ``int(frame_rate / 30 * track_buffer)`` frames.
         frame_rate: 30, frames per second of the sequence.
@@ -109,16 +135,22 @@ class Tracker:
         kalman_state: ``None`` = ``xyah``, the Kalman state of DeepSORT / FairMOT / ByteTrack
             (centre, aspect ratio, height); ``xywh`` is BoT-SORT's (centre, width, height), whose
             width follows fast changes of shape (see :mod:`~centernet_lightning.tracking.kalman`).
+        nsa_kalman: False; True scales the observation noise by ``1 - score`` (GIAOTracker's and
+            StrongSORT's NSA Kalman filter).
         kalman_filter: ``None`` = :class:`KalmanFilter` with DeepSORT's noise weights (1/20, 1/160)
             and ``kalman_state``; or a filter of your own (``kalman_state`` must then be None or
             its ``state``).
+        camera_motion: None (a static camera); ``sparse_flow`` or ``ecc`` estimate the camera's
+            motion from the ``image`` given to :meth:`update` (:class:`CameraMotion`, BoT-SORT's).
+        camera_motion_downscale: 2, the factor frames are shrunk by for that estimate.
+        class_aware: True, a track only matches detections of its class.
         relative_thresholds: False; True reads ``high_thresh``, ``low_thresh`` and
             ``new_track_thresh`` as fractions of the sequence's peak score (see above).
 
-    Every setting is checked: score thresholds and IoU costs in [0, 1], ``embedding_match_thresh``
-    in [0, 2] (a cosine distance), ``gating_threshold`` and ``frame_rate`` > 0, ``track_buffer``
-    an integer >= 0; a value of the wrong type is a TypeError, one out of range a ValueError, an
-    unknown setting a ValueError listing the valid ones (all naming the setting and the value).
+    Every setting is checked: score thresholds and IoU costs in [0, 1], appearance distances in
+    [0, 2] (cosine), ``gating_threshold`` and ``frame_rate`` > 0, ``track_buffer`` an integer >= 0;
+    a value of the wrong type is a TypeError, one out of range a ValueError, an unknown setting a
+    ValueError listing the valid ones (all naming the setting and the value).
 
     Attributes:
         peak_score: the highest detection score seen since :meth:`reset` (0 before any).
@@ -136,7 +168,7 @@ class Tracker:
         gating_threshold: float = GATING_THRESHOLD,
         strong_appearance_thresh: float | None = 0.25,
         dynamic_appearance: bool = True,
-        merge_thresh: float | None = 0.15,
+        merge_thresh: float | None = None,
         iou_match_thresh: float = 0.5,
         motion_match_thresh: float = 0.8,
         fuse_score: bool = True,
@@ -145,6 +177,7 @@ class Tracker:
         observation_recovery: bool = True,
         recovery_match_thresh: float = 0.7,
         observation_reupdate: bool = True,
+        direction_weight: float = 0.0,
         track_buffer: int = 30,
         frame_rate: float = 30,
         ema_alpha: float = 0.9,
@@ -175,6 +208,7 @@ class Tracker:
             ("low_score_match_thresh", low_score_match_thresh),
             ("unconfirmed_match_thresh", unconfirmed_match_thresh),
             ("recovery_match_thresh", recovery_match_thresh),
+            ("direction_weight", direction_weight),
             ("appearance_weight", appearance_weight),
             ("ema_alpha", ema_alpha),
         ):
@@ -224,6 +258,7 @@ class Tracker:
         self.observation_recovery = observation_recovery
         self.recovery_match_thresh = recovery_match_thresh
         self.observation_reupdate = observation_reupdate
+        self.direction_weight = direction_weight
         self.max_time_lost = int(frame_rate / 30.0 * track_buffer)
         self.ema_alpha = ema_alpha
         if kalman_filter is None:
@@ -365,11 +400,13 @@ class Tracker:
             rest_lost = rest[tracks.states[rest] == TrackState.LOST]
             rest = rest[tracks.states[rest] == TrackState.CONFIRMED]
             cost = iou_distance(track_boxes[rest], boxes[rest_high])
+            cost = self._direction_cost(cost, rest, rest_high, boxes, fusion_scores, self.iou_match_thresh)
             rest, rest_high = assign(rest, rest_high, cost, self.iou_match_thresh)
         else:
             cost = iou_distance(track_boxes[pool], boxes[high])
             if self.fuse_score:
                 cost = fuse_score(cost, fusion_scores[high])
+            cost = self._direction_cost(cost, pool, high, boxes, fusion_scores, self.motion_match_thresh)
             rest, rest_high = assign(pool, high, cost, self.motion_match_thresh)
             rest_lost = rest[tracks.states[rest] == TrackState.LOST]
             rest = rest[tracks.states[rest] == TrackState.CONFIRMED]
@@ -426,6 +463,22 @@ class Tracker:
             detection_indices=matched_detection[reported],
         )
 
+    def _direction_cost(
+        self,
+        cost: np.ndarray,
+        rows: np.ndarray,
+        columns: np.ndarray,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        thresh: float,
+    ) -> np.ndarray:
+        """``cost`` with OC-SORT's direction term when ``direction_weight`` is set (:func:`add_direction_cost`)."""
+        if not self.direction_weight or cost.size == 0:
+            return cost
+        return add_direction_cost(
+            cost, self._tracks, rows, boxes[columns], scores[columns], self.frame_id, self.direction_weight, thresh
+        )
+
     def _compensate_camera_motion(self, image: np.ndarray | None, warp: np.ndarray | None, boxes: np.ndarray) -> None:
         """Move every track's state and last observation by the camera's motion since the last frame."""
         if warp is None and self.camera_motion is not None:
@@ -444,8 +497,10 @@ class Tracker:
         tracks.observed_means, tracks.observed_covariances = kalman.warp(
             tracks.observed_means, tracks.observed_covariances, warp
         )
-        corners = tracks.observed_boxes.reshape(-1, 2) @ warp[:, :2].T + warp[:, 2]
-        tracks.observed_boxes = corners.reshape(-1, 4)
+        corners = tracks.recent_boxes.reshape(-1, 2) @ warp[:, :2].T + warp[:, 2]
+        tracks.recent_boxes = corners.reshape(tracks.recent_boxes.shape)
+        turned = tracks.directions @ warp[:, :2].T
+        tracks.directions = turned / np.maximum(np.linalg.norm(turned, axis=1, keepdims=True), 1e-12)
 
     def _apply_matches(
         self,
@@ -460,14 +515,14 @@ class Tracker:
             return
         tracks, kalman = self._tracks, self.kalman_filter
         if self.observation_reupdate:
-            self._reupdate_over_gaps(track_rows, detections.boxes[detection_rows])
+            reupdate_over_gaps(tracks, kalman, track_rows, detections.boxes[detection_rows], self.frame_id)
         confidences = np.clip(relative_scores[detection_rows], 0.0, 1.0) if self.nsa_kalman else None
         tracks.means[track_rows], tracks.covariances[track_rows] = kalman.update(
             tracks.means[track_rows], tracks.covariances[track_rows], measurements[detection_rows], confidences
         )
         tracks.observed_means[track_rows] = tracks.means[track_rows]
         tracks.observed_covariances[track_rows] = tracks.covariances[track_rows]
-        tracks.observed_boxes[track_rows] = detections.boxes[detection_rows]
+        tracks.observe(track_rows, detections.boxes[detection_rows], self.frame_id)
         tracks.states[track_rows] = TrackState.CONFIRMED
         tracks.last_frames[track_rows] = self.frame_id
         tracks.scores[track_rows] = detections.scores[detection_rows]
@@ -483,28 +538,6 @@ class Tracker:
             smoothed = weight[:, None] * tracks.features[track_rows]
             smoothed += (1.0 - weight[:, None]) * detections.embeddings[detection_rows]
             tracks.features[track_rows] = normalize_rows(smoothed)
-
-    def _reupdate_over_gaps(self, track_rows: np.ndarray, boxes: np.ndarray) -> None:
-        """OC-SORT's observation-centric re-update: a track matched again after ``g > 1`` frames
-        without a detection goes back to its state at the last observation and is predicted and
-        updated along ``g - 1`` virtual boxes, linear between that observation and ``boxes``, then
-        predicted once more: its velocity becomes the one the occlusion implies, not the decayed
-        guess of the prediction alone. Loops over the gap's frames, batched over the tracks."""
-        tracks, kalman = self._tracks, self.kalman_filter
-        gaps = self.frame_id - tracks.last_frames[track_rows]
-        returning = gaps > 1
-        if not returning.any():
-            return
-        rows, gaps, end = track_rows[returning], gaps[returning], boxes[returning]
-        start = tracks.observed_boxes[rows]
-        mean, covariance = tracks.observed_means[rows], tracks.observed_covariances[rows]
-        for step in range(1, int(gaps.max())):
-            active = gaps > step
-            fraction = (step / gaps[active])[:, None]
-            virtual = kalman.measure(start[active] + (end[active] - start[active]) * fraction)
-            predicted = kalman.predict(mean[active], covariance[active])
-            mean[active], covariance[active] = kalman.update(*predicted, virtual)
-        tracks.means[rows], tracks.covariances[rows] = kalman.predict(mean, covariance)
 
     def _start_tracks(self, detection_rows: np.ndarray, measurements: np.ndarray, detections: FrameDetections) -> None:
         """Append one track per detection row; confirmed at once on a sequence's first frame."""
@@ -523,7 +556,11 @@ class Tracker:
                 covariances=covariance,
                 observed_means=mean.copy(),
                 observed_covariances=covariance.copy(),
-                observed_boxes=detections.boxes[detection_rows],
+                recent_boxes=np.repeat(detections.boxes[detection_rows][:, None], RECENT_OBSERVATIONS, axis=1),
+                recent_frames=np.concatenate(
+                    (np.zeros((count, RECENT_OBSERVATIONS - 1), np.int64), np.full((count, 1), self.frame_id)), axis=1
+                ),
+                directions=np.zeros((count, 2)),
                 features=features,
                 scores=detections.scores[detection_rows],
                 start_frames=np.full(count, self.frame_id),

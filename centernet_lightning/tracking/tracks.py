@@ -12,7 +12,10 @@ from typing import TypedDict
 
 import numpy as np
 
-__all__ = ["TrackState", "TrackTable", "Tracks"]
+__all__ = ["RECENT_OBSERVATIONS", "TrackState", "TrackTable", "Tracks"]
+
+# Observations kept per track: OC-SORT's delta_t = 3, the span its motion direction is measured over.
+RECENT_OBSERVATIONS = 3
 
 
 class TrackState(IntEnum):
@@ -46,9 +49,11 @@ class TrackTable:
 
     ``means`` / ``covariances``: Kalman state ``[T, 8]`` / ``[T, 8, 8]`` now; ``observed_means`` /
     ``observed_covariances``: the state right after the last matched detection (for OC-SORT's
-    re-update over an occlusion); ``observed_boxes`` ``[T, 4]`` XYXY pixels: that detection's box;
-    ``features`` ``[T, D]`` the smoothed unit embeddings (D = 0 without embeddings); frames count
-    from 1.
+    re-update over an occlusion); ``recent_boxes`` ``[T, 3, 4]`` XYXY pixels and ``recent_frames``
+    ``[T, 3]`` the last three matched detections, oldest first (frame 0: none yet), the last one
+    being :attr:`observed_boxes`; ``directions`` ``[T, 2]`` the unit direction of the track's motion
+    over them (OC-SORT's velocity direction; zero while unknown); ``features`` ``[T, D]`` the
+    smoothed unit embeddings (D = 0 without embeddings); frames count from 1.
     """
 
     ids: np.ndarray  # int64 [T]
@@ -58,7 +63,9 @@ class TrackTable:
     covariances: np.ndarray
     observed_means: np.ndarray
     observed_covariances: np.ndarray
-    observed_boxes: np.ndarray
+    recent_boxes: np.ndarray
+    recent_frames: np.ndarray  # int64 [T, 3]
+    directions: np.ndarray
     features: np.ndarray
     scores: np.ndarray  # float64 [T], the last matched detection's
     start_frames: np.ndarray  # int64 [T]
@@ -74,7 +81,9 @@ class TrackTable:
             covariances=np.empty((0, 8, 8)),
             observed_means=np.empty((0, 8)),
             observed_covariances=np.empty((0, 8, 8)),
-            observed_boxes=np.empty((0, 4)),
+            recent_boxes=np.empty((0, RECENT_OBSERVATIONS, 4)),
+            recent_frames=np.empty((0, RECENT_OBSERVATIONS), dtype=np.int64),
+            directions=np.empty((0, 2)),
             features=np.empty((0, embedding_dim)),
             scores=np.empty(0),
             start_frames=np.empty(0, dtype=np.int64),
@@ -83,6 +92,32 @@ class TrackTable:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def observed_boxes(self) -> np.ndarray:
+        """``[T, 4]`` the box of each track's last matched detection (XYXY pixels)."""
+        return self.recent_boxes[:, -1]
+
+    def reference_boxes(self, rows: np.ndarray, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """OC-SORT's ``k_previous_obs``: for each of ``rows``, the observation 3, else 2, else 1 frames
+        before ``frame``, else the latest one; returns boxes ``[R, 4]`` and whether one exists ``[R]``."""
+        frames = self.recent_frames[rows]  # [R, 3], oldest first
+        recent_enough = (frames > 0) & (frames >= frame - RECENT_OBSERVATIONS)
+        # the oldest observation within delta_t frames; failing that the latest
+        column = np.where(recent_enough.any(axis=1), recent_enough.argmax(axis=1), RECENT_OBSERVATIONS - 1)
+        picked = np.arange(len(rows))
+        return self.recent_boxes[rows][picked, column], frames[picked, column] > 0
+
+    def observe(self, rows: np.ndarray, boxes: np.ndarray, frame: int) -> None:
+        """Record a matched detection's box for each of ``rows``: the motion direction from the
+        reference observation (:meth:`reference_boxes`) to it, then the box as the latest one."""
+        reference, known = self.reference_boxes(rows, frame)
+        motion = _centres(boxes) - _centres(reference)
+        length = np.linalg.norm(motion, axis=1, keepdims=True)
+        moved = known & (length[:, 0] > 1e-6)
+        self.directions[rows[moved]] = motion[moved] / length[moved]
+        self.recent_boxes[rows] = np.concatenate((self.recent_boxes[rows, 1:], boxes[:, None]), axis=1)
+        self.recent_frames[rows] = np.concatenate((self.recent_frames[rows, 1:], np.full((len(rows), 1), frame)), 1)
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the rows where ``mask`` is False (those tracks are removed)."""
@@ -95,3 +130,8 @@ class TrackTable:
         """Add the tracks of ``rows`` after the stored ones."""
         for field in fields(self):
             setattr(self, field.name, np.concatenate((getattr(self, field.name), getattr(rows, field.name))))
+
+
+def _centres(boxes: np.ndarray) -> np.ndarray:
+    """``[N, 2]`` centres of XYXY boxes ``[N, 4]``."""
+    return (boxes[:, :2] + boxes[:, 2:]) / 2

@@ -125,6 +125,17 @@ def test_write_takes_tensors_and_defaults_scores_to_one(tmp_path: Path) -> None:
     assert path.read_text() == "1,4,2.000,3.000,2.000,3.000,1,-1,-1,-1\n"
 
 
+def test_write_puts_the_class_in_the_eighth_column(tmp_path: Path) -> None:
+    boxes = [[0.0, 0.0, 5.0, 8.0], [1.0, 1.0, 6.0, 9.0]]
+    path = write_mot_txt(tmp_path / "a.txt", [1, 1], [2, 1], boxes, [0.5, 0.5], classes=[3, 0])
+    assert path.read_text().splitlines() == [
+        "1,1,2.000,2.000,5.000,8.000,0.5,0,-1,-1",
+        "1,2,1.000,1.000,5.000,8.000,0.5,3,-1,-1",
+    ]
+    with pytest.raises(ValueError, match=r"classes \[1\] must be \[N\] with N = 2"):
+        write_mot_txt(tmp_path / "b.txt", [1, 1], [2, 1], boxes, classes=[3])
+
+
 def test_write_never_replaces_a_file_unless_told(tmp_path: Path) -> None:
     path = tmp_path / "seq.txt"
     path.write_text("keep me\n")

@@ -19,6 +19,7 @@ from centernet_lightning.tracking import (
     fuse_motion,
     tracker_settings,
 )
+from centernet_lightning.tracking.observation_centric import add_direction_cost
 
 WIDTH, HEIGHT = 40.0, 100.0
 
@@ -34,14 +35,17 @@ def unit(index: int, dimension: int = 8) -> np.ndarray:
 # --- appearance against motion ------------------------------------------------------------------
 
 
-def test_a_strong_appearance_match_overrides_the_motion_gate_by_hand() -> None:
-    appearance = np.array([[0.1, 0.3, 0.1]])
-    gating = np.array([[50.0, 50.0, 2.0]])  # the first two far outside the 9.49 gate
+def test_a_clear_appearance_match_overrides_the_motion_gate_by_hand() -> None:
+    appearance = np.array([[0.1, 0.9, 0.3], [0.8, 0.2, 0.9]])
+    gating = np.array([[50.0, 50.0, 2.0], [50.0, 50.0, 50.0]])  # all but one far outside the 9.49 gate
     fused = fuse_motion(appearance, gating, 9.4877, 0.98, strong_appearance_thresh=0.25)
-    # strong and gated: its appearance distance; weak and gated: inf; inside the gate:
-    # min(0.98 * 0.1 + 0.02 * 2, 0.1) = 0.1
-    np.testing.assert_allclose(fused, [[0.1, np.inf, 0.1]])
-    np.testing.assert_allclose(fuse_motion(appearance, gating, 9.4877, 0.98), [[np.inf, np.inf, 0.138]])
+    # (0, 0) and (1, 1): below 0.25 and at most half the second best of their row and column, so
+    # never gated and costing their appearance distance; (0, 2) inside the gate: 0.98 * 0.3 + 0.02 * 2
+    np.testing.assert_allclose(fused, [[0.1, np.inf, 0.334], [np.inf, 0.2, np.inf]])
+    np.testing.assert_allclose(fuse_motion(appearance, gating, 9.4877, 0.98)[0, 0], np.inf)
+    # two detections that look alike (0.1 and 0.15): not a clear match, the gate stays
+    alike = fuse_motion(np.array([[0.1, 0.15]]), np.array([[50.0, 50.0]]), 9.4877, 0.98, 0.25)
+    np.testing.assert_allclose(alike, [[np.inf, np.inf]])
 
 
 def test_the_same_object_far_away_keeps_its_identity_a_different_one_does_not() -> None:
@@ -126,6 +130,28 @@ def test_reupdate_equals_filtering_the_virtual_path() -> None:
     predicted_only = final_state(Tracker(observation_reupdate=False), [[]] * 5)
     np.testing.assert_allclose(reupdated, virtual)
     assert reupdated[4] < predicted_only[4]  # slower to the right: it turned back while hidden
+
+
+def test_direction_term_by_hand() -> None:
+    """OC-SORT's momentum: a track walking right at 10 px/frame; a detection straight ahead gains
+    0.2 * 0.5 * score, one straight behind loses 0.2 * 0.5 * score, a pair past the IoU threshold
+    stays unmatched."""
+    tracker = Tracker(direction_weight=0.2)
+    for frame in range(4):  # frames 1-4
+        tracker.update(np.array([box(100 + 10 * frame)]), np.array([0.9]))
+    np.testing.assert_allclose(tracker._tracks.directions, [[1.0, 0.0]])
+    reference, known = tracker._tracks.reference_boxes(np.array([0]), 5)  # frame 2's box: 3 frames back
+    np.testing.assert_allclose(reference, [box(110)])
+    assert known.all()
+    detections = np.array([box(140), box(60)])
+    cost = add_direction_cost(
+        np.array([[0.3, 0.3]]), tracker._tracks, np.array([0]), detections, [1.0, 0.5], 5, 0.2, 0.8
+    )
+    np.testing.assert_allclose(cost, [[0.3 - 0.1, 0.3 + 0.05]])
+    cost = add_direction_cost(
+        np.array([[0.9, 0.3]]), tracker._tracks, np.array([0]), detections, [1.0, 0.5], 5, 0.2, 0.8
+    )
+    assert cost[0, 0] == np.inf
 
 
 # --- Kalman filter ------------------------------------------------------------------------------
