@@ -63,7 +63,8 @@ class CameraMotion:
         """The warp ``[2, 3]`` (float64) mapping pixels of the previous frame to this ``image``.
 
         Args:
-            image: ``[H, W]`` grayscale or ``[H, W, 3]`` colour, uint8 (any channel order).
+            image: ``[H, W]`` grayscale or ``[H, W, 3]`` colour (any channel order), uint8, or
+                float in [0, 1] or [0, 255].
             boxes: ``[N, 4]`` XYXY pixels of this frame's detections, masked out of the corners
                 followed into the next frame; None masks nothing.
 
@@ -94,8 +95,9 @@ class CameraMotion:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)  # the weights differ for RGB; corners don't care
         if image.ndim != 2:
             raise ValueError(f"camera motion needs an [H, W] or [H, W, 3] image, got shape {list(image.shape)}")
-        if image.dtype != np.uint8:
-            image = np.clip(image, 0, 255).astype(np.uint8)
+        if image.dtype != np.uint8:  # floats in [0, 1] (a normalised frame) or [0, 255]
+            scale = 255.0 if image.size and np.issubdtype(image.dtype, np.floating) and image.max() <= 1.0 else 1.0
+            image = np.clip(image * scale, 0, 255).astype(np.uint8)
         if self.downscale > 1:
             height, width = image.shape
             size = (max(1, int(width / self.downscale)), max(1, int(height / self.downscale)))

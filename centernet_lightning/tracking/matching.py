@@ -70,7 +70,7 @@ def fuse_motion(
 
     With ``strong_appearance_thresh``, a *clear* re-identification is never gated and costs at most
     its appearance distance (``min(fused, cost)``): the pair's distance is below the threshold, and
-    it is the best of both its track and its detection by a ratio (Lowe's ratio test: at most
+    it is the best of both its track and its detection by a ratio (Lowe's ratio test: below
     ``distinct_ratio`` times the second best of its row and of its column). It then wins even when
     the motion model disagrees (a turn, a fast object, an object back after an occlusion), where
     FairMOT would reject it and start a second track for the same object; objects that look alike
@@ -96,16 +96,18 @@ def fuse_motion(
 
 
 def _distinct(cost: np.ndarray, ratio: float) -> np.ndarray:
-    """``[T, N]`` pairs that are the smallest of their row and of their column, at most ``ratio``
+    """``[T, N]`` pairs that are the smallest of their row and of their column, below ``ratio``
     times the second smallest of each (inf where a row or column has a single entry)."""
     mask = np.ones(cost.shape, dtype=bool)
+    if cost.size == 0:
+        return mask
     for axis in (0, 1):
         if cost.shape[axis] < 2:
             best, second = cost.min(axis=axis, keepdims=True), np.inf
         else:
             two = np.partition(cost, 1, axis=axis)
             best, second = (np.take(two, [index], axis=axis) for index in (0, 1))
-        mask &= (cost <= best) & (cost <= ratio * second)
+        mask &= (cost <= best) & (cost < ratio * second)  # strict: two equal distances are not distinct
     return mask
 
 

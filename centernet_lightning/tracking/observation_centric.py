@@ -60,8 +60,9 @@ def add_direction_cost(
     The cost is lowered by ``weight * score * (pi/2 - angle) / pi``, where ``angle`` lies between
     the track's direction of motion (:attr:`TrackTable.directions`) and the direction from its
     reference observation (3 frames back, :meth:`TrackTable.reference_boxes`) to the detection:
-    +1/2 straight ahead, -1/2 straight back. Pairs whose cost alone is not below ``thresh`` stay
-    unmatched, as OC-SORT keeps its IoU threshold; tracks without a known direction get no term.
+    +1/2 straight ahead, -1/2 straight back, so the cost may rise as well as fall. Pairs whose cost
+    alone is not below ``thresh`` stay unmatched and those below stay below it, as OC-SORT applies
+    its IoU threshold to the IoU alone; tracks without a known direction get no term.
     """
     reference, known = tracks.reference_boxes(track_rows, frame)
     directions = tracks.directions[track_rows]  # [T, 2] unit, zero when unknown
@@ -72,4 +73,6 @@ def add_direction_cost(
     cosine = np.clip(np.einsum("tk,tnk->tn", directions, towards), -1.0, 1.0)
     consistency = (np.pi / 2 - np.arccos(cosine)) / np.pi
     bonus = weight * consistency * known[:, None] * np.asarray(scores)[None]
-    return np.where(cost < thresh, cost - bonus, np.inf)
+    # The term ranks the pairs; it never takes a pair past the threshold its IoU passed (OC-SORT
+    # filters matches by IoU alone), nor makes one that failed it feasible.
+    return np.where(cost < thresh, np.minimum(cost - bonus, np.nextafter(thresh, -np.inf)), np.inf)

@@ -58,12 +58,14 @@ class Tracker:
        With embeddings (FairMOT): cosine distance of the detection embedding to the track's
        smoothed embedding, fused with motion (``appearance_weight * cos + (1 - appearance_weight)
        * d^2``, pairs whose squared Mahalanobis distance ``d^2`` exceeds ``gating_threshold`` ruled
-       out unless their appearance distance is below ``strong_appearance_thresh``), Hungarian
+       out unless the pair is a clear re-identification: appearance distance below
+       ``strong_appearance_thresh`` and passing a ratio test, see :func:`fuse_motion`), Hungarian
        matching below ``embedding_match_thresh``; then the still-unmatched confirmed tracks and
        high detections by IoU below ``iou_match_thresh`` (``1 - IoU``).
        Without embeddings (ByteTrack): ``1 - IoU`` (times the detection score if ``fuse_score``)
        below ``motion_match_thresh``. With ``direction_weight``, these IoU costs are lowered where
-       the detection lies in the track's direction of motion (OC-SORT's momentum).
+       the detection lies in the track's direction of motion and raised where it lies behind
+       (OC-SORT's momentum; never past the threshold).
     4. **Second association** (ByteTrack): the confirmed tracks still unmatched with the *low*
        detections by IoU below ``low_score_match_thresh``.
     5. **Recovery** (``observation_recovery``, OC-SORT): the tracks still unmatched, lost ones
@@ -80,8 +82,8 @@ class Tracker:
        this frame which started after it was last seen (one object, two tracks) is removed.
 
     With ``class_aware`` (the default) every association runs within each class. Matched tracks
-    get a Kalman update with their detection's box (``nsa_kalman``: observation noise scaled by
-    ``1 - score``), after a re-update along the straight path from their last observation when
+    get a Kalman update with their detection's box (``nsa_kalman``: observation noise standard
+    deviations scaled by ``1 - score``), after a re-update along the straight path from their last observation when
     they were unmatched in between (``observation_reupdate``, OC-SORT), their score, and
     (embeddings) a moving average of their embedding, ``ema_alpha`` of the old one, or with
     ``dynamic_appearance`` Deep OC-SORT's ``alpha + (1 - alpha) * (1 - (s - high) / (1 - high))``.
@@ -125,7 +127,8 @@ class Tracker:
         unconfirmed_match_thresh: 0.7, FairMOT / ByteTrack threshold for tentative tracks.
         observation_recovery: True, OC-SORT's observation-centric recovery (OCR).
         recovery_match_thresh: 0.7, its ``1 - IoU`` threshold (OC-SORT's IoU 0.3).
-        observation_reupdate: True, OC-SORT's observation-centric re-update (ORU).
+        observation_reupdate: False; True is OC-SORT's observation-centric re-update (ORU; no gain
+            in ``benchmarks/tracker_peers.py``, so off unless asked for: the ``ocsort`` preset).
         direction_weight: 0.0 (off), OC-SORT's ``inertia`` (0.2 there) for its direction term.
         track_buffer: 30 frames at 30 fps (FairMOT / ByteTrack ``track_buffer``), how long a lost
             track is kept; scaled to ``int(frame_rate / 30 * track_buffer)`` frames.
@@ -135,8 +138,8 @@ class Tracker:
         kalman_state: ``None`` = ``xyah``, the Kalman state of DeepSORT / FairMOT / ByteTrack
             (centre, aspect ratio, height); ``xywh`` is BoT-SORT's (centre, width, height), whose
             width follows fast changes of shape (see :mod:`~centernet_lightning.tracking.kalman`).
-        nsa_kalman: False; True scales the observation noise by ``1 - score`` (GIAOTracker's and
-            StrongSORT's NSA Kalman filter).
+        nsa_kalman: False; True scales the observation noise's standard deviations by ``1 - score``
+            (StrongSORT's code for the NSA Kalman filter of GIAOTracker; the variance by its square).
         kalman_filter: ``None`` = :class:`KalmanFilter` with DeepSORT's noise weights (1/20, 1/160)
             and ``kalman_state``; or a filter of your own (``kalman_state`` must then be None or
             its ``state``).
@@ -176,7 +179,7 @@ class Tracker:
         unconfirmed_match_thresh: float = 0.7,
         observation_recovery: bool = True,
         recovery_match_thresh: float = 0.7,
-        observation_reupdate: bool = True,
+        observation_reupdate: bool = False,
         direction_weight: float = 0.0,
         track_buffer: int = 30,
         frame_rate: float = 30,
@@ -336,6 +339,7 @@ class Tracker:
             embeddings = None
         detections = check_frame_detections(self.frame_id + 1, boxes, scores, embeddings, classes, self._embedding_dim)
         boxes, scores, embeddings, classes = detections
+        warp = self._camera_warp(image, warp, boxes)  # before any state changes: it may raise
         if len(scores) and self._embedding_dim is None:
             self._embedding_dim = 0 if embeddings is None else embeddings.shape[1]
             self._tracks.features = np.empty((len(self._tracks), self._embedding_dim))
@@ -373,15 +377,20 @@ class Tracker:
             # A lost box keeps its size (the references zero vh; BoT-SORT vw and vh).
             mean[np.ix_(was_lost[pool], self.kalman_filter.size_velocity_columns)] = 0.0
             tracks.means[pool], tracks.covariances[pool] = self.kalman_filter.predict(mean, tracks.covariances[pool])
-        self._compensate_camera_motion(image, warp, boxes[usable])
+        if warp is not None:
+            self._apply_camera_warp(warp)
         track_boxes = self.kalman_filter.boxes(tracks.means)
 
         matched_tracks: list[np.ndarray] = []
         matched_detections: list[np.ndarray] = []
 
+        def other_class(rows: np.ndarray, columns: np.ndarray) -> np.ndarray | bool:
+            """[R, C] pairs a class-aware tracker never matches (False when class-agnostic)."""
+            return self.class_aware and tracks.classes[rows][:, None] != classes[columns][None, :]
+
         def assign(rows: np.ndarray, columns: np.ndarray, cost: np.ndarray, thresh: float):
-            if self.class_aware and cost.size:  # association within each class
-                cost[tracks.classes[rows][:, None] != classes[columns][None, :]] = np.inf
+            if cost.size:  # association within each class
+                cost[other_class(rows, columns)] = np.inf
             matches, rest_rows, rest_columns = linear_assignment(cost, thresh)
             matched_tracks.append(rows[matches[:, 0]])
             matched_detections.append(columns[matches[:, 1]])
@@ -390,6 +399,8 @@ class Tracker:
         # First association: high detections with confirmed and lost tracks.
         if self._embedding_dim:
             appearance = embedding_distance(tracks.features[pool], embeddings[high])
+            if appearance.size:  # before the ratio test: look-alikes of other classes are no rivals
+                appearance[other_class(pool, high)] = np.inf
             gating = self.kalman_filter.gating_distance(
                 tracks.means[pool], tracks.covariances[pool], measurements[high]
             )
@@ -479,19 +490,26 @@ class Tracker:
             cost, self._tracks, rows, boxes[columns], scores[columns], self.frame_id, self.direction_weight, thresh
         )
 
-    def _compensate_camera_motion(self, image: np.ndarray | None, warp: np.ndarray | None, boxes: np.ndarray) -> None:
-        """Move every track's state and last observation by the camera's motion since the last frame."""
-        if warp is None and self.camera_motion is not None:
-            if image is not None:
-                warp = self.camera_motion.estimate(image, boxes)
-            elif not self._warned_no_image:
+    def _camera_warp(self, image: np.ndarray | None, warp: object, boxes: np.ndarray) -> np.ndarray | None:
+        """This frame's camera motion ``[2, 3]``: the ``warp`` given (checked), else estimated from
+        ``image`` with ``camera_motion`` (masking the detections' ``boxes``), else None."""
+        if warp is not None:
+            warp = np.asarray(warp, dtype=np.float64)
+            if warp.shape != (2, 3) or not np.isfinite(warp).all():
+                frame = self.frame_id + 1
+                raise ValueError(f"Tracker frame {frame}: warp must be a finite [2, 3] matrix, got {warp.tolist()}")
+            return warp
+        if self.camera_motion is None:
+            return None
+        if image is None:
+            if not self._warned_no_image:
                 log.warning("Tracker: camera_motion is set but update() got no image: no compensation")
                 self._warned_no_image = True
-        if warp is None:
-            return
-        warp = np.asarray(warp, dtype=np.float64)
-        if warp.shape != (2, 3) or not np.isfinite(warp).all():
-            raise ValueError(f"Tracker frame {self.frame_id}: warp must be a finite [2, 3] matrix, got {warp.tolist()}")
+            return None
+        return self.camera_motion.estimate(image, boxes)
+
+    def _apply_camera_warp(self, warp: np.ndarray) -> None:
+        """Move every track's state, recent observations and direction by the camera's motion."""
         tracks, kalman = self._tracks, self.kalman_filter
         tracks.means, tracks.covariances = kalman.warp(tracks.means, tracks.covariances, warp)
         tracks.observed_means, tracks.observed_covariances = kalman.warp(
@@ -516,7 +534,8 @@ class Tracker:
         tracks, kalman = self._tracks, self.kalman_filter
         if self.observation_reupdate:
             reupdate_over_gaps(tracks, kalman, track_rows, detections.boxes[detection_rows], self.frame_id)
-        confidences = np.clip(relative_scores[detection_rows], 0.0, 1.0) if self.nsa_kalman else None
+        # NSA: the detector's own score, as StrongSORT (not the relative one, which is 1 at the peak)
+        confidences = np.clip(detections.scores[detection_rows], 0.0, 1.0) if self.nsa_kalman else None
         tracks.means[track_rows], tracks.covariances[track_rows] = kalman.update(
             tracks.means[track_rows], tracks.covariances[track_rows], measurements[detection_rows], confidences
         )

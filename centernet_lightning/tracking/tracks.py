@@ -113,9 +113,9 @@ class TrackTable:
         reference observation (:meth:`reference_boxes`) to it, then the box as the latest one."""
         reference, known = self.reference_boxes(rows, frame)
         motion = _centres(boxes) - _centres(reference)
-        length = np.linalg.norm(motion, axis=1, keepdims=True)
-        moved = known & (length[:, 0] > 1e-6)
-        self.directions[rows[moved]] = motion[moved] / length[moved]
+        # OC-SORT's speed_direction: a track that did not move has no direction (zero)
+        unit = motion / (np.linalg.norm(motion, axis=1, keepdims=True) + 1e-6)
+        self.directions[rows[known]] = unit[known]
         self.recent_boxes[rows] = np.concatenate((self.recent_boxes[rows, 1:], boxes[:, None]), axis=1)
         self.recent_frames[rows] = np.concatenate((self.recent_frames[rows, 1:], np.full((len(rows), 1), frame)), 1)
 

@@ -92,8 +92,8 @@ def test_a_lost_twin_sharing_the_identity_is_merged_away() -> None:
 
 
 def stop_and_go(tracker: Tracker) -> list[list[int]]:
-    """An object walks right at 15 px/frame, is hidden 6 frames while it stops, and reappears
-    where it was last seen: the Kalman prediction has run 90 px ahead, past any IoU."""
+    """An object walks right at 15 px/frame, is hidden 2 frames while it stops, and reappears
+    where it was last seen: the Kalman prediction has run 45 px ahead, past IoU 0.2."""
     reported = []
     for frame in range(16):
         if frame < 10:
@@ -139,7 +139,7 @@ def test_direction_term_by_hand() -> None:
     tracker = Tracker(direction_weight=0.2)
     for frame in range(4):  # frames 1-4
         tracker.update(np.array([box(100 + 10 * frame)]), np.array([0.9]))
-    np.testing.assert_allclose(tracker._tracks.directions, [[1.0, 0.0]])
+    np.testing.assert_allclose(tracker._tracks.directions, [[1.0, 0.0]], atol=1e-6)
     reference, known = tracker._tracks.reference_boxes(np.array([0]), 5)  # frame 2's box: 3 frames back
     np.testing.assert_allclose(reference, [box(110)])
     assert known.all()
@@ -147,11 +147,18 @@ def test_direction_term_by_hand() -> None:
     cost = add_direction_cost(
         np.array([[0.3, 0.3]]), tracker._tracks, np.array([0]), detections, [1.0, 0.5], 5, 0.2, 0.8
     )
-    np.testing.assert_allclose(cost, [[0.3 - 0.1, 0.3 + 0.05]])
+    np.testing.assert_allclose(cost, [[0.3 - 0.1, 0.3 + 0.05]], atol=1e-4)  # OC-SORT's 1e-6 in the norm
     cost = add_direction_cost(
         np.array([[0.9, 0.3]]), tracker._tracks, np.array([0]), detections, [1.0, 0.5], 5, 0.2, 0.8
     )
     assert cost[0, 0] == np.inf
+    # behind the track, near the threshold: raised, but never past it (its IoU passed)
+    cost = add_direction_cost(np.array([[0.78]]), tracker._tracks, np.array([0]), detections[1:], [1.0], 5, 0.2, 0.8)
+    assert 0.78 < cost[0, 0] < 0.8
+    # a track that stopped has no direction any more (OC-SORT's speed_direction of no motion)
+    for _ in range(4):
+        tracker.update(np.array([box(130)]), np.array([0.9]))
+    np.testing.assert_allclose(tracker._tracks.directions, [[0.0, 0.0]], atol=1e-6)
 
 
 # --- Kalman filter ------------------------------------------------------------------------------
@@ -182,6 +189,8 @@ def test_warp_moves_states_with_the_camera(state: str) -> None:
     np.testing.assert_allclose(turned[0, [0, 1, 4, 5]], [-100.0, 200.0, 0.0, 6.0])
     if state == "xyah":
         np.testing.assert_allclose(turned[0, [2, 3, 7]], [0.5, 80.0, 2.0])
+    else:  # BoT-SORT turns the (w, h) pair and its velocity like a vector: kron(I4, A)
+        np.testing.assert_allclose(turned[0, [2, 3, 6, 7]], [-80.0, 40.0, -2.0, 0.0])
 
 
 # --- camera motion ------------------------------------------------------------------------------
@@ -237,6 +246,15 @@ def test_each_class_is_tracked_on_its_own() -> None:
     assert agnostic.update(np.array([box(102)]), np.array([0.9]), classes=np.array([1]))["ids"].tolist() == [1]
 
 
+def test_a_look_alike_of_another_class_does_not_spoil_a_clear_match() -> None:
+    tracker = Tracker()
+    for frame in range(5):
+        tracker.update(np.array([box(100 + frame)]), np.array([0.9]), unit(0), classes=[0])
+    embeddings = np.concatenate((unit(0), unit(0) + 0.01))  # the class-1 object looks the same
+    tracks = tracker.update(np.array([box(500), box(800)]), np.array([0.9, 0.9]), embeddings, classes=[0, 1])
+    assert tracks["ids"].tolist() == [1] and tracks["classes"].tolist() == [0]
+
+
 def test_bad_classes_and_warps_are_named() -> None:
     tracker = Tracker()
     with pytest.raises(ValueError, match=r"classes must have shape \[2\]"):
@@ -245,6 +263,7 @@ def test_bad_classes_and_warps_are_named() -> None:
         tracker.update(np.array([box(1)]), np.array([0.9]), classes=[0.5])
     with pytest.raises(ValueError, match=r"warp must be a finite \[2, 3\] matrix"):
         tracker.update(np.array([box(1)]), np.array([0.9]), warp=np.eye(3))
+    assert tracker.frame_id == 0 and tracker.track_states == {}  # a refused frame changes nothing
     with pytest.raises(ValueError, match="camera_motion must be None or one of sparse_flow, ecc"):
         Tracker(camera_motion="orb")
 
