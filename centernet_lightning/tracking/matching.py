@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["embedding_distance", "fuse_motion", "fuse_score", "iou_distance", "linear_assignment"]
+__all__ = ["clear_matches", "embedding_distance", "fuse_motion", "fuse_score", "iou_distance", "linear_assignment"]
 
 
 def iou_distance(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
@@ -88,11 +88,17 @@ def fuse_motion(
     fused += (1.0 - appearance_weight) * gating_distance
     gated = gating_distance > gating_threshold
     if strong_appearance_thresh is not None and cost.size:
-        strong = (cost < strong_appearance_thresh) & _distinct(cost, distinct_ratio)
+        strong = clear_matches(cost, strong_appearance_thresh, distinct_ratio)
         gated &= ~strong
         fused[strong] = np.minimum(fused[strong], cost[strong])
     fused[gated] = np.inf
     return fused
+
+
+def clear_matches(cost: np.ndarray, thresh: float, ratio: float = 0.5) -> np.ndarray:
+    """``[T, N]`` the clear re-identifications of an appearance distance ``cost``: below ``thresh``
+    and below ``ratio`` times the second-smallest distance of their row and of their column."""
+    return (cost < thresh) & _distinct(cost, ratio)
 
 
 def _distinct(cost: np.ndarray, ratio: float) -> np.ndarray:

@@ -20,6 +20,7 @@ from centernet_lightning.tracking.camera_motion import CAMERA_MOTION_METHODS, Ca
 from centernet_lightning.tracking.frame_inputs import FrameDetections, check_frame_detections, normalize_rows
 from centernet_lightning.tracking.kalman import GATING_THRESHOLD, KalmanFilter
 from centernet_lightning.tracking.matching import (
+    clear_matches,
     embedding_distance,
     fuse_motion,
     fuse_score,
@@ -76,7 +77,9 @@ class Tracker:
        a tentative track left over is removed.
     7. High detections left with ``score >= new_track_thresh`` start tentative tracks (confirmed
        at once on the first frame of a sequence).
-    8. Lost tracks unmatched for more than ``track_buffer * frame_rate / 30`` frames are removed;
+    8. Lost tracks unmatched for more than ``track_buffer * frame_rate / 30`` frames are removed
+       (with embeddings and ``strong_appearance_thresh``: kept dormant up to ``reid_buffer``,
+       matched only by a clear appearance match in step 3, never by IoU);
        of a tracked and a lost track of one class overlapping with IoU above 0.85 the younger is
        removed; with ``merge_thresh``, a lost track whose embedding is that close to a track matched
        this frame which started after it was last seen (one object, two tracks) is removed.
@@ -132,6 +135,10 @@ class Tracker:
         direction_weight: 0.0 (off), OC-SORT's ``inertia`` (0.2 there) for its direction term.
         track_buffer: 30 frames at 30 fps (FairMOT / ByteTrack ``track_buffer``), how long a lost
             track is kept; scaled to ``int(frame_rate / 30 * track_buffer)`` frames.
+        reid_buffer: 300 frames at 30 fps (ours): with embeddings and ``strong_appearance_thresh``,
+            a lost track past ``track_buffer`` stays *dormant* until then, and comes back only by a
+            clear appearance match (an object that left the view and returns); 0 (or at most
+            ``track_buffer``) removes lost tracks after ``track_buffer``, as the references.
         frame_rate: 30, frames per second of the sequence.
         ema_alpha: 0.9, FairMOT's ``alpha``: ``smooth = alpha * smooth + (1 - alpha) * new``,
             renormalised.
@@ -182,6 +189,7 @@ class Tracker:
         observation_reupdate: bool = False,
         direction_weight: float = 0.0,
         track_buffer: int = 30,
+        reid_buffer: int = 300,
         frame_rate: float = 30,
         ema_alpha: float = 0.9,
         kalman_state: str | None = None,
@@ -220,6 +228,7 @@ class Tracker:
         check_range("frame_rate", frame_rate, 0.0, low_open=True)
         check_range("camera_motion_downscale", camera_motion_downscale, 1.0)
         check_int_min("track_buffer", track_buffer, 0)
+        check_int_min("reid_buffer", reid_buffer, 0)
         for name, flag in (
             ("use_embeddings", use_embeddings),
             ("dynamic_appearance", dynamic_appearance),
@@ -263,6 +272,7 @@ class Tracker:
         self.observation_reupdate = observation_reupdate
         self.direction_weight = direction_weight
         self.max_time_lost = int(frame_rate / 30.0 * track_buffer)
+        self.max_time_reid = int(frame_rate / 30.0 * max(track_buffer, reid_buffer))
         self.ema_alpha = ema_alpha
         if kalman_filter is None:
             kalman_filter = KalmanFilter(state="xyah" if kalman_state is None else kalman_state)
@@ -369,6 +379,10 @@ class Tracker:
 
         states = tracks.states
         was_lost = states == TrackState.LOST
+        # With embeddings and the clear-match rule, lost tracks stay re-identifiable for reid_buffer:
+        # past track_buffer they are dormant, back only by a clear appearance match.
+        reidentifiable = bool(self._embedding_dim) and self.strong_appearance_thresh is not None
+        dormant = was_lost & (frame - tracks.last_frames > self.max_time_lost) & reidentifiable
         pool = np.flatnonzero((states == TrackState.CONFIRMED) | was_lost)
         tentative = np.flatnonzero(states == TrackState.TENTATIVE)
         if len(pool):
@@ -407,8 +421,11 @@ class Tracker:
             cost = fuse_motion(
                 appearance, gating, self.gating_threshold, self.appearance_weight, self.strong_appearance_thresh
             )
+            if dormant.any() and cost.size:
+                clear = clear_matches(appearance, self.strong_appearance_thresh)
+                cost[dormant[pool][:, None] & ~clear] = np.inf
             rest, rest_high = assign(pool, high, cost, self.embedding_match_thresh)
-            rest_lost = rest[tracks.states[rest] == TrackState.LOST]
+            rest_lost = rest[(tracks.states[rest] == TrackState.LOST) & ~dormant[rest]]
             rest = rest[tracks.states[rest] == TrackState.CONFIRMED]
             cost = iou_distance(track_boxes[rest], boxes[rest_high])
             cost = self._direction_cost(cost, rest, rest_high, boxes, fusion_scores, self.iou_match_thresh)
@@ -451,7 +468,8 @@ class Tracker:
         self._apply_matches(track_rows, detection_rows, measurements, detections, fusion_scores)
         tracks.states[newly_lost] = TrackState.LOST
 
-        expired = was_lost & (tracks.states == TrackState.LOST) & (frame - tracks.last_frames > self.max_time_lost)
+        limit = self.max_time_reid if reidentifiable else self.max_time_lost
+        expired = was_lost & (tracks.states == TrackState.LOST) & (frame - tracks.last_frames > limit)
         keep = ~expired
         keep[failed_tentative] = False
         tracks.keep(keep)
@@ -461,7 +479,8 @@ class Tracker:
         self._start_tracks(new, measurements, detections)
         matched_detection = np.concatenate((matched_detection, new))
 
-        keep = self._duplicate_free(matched_detection >= 0)
+        dormant = (tracks.states == TrackState.LOST) & (frame - tracks.last_frames > self.max_time_lost)
+        keep = self._duplicate_free(matched_detection >= 0, dormant & reidentifiable)
         tracks.keep(keep)
         matched_detection = matched_detection[keep]
 
@@ -588,19 +607,21 @@ class Tracker:
         )
         self._next_id += count
 
-    def _duplicate_free(self, matched_now: np.ndarray) -> np.ndarray:
+    def _duplicate_free(self, matched_now: np.ndarray, dormant: np.ndarray) -> np.ndarray:
         """Keep-mask dropping one track of each pair that follows one object twice.
 
         FairMOT / ByteTrack: of a tracked and a lost track of one class whose boxes overlap with
         ``1 - IoU < 0.15``, the younger. With ``merge_thresh`` and embeddings, also a lost track whose
         embedding is within ``merge_thresh`` of a track matched this frame that started after it was
         last seen: the object came back as a new track, and the lost twin would otherwise trade the
-        object with it whenever one of them matches better.
+        object with it whenever one of them matches better. Dormant tracks (lost past
+        ``track_buffer``, ``dormant`` [T]) are left out of the overlap rule: their predictions have
+        drifted.
         """
         tracks = self._tracks
         keep = np.ones(len(tracks), dtype=bool)
         tracked = np.flatnonzero(tracks.states != TrackState.LOST)
-        lost = np.flatnonzero(tracks.states == TrackState.LOST)
+        lost = np.flatnonzero((tracks.states == TrackState.LOST) & ~dormant)
         if len(tracked) == 0 or len(lost) == 0:
             return keep
         same_class = tracks.classes[tracked][:, None] == tracks.classes[lost][None, :]

@@ -88,6 +88,25 @@ def test_a_lost_twin_sharing_the_identity_is_merged_away() -> None:
     assert without.track_states == {1: TrackState.LOST, 2: TrackState.CONFIRMED}
 
 
+def test_a_lost_track_is_re_identified_by_appearance_for_the_reid_buffer() -> None:
+    """Past track_buffer (5 frames here) a lost track is dormant: a clear appearance match brings
+    it back wherever the object reappears, nothing else does, and past reid_buffer it is gone."""
+
+    def run(gap: int, embedding: np.ndarray, **settings) -> list[int]:
+        tracker = Tracker(**{"track_buffer": 5, "reid_buffer": 20, **settings})
+        for frame in range(3):
+            tracker.update(np.array([box(100 + frame)]), np.array([0.9]), unit(0))
+        for _ in range(gap):
+            tracker.update(np.empty((0, 4)), np.empty(0), np.empty((0, 8)))
+        return tracker.update(np.array([box(600)]), np.array([0.9]), embedding)["ids"].tolist()
+
+    assert run(10, unit(0)) == [1]  # dormant, re-identified 500 px away
+    assert run(10, unit(1)) == []  # another object: a new (tentative) track
+    assert run(25, unit(0)) == []  # past reid_buffer: removed
+    assert run(10, unit(0), reid_buffer=0) == []  # FairMOT's: removed after track_buffer
+    assert run(10, unit(0), strong_appearance_thresh=None) == []  # no clear-match rule, no dormancy
+
+
 # --- lost tracks --------------------------------------------------------------------------------
 
 
