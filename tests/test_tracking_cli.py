@@ -96,6 +96,8 @@ def test_track_command_on_a_video_and_a_frame_folder(trained: tuple[Path, Path])
         [*CENTERNET, "track", "--ckpt_path", str(checkpoint), "--source", str(frames_dir), "--no-draw", *tracker], work
     )
     assert "camera_motion is set but" not in result.stderr
+    recorded = yaml.safe_load((work / "runs" / "track2" / "tracker.yaml").read_text())
+    assert recorded["camera_motion"] == "sparse_flow" and recorded["track_buffer"] == 10  # what it ran with
     results = work / "runs" / "track2" / "SEQ-01.txt"
     assert results.is_file() and not list((work / "runs" / "track2").glob("*.mp4"))
     columns = np.loadtxt(results, delimiter=",", ndmin=2)

@@ -28,7 +28,7 @@ from centernet_lightning.cli.benchmark import benchmark_main
 from centernet_lightning.cli.convert_weights import convert_weights_main
 from centernet_lightning.cli.export import MIN_OPSET, export_main
 from centernet_lightning.cli.predict import predict_main
-from centernet_lightning.cli.track import _tracker_settings, track_main
+from centernet_lightning.cli.track import _tracker_settings, no_tracks_hint, track_main
 from centernet_lightning.deploy import benchmark_detector, export_onnx, export_torchscript, load_predictor
 from centernet_lightning.inference import NetworkBackend, OnnxRuntimeBackend, Predictor, parse_tta
 from centernet_lightning.structures import InferenceSpec
@@ -211,7 +211,7 @@ TRACKER_OPTION_ERRORS = {
     "not a bool": (["fuse_score=maybe"], "--tracker fuse_score must be true or false, got 'maybe'"),
     "unknown key": (["hig_thresh=0.5"], "--tracker: unknown key 'hig_thresh' (did you mean 'high_thresh'?)"),
     "no equals sign": (["high_thresh"], "--tracker takes KEY=VALUE pairs, got 'high_thresh'"),
-    "no equals sign after a preset": (["botsort", "high_thresh"], "--tracker takes KEY=VALUE pairs after the preset"),
+    "no equals sign after a preset": (["botsort", "high_thresh"], "--tracker takes KEY=VALUE pairs, got 'high_thresh'"),
     "unknown preset": (["deepsort"], "unknown tracker preset 'deepsort'; presets: default, bytetrack, fairmot"),
     "frame rate": (["frame_rate=25"], "--tracker frame_rate: set the frame rate with --fps"),
     "an object": (["kalman_filter=xywh"], "--tracker kalman_filter cannot be set from text"),
@@ -226,6 +226,15 @@ def test_bad_tracker_settings_name_key_and_value(case: str) -> None:
     assert str(error.value).startswith(message), error.value
     if case == "unknown key":
         assert "valid keys: high_thresh, low_thresh, new_track_thresh" in str(error.value)
+
+
+def test_no_tracks_hint_names_the_threshold_that_stops_the_tracks() -> None:
+    thresholds = {"high_thresh": 0.99, "new_track_thresh": 0.4, "low_thresh": 0.1}
+    hint = no_tracks_hint(0.824, thresholds, None)  # above new_track_thresh but not above high_thresh
+    assert "below the tracker's high_thresh 0.99" in hint and "--tracker high_thresh=" in hint
+    hint = no_tracks_hint(0.3, {**thresholds, "high_thresh": 0.2}, None)
+    assert "below the tracker's new_track_thresh 0.4" in hint
+    assert "passes the thresholds" in no_tracks_hint(0.5, {**thresholds, "high_thresh": 0.2}, None)
 
 
 def test_tracker_settings_are_read_as_the_tracker_takes_them() -> None:

@@ -73,7 +73,10 @@ def _tracker_settings(values: list[str]) -> dict[str, Any]:
     if preset in setting_types(Tracker):  # a setting without its value, not a preset
         raise ValueError(f"--tracker takes KEY=VALUE pairs, got {preset!r}")
     pairs = values[1:] if preset is not None else values
-    settings = tracker_settings(preset, pairs)
+    from ..tracking.presets import parse_tracker_overrides
+
+    settings = tracker_settings(preset) if preset is not None else {}
+    settings.update(parse_tracker_overrides(pairs, "--tracker"))
     if "frame_rate" in settings:  # the run sets it: the source's, or --fps
         raise ValueError("--tracker frame_rate: set the frame rate with --fps")
     return settings
@@ -85,14 +88,15 @@ def no_tracks_hint(peak_score: float, thresholds: dict[str, float], classes: lis
     if peak_score <= 0:
         among = " of the --classes asked for" if classes else ""
         return f" (the model found no detection{among} at all)"
-    start = min(thresholds["new_track_thresh"], thresholds["high_thresh"])
-    if peak_score >= start:
+    # a track starts from a detection above high_thresh and at least new_track_thresh
+    binding = max(("new_track_thresh", "high_thresh"), key=lambda name: thresholds[name])
+    if peak_score > thresholds["high_thresh"] and peak_score >= thresholds["new_track_thresh"]:
         return f" (the highest detection score {peak_score:.3g} passes the thresholds; no detection had a usable box)"
     high, new = suggest_below(peak_score * 0.8), suggest_below(peak_score)
     low = min(thresholds["low_thresh"], float(high) / 4)
     return (
-        f" (the highest detection score was {peak_score:.3g}, below the tracker's new-track threshold "
-        f"{thresholds['new_track_thresh']:.3g}: lower it, e.g. --tracker high_thresh={high} "
+        f" (the highest detection score was {peak_score:.3g}, below the tracker's {binding} "
+        f"{thresholds[binding]:.3g}: lower it, e.g. --tracker high_thresh={high} "
         f"new_track_thresh={new} low_thresh={low:.2g})"
     )
 
@@ -121,11 +125,21 @@ def track_main(argv: list[str]) -> None:
         predictor.check_batch_memory(min(args.batch, len(source) or args.batch))  # before the run folder
     except (FileNotFoundError, ValueError, OSError, TypeError, ImportError) as error:
         sys.exit(f"centernet track: {error}")
+    import yaml
+
+    from ..atomic_files import write_text_atomically
     from ..inference.outputs import run_folder, track_to_files
 
     with run_folder(args.project, args.name) as run_dir:
         try:
             written = track_to_files(predictor, source, tracker, run_dir, frame_rate, args.batch, args.draw)
+            # what the tracker ran with: the model's settings, the preset and pairs, the frame rate
+            effective = {**predictor.tracker_settings, **settings, "frame_rate": frame_rate}
+            effective["relative_thresholds"] = tracker.relative_thresholds
+            header = f"# centernet track --tracker {' '.join(args.tracker)}\n" if args.tracker else ""
+            settings_file = write_text_atomically(
+                run_dir / "tracker.yaml", header + yaml.safe_dump(effective, sort_keys=True)
+            )
         except (OSError, ValueError) as error:
             sys.exit(f"centernet track: {error}")
     hint = no_tracks_hint(written.peak_score, tracker.score_thresholds(), classes) if written.tracks == 0 else ""
@@ -133,4 +147,5 @@ def track_main(argv: list[str]) -> None:
         f"{written.frames} frames in {written.seconds:.1f} s ({written.frames / max(written.seconds, 1e-9):.1f} "
         f"frames/s on {predictor.backend.device}): {written.tracks} tracks{hint} -> {written.results}"
         + (f" and {written.video}" if written.video is not None else "")
+        + f"; tracker settings in {settings_file}"
     )

@@ -130,7 +130,10 @@ def read_mot_txt(path: str | os.PathLike) -> MOTRows:
             not finite.
     """
     path = Path(path)
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (MOTChallenge txt expected)") from None
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), None)
     if first is None:

@@ -226,7 +226,10 @@ def evaluate_mot_sequences(
         gt_file, seqinfo = available[name]
         results_file = results_dir / f"{name}.txt"
         if not results_file.is_file():
-            raise FileNotFoundError(f"no results for sequence {name!r}: {results_file} is missing")
+            raise FileNotFoundError(
+                f"no results for sequence {name!r}: {results_file} is missing (evaluate the others with "
+                "--sequences / sequences=[...])"
+            )
         length = _sequence_length(seqinfo) if seqinfo is not None else None
         triples[name] = _file_sequence(gt_file, results_file, benchmark, length)
     return evaluate_sequences(triples, iou_threshold)

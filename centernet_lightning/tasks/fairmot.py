@@ -11,6 +11,7 @@ callback :class:`~centernet_lightning.callbacks.MOTEvaluation`.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from torch import Tensor
@@ -19,7 +20,7 @@ from ..inference.sources import open_source
 from ..inference.track import track_source
 from ..models.reid import FairMOTLoss, IdentityLoss
 from ..structures import Batch
-from ..tracking import Tracker, Tracks
+from ..tracking import Tracker, Tracks, tracker_settings
 from .centernet import CenterNet
 
 __all__ = ["FairMOT"]
@@ -144,6 +145,13 @@ class FairMOT(CenterNet):
         from ..inference.track import source_frame_rate
 
         frames = open_source(source)
+        if isinstance(tracker, (str, os.PathLike)):  # a preset or a settings file, as --tracker takes
+            tracker_overrides = {**tracker_settings(tracker), **tracker_overrides}
+            tracker = None
+        if tracker is not None and not isinstance(tracker, Tracker):
+            raise TypeError(
+                f"tracker must be a Tracker, a preset name or a settings file, got {type(tracker).__name__}"
+            )
         if tracker is None:
             tracker = self.build_tracker(**{"frame_rate": source_frame_rate(frames), **tracker_overrides})
         return [tracks for _, tracks in track_source(self.predictor(), frames, tracker, batch_size)]

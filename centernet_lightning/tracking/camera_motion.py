@@ -91,13 +91,15 @@ class CameraMotion:
 
     def _prepare(self, image: np.ndarray) -> np.ndarray:
         image = np.asarray(image)
+        if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)) or image.size == 0:
+            raise ValueError(f"camera motion needs an [H, W] or [H, W, 3] image, got shape {list(image.shape)}")
+        if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
+            raise ValueError(f"camera motion needs a numeric image, got dtype {image.dtype}")
+        if image.dtype != np.uint8:  # floats in [0, 1] (a normalised frame) or [0, 255]
+            scale = 255.0 if np.issubdtype(image.dtype, np.floating) and image.max() <= 1.0 else 1.0
+            image = np.clip(image * scale, 0, 255).astype(np.uint8)
         if image.ndim == 3:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)  # the weights differ for RGB; corners don't care
-        if image.ndim != 2:
-            raise ValueError(f"camera motion needs an [H, W] or [H, W, 3] image, got shape {list(image.shape)}")
-        if image.dtype != np.uint8:  # floats in [0, 1] (a normalised frame) or [0, 255]
-            scale = 255.0 if image.size and np.issubdtype(image.dtype, np.floating) and image.max() <= 1.0 else 1.0
-            image = np.clip(image * scale, 0, 255).astype(np.uint8)
         if self.downscale > 1:
             height, width = image.shape
             size = (max(1, int(width / self.downscale)), max(1, int(height / self.downscale)))

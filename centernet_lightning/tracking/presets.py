@@ -42,7 +42,7 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def parse_tracker_overrides(pairs: Sequence[str], source: str = "--tracker") -> dict[str, Any]:
+def parse_tracker_overrides(pairs: Sequence[str], source: str = "tracker_settings(overrides=...)") -> dict[str, Any]:
     """``KEY=VALUE`` texts as settings, each value read as the type the Tracker's parameter takes;
     ValueError naming the pair, an unknown key (with the valid ones) or a value of the wrong type."""
     from centernet_lightning.tracking.tracker import Tracker
@@ -53,7 +53,7 @@ def parse_tracker_overrides(pairs: Sequence[str], source: str = "--tracker") -> 
         key, separator, value = pair.partition("=")
         key = key.strip()
         if not separator or not key:
-            raise ValueError(f"{source} takes KEY=VALUE pairs after the preset, got {pair!r}")
+            raise ValueError(f"{source} takes KEY=VALUE pairs, got {pair!r}")
         check_known_keys(source, [key], types)
         settings[key] = parse_setting(f"{source} {key}", value, types[key])
     return settings
@@ -88,6 +88,12 @@ def tracker_settings(
             raise ValueError(f"unknown tracker preset {text!r}; presets: {', '.join(TRACKER_PRESETS)}, or a .yaml file")
         settings = _read_settings_file(path)
         check_known_keys(str(path), list(settings), setting_types(Tracker))
+        try:  # a value of the wrong type or range, named with its file now rather than at use
+            Tracker(**settings)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: {error}") from None
+    if isinstance(overrides, str):
+        raise TypeError(f"overrides must be a list of KEY=VALUE texts or a mapping, got the string {overrides!r}")
     if isinstance(overrides, Mapping):
         check_known_keys("tracker settings", list(overrides), setting_types(Tracker))
         settings.update(overrides)

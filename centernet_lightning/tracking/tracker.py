@@ -116,7 +116,9 @@ class Tracker:
             (DeepSORT's ``chi2inv95[4]``, FairMOT's gate).
         strong_appearance_thresh: 0.25 (ours); a clear appearance match (below it, and passing a
             ratio test against the second best: :func:`~centernet_lightning.tracking.fuse_motion`)
-            overrides the motion gate. None is FairMOT's strict gate.
+            overrides the motion gate. Lowered to half the smallest distance seen between two
+            different objects of the sequence (:attr:`clear_match_thresh`). None is FairMOT's
+            strict gate.
         dynamic_appearance: True, Deep OC-SORT's confidence-weighted embedding update; False is
             FairMOT's fixed ``ema_alpha``.
         merge_thresh: None (never); an appearance distance under which a lost track and a newer
@@ -295,6 +297,9 @@ class Tracker:
         self._embedding_dim: int | None = None  # fixed by the first frame with detections
         self._tracks = TrackTable.empty()
         self._warned_no_image = False
+        # The smallest appearance distance seen between two different objects (tracks of one class
+        # reported at one frame): how far apart this re-ID head puts objects that are not the same.
+        self._distinct_floor = np.inf
         if self.camera_motion is not None:
             self.camera_motion.reset()
 
@@ -308,6 +313,16 @@ class Tracker:
         """The score thresholds in effect now (:data:`THRESHOLD_SETTINGS`): the settings times
         :attr:`score_scale`."""
         return {name: getattr(self, name) * self.score_scale for name in THRESHOLD_SETTINGS}
+
+    @property
+    def clear_match_thresh(self) -> float | None:
+        """The appearance distance a clear re-identification must stay below now:
+        ``strong_appearance_thresh``, lowered to half the smallest distance seen so far between two
+        different objects of the sequence (a re-ID head that puts different objects close gets a
+        stricter rule: the override then rarely fires, and FairMOT's gate decides); None when off."""
+        if self.strong_appearance_thresh is None:
+            return None
+        return min(self.strong_appearance_thresh, 0.5 * self._distinct_floor)
 
     @property
     def track_states(self) -> dict[int, TrackState]:
@@ -419,10 +434,10 @@ class Tracker:
                 tracks.means[pool], tracks.covariances[pool], measurements[high]
             )
             cost = fuse_motion(
-                appearance, gating, self.gating_threshold, self.appearance_weight, self.strong_appearance_thresh
+                appearance, gating, self.gating_threshold, self.appearance_weight, self.clear_match_thresh
             )
             if dormant.any() and cost.size:
-                clear = clear_matches(appearance, self.strong_appearance_thresh)
+                clear = clear_matches(appearance, self.clear_match_thresh)
                 cost[dormant[pool][:, None] & ~clear] = np.inf
             rest, rest_high = assign(pool, high, cost, self.embedding_match_thresh)
             rest_lost = rest[(tracks.states[rest] == TrackState.LOST) & ~dormant[rest]]
@@ -485,6 +500,8 @@ class Tracker:
         matched_detection = matched_detection[keep]
 
         reported = (tracks.states == TrackState.CONFIRMED) & (matched_detection >= 0)
+        if self._embedding_dim and reported.sum() > 1:
+            self._note_distinct_objects(np.flatnonzero(reported))
         return Tracks(
             ids=tracks.ids[reported].copy(),
             boxes=self.kalman_filter.boxes(tracks.means[reported]).astype(np.float32),
@@ -509,11 +526,23 @@ class Tracker:
             cost, self._tracks, rows, boxes[columns], scores[columns], self.frame_id, self.direction_weight, thresh
         )
 
+    def _note_distinct_objects(self, rows: np.ndarray) -> None:
+        """Lower :attr:`_distinct_floor` to the smallest appearance distance between the tracks of
+        ``rows`` (different objects, all reported at this frame) of one class."""
+        tracks = self._tracks
+        distances = embedding_distance(tracks.features[rows], tracks.features[rows])
+        distances[np.eye(len(rows), dtype=bool)] = np.inf
+        distances[tracks.classes[rows][:, None] != tracks.classes[rows][None, :]] = np.inf
+        self._distinct_floor = min(self._distinct_floor, float(distances.min()))
+
     def _camera_warp(self, image: np.ndarray | None, warp: object, boxes: np.ndarray) -> np.ndarray | None:
         """This frame's camera motion ``[2, 3]``: the ``warp`` given (checked), else estimated from
         ``image`` with ``camera_motion`` (masking the detections' ``boxes``), else None."""
         if warp is not None:
-            warp = np.asarray(warp, dtype=np.float64)
+            try:
+                warp = np.asarray(warp, dtype=np.float64)
+            except (TypeError, ValueError):
+                warp = np.full(1, np.nan)  # not numbers: refused below with the others
             if warp.shape != (2, 3) or not np.isfinite(warp).all():
                 frame = self.frame_id + 1
                 raise ValueError(f"Tracker frame {frame}: warp must be a finite [2, 3] matrix, got {warp.tolist()}")

@@ -57,6 +57,23 @@ def test_the_same_object_far_away_keeps_its_identity_a_different_one_does_not() 
         assert tracker.update(np.array([box(500)]), np.array([0.9]), embedding)["ids"].tolist() == expected
 
 
+def test_a_re_id_head_that_puts_objects_close_gets_a_stricter_clear_match() -> None:
+    """Two objects tracked side by side whose embeddings are 0.2 apart: a clear match must now be
+    below 0.1, so the far jump of one of them at 0.15 is left to FairMOT's gate."""
+    close = np.array([[1.0, 0.0], [0.8, 0.6]])  # cosine 0.8: distance 0.2
+    tracker = Tracker()
+    assert tracker.clear_match_thresh == 0.25
+    for frame in range(5):
+        tracker.update(np.array([box(100 + frame), box(300)]), np.array([0.9, 0.9]), close)
+    assert tracker.clear_match_thresh == pytest.approx(0.1)
+    jump = np.array([[np.cos(-0.55), np.sin(-0.55)]])  # 0.15 from the first object, 0.63 from the second
+    assert tracker.update(np.array([box(700)]), np.array([0.9]), jump)["ids"].tolist() == []
+    loose = Tracker()  # the same jump where the objects' embeddings are far apart: re-identified
+    for frame in range(5):
+        loose.update(np.array([box(100 + frame), box(300)]), np.array([0.9, 0.9]), np.array([[1.0, 0.0], [-0.6, 0.8]]))
+    assert loose.update(np.array([box(700)]), np.array([0.9]), jump)["ids"].tolist() == [1]
+
+
 def test_dynamic_appearance_weighs_the_embedding_update_by_the_score() -> None:
     # Deep OC-SORT: alpha_t = 0.9 + 0.1 * (1 - (0.7 - 0.4) / 0.6) = 0.95 of the old embedding
     tracker = Tracker(ema_alpha=0.9, high_thresh=0.4, low_thresh=0.1)
@@ -274,6 +291,26 @@ def test_a_look_alike_of_another_class_does_not_spoil_a_clear_match() -> None:
     assert tracks["ids"].tolist() == [1] and tracks["classes"].tolist() == [0]
 
 
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((3, 64, 64)), r"an \[H, W\] or \[H, W, 3\] image, got shape \[3, 64, 64\]"),
+        (np.array([["a"]]), "a numeric image"),
+    ],
+)
+def test_camera_motion_names_a_bad_image(image: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CameraMotion().estimate(image)
+
+
+def test_camera_motion_takes_float_frames() -> None:
+    world = cv2.normalize(texture(), None, 0, 255, cv2.NORM_MINMAX)
+    estimator = CameraMotion()
+    estimator.estimate(world[100:460, 100:740].astype(np.float64) / 255)  # [0, 1] floats, 1 channel
+    frame = np.repeat(world[105:465, 112:752, None], 3, axis=2).astype(np.float64)  # [0, 255], 3 channels
+    np.testing.assert_allclose(estimator.estimate(frame), [[1, 0, -12], [0, 1, -5]], atol=0.3)
+
+
 def test_bad_classes_and_warps_are_named() -> None:
     tracker = Tracker()
     with pytest.raises(ValueError, match=r"classes must have shape \[2\]"):
@@ -322,3 +359,8 @@ def test_presets_files_and_overrides(tmp_path: Path) -> None:
         tracker_settings(settings_file)
     with pytest.raises(ValueError, match="track_buffer must be"):
         tracker_settings("default", ["track_buffer=many"])
+    settings_file.write_text("high_thresh: abc\n")  # the wrong type, named with its file when read
+    with pytest.raises(ValueError, match=r"mine\.yaml: high_thresh must be a number"):
+        tracker_settings(settings_file)
+    with pytest.raises(TypeError, match="overrides must be a list of KEY=VALUE texts"):
+        tracker_settings("botsort", "high_thresh=0.5")
