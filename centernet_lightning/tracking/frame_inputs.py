@@ -32,7 +32,8 @@ def check_frame_detections(
             detections, 0 for a sequence without embeddings.
 
     Raises:
-        ValueError: wrong shapes, mismatched lengths, non-finite values, non-integer classes, or
+        ValueError: wrong shapes, mismatched lengths, non-finite values, scores outside [0, 1],
+            non-integer classes, or
             embeddings that appear, disappear or change size within a sequence.
     """
     boxes = _to_numpy(boxes, "boxes")
@@ -48,6 +49,10 @@ def check_frame_detections(
         )
     _check_finite(boxes, "boxes", frame)
     _check_finite(scores, "scores", frame)
+    outside = np.flatnonzero((scores < 0) | (scores > 1))
+    if len(outside):  # thresholds, fuse_score and NSA read scores as probabilities
+        row = int(outside[0])
+        raise ValueError(f"Tracker frame {frame}: scores[{row}] is {scores[row]:g}, not a probability in [0, 1]")
     if classes is None:
         class_ids = np.zeros(count, dtype=np.int64)
     else:

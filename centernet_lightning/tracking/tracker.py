@@ -543,9 +543,11 @@ class Tracker:
                 warp = np.asarray(warp, dtype=np.float64)
             except (TypeError, ValueError):
                 warp = np.full(1, np.nan)  # not numbers: refused below with the others
+            frame = self.frame_id + 1
             if warp.shape != (2, 3) or not np.isfinite(warp).all():
-                frame = self.frame_id + 1
                 raise ValueError(f"Tracker frame {frame}: warp must be a finite [2, 3] matrix, got {warp.tolist()}")
+            if abs(np.linalg.det(warp[:, :2])) < 1e-6:  # it would collapse every track's box
+                raise ValueError(f"Tracker frame {frame}: warp's 2x2 part is singular: {warp.tolist()}")
             return warp
         if self.camera_motion is None:
             return None

@@ -320,6 +320,12 @@ def test_bad_classes_and_warps_are_named() -> None:
     with pytest.raises(ValueError, match=r"warp must be a finite \[2, 3\] matrix"):
         tracker.update(np.array([box(1)]), np.array([0.9]), warp=np.eye(3))
     assert tracker.frame_id == 0 and tracker.track_states == {}  # a refused frame changes nothing
+    with pytest.raises(ValueError, match="warp's 2x2 part is singular"):
+        tracker.update(np.array([box(1)]), np.array([0.9]), warp=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"warp must be a finite \[2, 3\] matrix"):
+        tracker.update(np.array([box(1)]), np.array([0.9]), warp="abc")
+    with pytest.raises(ValueError, match=r"scores\[1\] is 1.5, not a probability in \[0, 1\]"):
+        tracker.update(np.array([box(1), box(2)]), np.array([0.9, 1.5]))
     with pytest.raises(ValueError, match="camera_motion must be None or one of sparse_flow, ecc"):
         Tracker(camera_motion="orb")
 
