@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 CLASSES = ["cat", "dog", "bird"]
 # (height, width, XYXY integer boxes, labels); integer coordinates so every format round-trips.
@@ -135,3 +136,14 @@ def write_image():
 def make_voc_xml():
     """``make_voc_xml(filename, height, width, objects) -> str`` (see voc_xml)."""
     return voc_xml
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module's tests: the tests share the 2-core machine, 64 px inputs
+    need no more, and more threads oversubscribe it (modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,23 +9,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tiny_models import TINY_CLI_OPTIONS
 
 from centernet_lightning.cli.lightning import make_cli
 from centernet_lightning.tasks import CenterNet
 from centernet_lightning.weights import load_matching_weights
 
 TINY = [
-    "--model.backbone=resnet18",
-    "--model.neck={name: fpn, upsample_channels: [16, 16, 16]}",
-    "--model.head_width=16",
+    *TINY_CLI_OPTIONS,
     "--data.dataset=synthetic",
-    "--data.input_size=64",
-    "--data.batch_size=2",
-    "--data.num_workers=0",
-    "--trainer.accelerator=cpu",
-    "--trainer.devices=1",
-    "--trainer.enable_model_summary=false",
-    "--progress_bar.refresh_rate=0",
     "--trainer.limit_val_batches=1",
 ]
 

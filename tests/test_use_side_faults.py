@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from tiny_models import tiny_centernet
+from tiny_models import TINY_CLI_OPTIONS, tiny_centernet
 
 from centernet_lightning import atomic_files
 from centernet_lightning.atomic_files import TEMPORARY_PATTERN, DiskFullError
@@ -287,17 +287,8 @@ def test_sigkill_mid_video_then_the_next_run_removes_the_partial_file(
 
 
 TINY_FIT = [
-    "--model.backbone=resnet18",
-    "--model.neck={name: fpn, upsample_channels: [16, 16, 16]}",
-    "--model.head_width=16",
+    *TINY_CLI_OPTIONS,
     "--data.dataset=synthetic",
-    "--data.input_size=64",
-    "--data.batch_size=2",
-    "--data.num_workers=0",
-    "--trainer.accelerator=cpu",
-    "--trainer.devices=1",
-    "--trainer.enable_model_summary=false",
-    "--progress_bar.refresh_rate=0",
     "--trainer.limit_val_batches=0",
     "--checkpoint.monitor=null",
     "--last_checkpoint.every_n_train_steps=2",

@@ -8,6 +8,21 @@ import torch
 
 from centernet_lightning import CenterNet, InferenceSpec
 
+# The command-line form of a tiny model and run (64 px, batch 2, CPU, quiet) for the `centernet
+# fit` tests; each adds its data and trainer limits.
+TINY_CLI_OPTIONS = [
+    "--model.backbone=resnet18",
+    "--model.neck={name: fpn, upsample_channels: [16, 16, 16]}",
+    "--model.head_width=16",
+    "--data.input_size=64",
+    "--data.batch_size=2",
+    "--data.num_workers=0",
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.enable_model_summary=false",
+    "--progress_bar.refresh_rate=0",
+]
+
 
 def tiny_centernet(
     class_names: Sequence[str],

@@ -11,21 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import TINY_CLI_OPTIONS
 
 CENTERNET = [sys.executable, "-m", "centernet_lightning.cli"]
 pytestmark = pytest.mark.slow
 
 TINY = [
-    "--model.backbone=resnet18",
-    "--model.neck={name: fpn, upsample_channels: [16, 16, 16]}",
-    "--model.head_width=16",
-    "--data.input_size=64",
-    "--data.batch_size=2",
-    "--data.num_workers=0",
-    "--trainer.accelerator=cpu",
-    "--trainer.devices=1",
-    "--trainer.enable_model_summary=false",
-    "--progress_bar.refresh_rate=0",
+    *TINY_CLI_OPTIONS,
     "--val_images.num_images=0",
 ]
 SYNTHETIC = "--data.synthetic={num_train: 4, num_val: 2, image_size: 64, num_classes: 3}"

@@ -23,18 +23,11 @@ from centernet_lightning.inference import BACKENDS
 from centernet_lightning.models import model_info
 from centernet_lightning.tasks import CenterNet, save_checkpoint
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SIZE = 64
 PEAK = 100.0  # GFLOP/s given, so that the peak share is known exactly
 NECK = {"name": "simple", "upsample_channels": [32, 32, 32]}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tests share the machine: one intra-op thread is plenty at 64 px."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_model() -> CenterNet:

@@ -19,7 +19,10 @@ from torch import nn
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 onnx = pytest.importorskip("onnx")
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:FutureWarning"),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 from centernet_lightning.cli import main  # noqa: E402
 from centernet_lightning.cli.export import export_main  # noqa: E402
@@ -47,15 +50,6 @@ MODELS = {
         "heads": {"size": {}, "offset": {}},
     },
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tests share the machine: one intra-op thread is plenty at 128 px."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def drawn_picture(seed: int, height: int = SIZE, width: int = SIZE) -> np.ndarray:

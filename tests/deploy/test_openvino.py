@@ -28,21 +28,14 @@ from centernet_lightning.inference import BACKENDS, OpenVINOBackend, parse_tta  
 from centernet_lightning.models.detector import decode_outputs  # noqa: E402
 from centernet_lightning.tasks import save_checkpoint  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SIZE = 64
 MAX_DET = 20
 SCORE_TOL = 1e-4
 BOX_TOL = 0.05  # input pixels
 CLASS_NAMES = ["cat", "dog"]
 CATEGORY_IDS = [3, 7]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tests share the machine: one intra-op thread is plenty at 64 px."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

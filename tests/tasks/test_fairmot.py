@@ -14,21 +14,14 @@ from centernet_lightning.models.heads import ReIDHead
 from centernet_lightning.tasks import FairMOT
 from centernet_lightning.weights import read_checkpoint
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = {"backbone": "resnet18", "neck": {"name": "fpn", "upsample_channels": [32, 32, 16]}, "head_width": 16}
 # (x1, y1, x2, y2, identity) in 64x64 images; identity k is a square painted in colour channel k.
 OBJECTS = [
     [(4, 6, 26, 28, 0), (36, 4, 60, 26, 1), (10, 36, 34, 60, 2)],
     [(34, 34, 58, 58, 0), (6, 30, 28, 54, 1)],
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tests share the machine: one intra-op thread is plenty at 64 px, and more oversubscribe."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_model(**kwargs) -> FairMOT:
