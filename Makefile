@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 STAMP_RUN := $(VENV)/.installed
 
-.PHONY: install install-dev test demo demo-track lint bench clean
+.PHONY: install install-dev test demo demo-track demo-pose lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ lint: $(STAMP)
 
 demo: $(STAMP_RUN)
 	$(BIN)/centernet demo --out runs/demo
+
+demo-pose: $(STAMP_RUN)
+	$(BIN)/centernet demo-pose --out runs/demo_pose
 
 demo-track: $(STAMP_TRACK)
 	$(BIN)/centernet demo-track --out runs/demo_track

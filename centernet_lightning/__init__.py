@@ -22,11 +22,11 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 # submodule (relative to this package): the public names it provides
 _PUBLIC: dict[str, tuple[str, ...]] = {
-    "structures": ("Batch", "Detections", "InferenceSpec", "letterbox_inverse"),
+    "structures": ("Batch", "Detections", "InferenceSpec", "KeypointLayout", "letterbox_inverse"),
     "targets": ("cornernet_radius", "render_heatmap", "render_heatmaps"),
     "losses": ("cornernet_focal_loss", "quality_focal_loss"),
     "decode": ("Peaks", "topk_peaks"),
-    "visualize": ("draw_boxes",),
+    "visualize": ("draw_boxes", "draw_keypoints"),
     "models": (
         "BiFPNNeck",
         "Box2DHead",
@@ -37,6 +37,9 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
         "HeatmapHead",
         "IDANeck",
         "InferenceNetwork",
+        "KeypointHeatmapHead",
+        "KeypointOffsetsHead",
+        "KeypointPeakOffsetHead",
         "MobileNetBackbone",
         "OffsetHead",
         "ReIDHead",
@@ -61,10 +64,10 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     ),
     "datasets.datamodule": ("DetectionDataModule",),
     "tracking": ("Tracker",),
-    "eval": ("COCOEvaluator", "evaluate_mot"),
+    "eval": ("COCOEvaluator", "KeypointEvaluator", "evaluate_mot"),
     "inference": ("NetworkBackend", "OnnxRuntimeBackend", "OpenVINOBackend", "Predictor", "open_source"),
     "tasks": ("CenterNet", "FairMOT", "build_model", "load_model", "save_checkpoint"),
-    "callbacks": ("COCOEvaluation", "MOTEvaluation", "PredictionWriter", "ValidationImageLogger"),
+    "callbacks": ("COCOEvaluation", "KeypointEvaluation", "MOTEvaluation", "PredictionWriter", "ValidationImageLogger"),
     "deploy": ("export_onnx", "export_openvino", "export_torchscript", "load_predictor"),
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}

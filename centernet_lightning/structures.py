@@ -12,6 +12,10 @@ A *sample* (one image, what a dataset returns) is a dict:
 ``labels``          int64 [N], contiguous class indices in ``[0, num_classes)``
 ``ignore``          bool [N] (optional), regions that are neither object nor background
 ``track_ids``       int64 [N] (optional), identities across the frames of a sequence
+``keypoints``       float32 [N, J, 3] (optional), each object's J joints ``(x, y, visibility)``:
+                    pixels of ``image`` in the frame of the boxes (pixel i spans [i, i + 1)) and
+                    COCO's visibility, 0 not labelled (x = y = 0), 1 labelled but hidden,
+                    2 visible (see :class:`KeypointLayout`)
 ``image_id``        int, the source dataset's id (COCO image id; the index for other formats)
 ``image_path``      str
 ``original_size``   ``(height, width)`` of the image on disk
@@ -37,7 +41,8 @@ letterbox, normalisation, label meaning); checkpoints and exported files carry i
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple, NotRequired, TypedDict, TypeVar
 
@@ -48,6 +53,8 @@ from torch import Tensor
 __all__ = [
     "OBJECT_FIELDS",
     "ObjectField",
+    "KeypointLayout",
+    "flip_permutation",
     "Batch",
     "clip_boxes",
     "Detections",
@@ -65,16 +72,19 @@ __all__ = [
     "box_cxcywh_to_xyxy",
     "box_xyxy_to_cxcywh",
     "letterbox_inverse",
+    "letterbox_inverse_points",
 ]
 
 log = logging.getLogger(__name__)
 
 
 class ObjectField(NamedTuple):
-    """A per-object field: its dtype and the value of padding (and of objects a reader left unset)."""
+    """A per-object field: its dtype, the value of padding (and of objects a reader left unset), and
+    how many dimensions each object's value has (0: one value per object, [N]; 2: [N, J, 3])."""
 
     dtype: torch.dtype
     pad: int | bool
+    object_dims: int = 0
 
 
 OBJECT_FIELDS: dict[str, ObjectField] = {
@@ -83,6 +93,8 @@ OBJECT_FIELDS: dict[str, ObjectField] = {
     # in the original), crowd boxes in evaluation (neither a miss nor a false positive)
     "ignore": ObjectField(torch.bool, False),
     "track_ids": ObjectField(torch.int64, -1),  # -1: no identity
+    # [N, J, 3] joints (x, y, visibility); padding and unlabelled joints are all zeros
+    "keypoints": ObjectField(torch.float32, 0, object_dims=2),
 }
 
 
@@ -92,7 +104,8 @@ class Batch(TypedDict, total=False):
     Keys: ``images`` float32 [B, 3, H, W]; ``bboxes`` float32 [B, N, 4] XYXY input pixels;
     ``mask`` bool [B, N] (True for real objects); every per-object field of :data:`OBJECT_FIELDS`
     that a sample holds, [B, N] padded with its ``pad`` value (``labels`` int64 always,
-    ``ignore`` bool, ``track_ids`` int64); ``image_ids`` int64 [B];
+    ``ignore`` bool, ``track_ids`` int64; ``keypoints`` float32 [B, N, J, 3] input pixels and
+    visibility); ``image_ids`` int64 [B];
     ``original_sizes`` int64 [B, 2] (h, w); ``letterbox`` float32 [B, 3] (scale, pad_x, pad_y);
     ``image_paths`` list[str] of length B.
     """
@@ -102,6 +115,7 @@ class Batch(TypedDict, total=False):
     labels: Tensor
     ignore: Tensor
     track_ids: Tensor
+    keypoints: Tensor
     mask: Tensor
     image_ids: Tensor
     original_sizes: Tensor
@@ -118,11 +132,15 @@ class Detections(TypedDict):
     ``bboxes`` float32 [B, K, 4] XYXY pixels (of the network input, or of the original images
     once mapped back); ``labels`` int64 [B, K]; ``scores`` float32 [B, K]. A padding entry (no
     peak, under a score threshold, suppressed by NMS) has label :data:`PADDING_LABEL` and score
-    0, so shapes stay fixed for export: :func:`is_detection` tells them apart.
+    0, so shapes stay fixed for export: :func:`is_detection` tells them apart; its other fields
+    (box, embedding, joints) hold whatever decoding left there and mean nothing.
 
     Optional: ``indices`` int64 [B, K], the flat output-grid cell ``y * W + x`` of each peak
     (PyTorch decoding gives it; exported graphs do not); ``embeddings`` float32 [B, K, D], the
-    unit re-ID embedding at each peak (models with a ``reid`` head, FairMOT).
+    unit re-ID embedding at each peak (models with a ``reid`` head, FairMOT); ``keypoints`` float32
+    [B, K, J, 3], each detection's J joints ``(x, y, score)`` in the pixels of its box (models with
+    a ``keypoint_offsets`` head; the score is the joint heatmap's probability there, or the
+    detection's score without a ``keypoint_heatmap`` head).
     """
 
     bboxes: Tensor
@@ -130,11 +148,98 @@ class Detections(TypedDict):
     scores: Tensor
     indices: NotRequired[Tensor]
     embeddings: NotRequired[Tensor]
+    keypoints: NotRequired[Tensor]
 
 
 def is_detection(labels: Tensor | np.ndarray) -> Tensor | np.ndarray:
     """True where an entry of padded detections is a real detection (its label is not padding)."""
     return labels != PADDING_LABEL
+
+
+# Names that look like one side of a body (l_eye, LeftEye, eye_r), to warn when they form no pair.
+_SIDED_NAME = re.compile(r"(^|[_\s-])[lr]([_\s-]|$)|left|right", re.IGNORECASE)
+
+
+def flip_permutation(num_keypoints: int, flip_pairs: Sequence[Sequence[int]]) -> list[int]:
+    """The joint order of a mirrored object, ``mirrored[j] = joints[permutation[j]]``, from
+    ``(left, right)`` index pairs; ValueError for an index outside ``0..num_keypoints - 1``."""
+    permutation = list(range(num_keypoints))
+    for left, right in flip_pairs:
+        if not (0 <= left < num_keypoints and 0 <= right < num_keypoints):
+            raise ValueError(f"flip pair ({left}, {right}) names a joint outside 0..{num_keypoints - 1}")
+        permutation[left], permutation[right] = right, left
+    return permutation
+
+
+@dataclass(frozen=True)
+class KeypointLayout:
+    """The joints of a keypoint dataset: their names, the skeleton drawn between them, and the
+    left/right pairs that a mirror swaps.
+
+    Attributes:
+        names: one name per joint, in the order of the annotations (COCO's ``keypoints`` list).
+        skeleton: 0-based ``(joint, joint)`` pairs joined by a line when drawn (COCO's ``skeleton``
+            is 1-based: :meth:`from_coco_category` converts it).
+
+    ``flip_pairs`` are derived from the names: a joint whose name has the word ``left`` pairs with
+    the joint named the same with ``right`` (``left_eye`` / ``right_eye``, as COCO's 8 pairs).
+    """
+
+    names: tuple[str, ...]
+    skeleton: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(str(name) for name in self.names))
+        object.__setattr__(self, "skeleton", tuple((int(a), int(b)) for a, b in self.skeleton))
+        if not self.names:
+            raise ValueError("A keypoint layout needs at least one joint name")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"Keypoint names must be unique, got {list(self.names)}")
+        bad = [pair for pair in self.skeleton if not all(0 <= joint < len(self.names) for joint in pair)]
+        if bad:
+            raise ValueError(f"Skeleton pairs {bad} name joints outside 0..{len(self.names) - 1}")
+        sided = [name for name in self.names if _SIDED_NAME.search(name)]
+        if sided and not self.flip_pairs:
+            log.warning(
+                "Joints %s look left/right, but no pair of names differs only by the word left/right (as left_eye, "
+                "right_eye): mirrors will not swap them; rename them so that they pair",
+                sided[:4],
+            )
+
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.names)
+
+    @property
+    def flip_pairs(self) -> tuple[tuple[int, int], ...]:
+        """``(left joint, right joint)`` index pairs, by name (words ``left``/``right``, any case)."""
+        index = {name.lower(): position for position, name in enumerate(self.names)}
+        pairs = []
+        for position, name in enumerate(self.names):
+            words = re.split(r"([_\s-])", name.lower())
+            if "left" not in words:
+                continue
+            mirrored = "".join("right" if word == "left" else word for word in words)
+            if mirrored in index:
+                pairs.append((position, index[mirrored]))
+        return tuple(pairs)
+
+    def flip_permutation(self) -> list[int]:
+        """The joint order of a mirrored object: ``mirrored[j] = joints[permutation[j]]``."""
+        return flip_permutation(self.num_keypoints, self.flip_pairs)
+
+    @classmethod
+    def from_coco_category(cls, category: Mapping[str, Any]) -> KeypointLayout:
+        """The layout of a COCO keypoints category (``keypoints`` names, 1-based ``skeleton``)."""
+        skeleton = [(int(a) - 1, int(b) - 1) for a, b in category.get("skeleton") or []]
+        return cls(tuple(category["keypoints"]), tuple(skeleton))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "skeleton": [list(pair) for pair in self.skeleton]}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> KeypointLayout:
+        return cls(tuple(values["names"]), tuple(tuple(pair) for pair in values.get("skeleton") or ()))
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -157,6 +262,7 @@ class InferenceSpec:
         class_names: the name of each contiguous label, or None.
         category_ids: the dataset's id of each contiguous label (COCO ids for COCO-format data,
             the label itself for other formats), or None when unknown.
+        keypoints: the joints a keypoint model predicts (:meth:`KeypointLayout.to_dict`), or None.
     """
 
     input_size: int = DEFAULT_INPUT_SIZE
@@ -165,6 +271,7 @@ class InferenceSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     class_names: list[str] | None = None
     category_ids: list[int] | None = None
+    keypoints: dict[str, Any] | None = None
 
     CHECKPOINT_KEY = "inference"  # not a field: no annotation
 
@@ -180,6 +287,10 @@ class InferenceSpec:
         if self.category_ids is not None and self.class_names is not None:
             if len(self.category_ids) != len(self.class_names):
                 raise ValueError(f"{len(self.category_ids)} category_ids for {len(self.class_names)} class_names")
+
+    @property
+    def keypoint_layout(self) -> KeypointLayout | None:
+        return KeypointLayout.from_dict(self.keypoints) if self.keypoints else None
 
     def label_to_category_id(self, num_classes: int) -> list[int]:
         """The category id of each label, the label itself when none are stored."""
@@ -290,6 +401,23 @@ def letterbox_inverse(bboxes: Tensor, letterbox: Tensor, original_sizes: Tensor 
     pad = torch.stack((pad_x, pad_y, pad_x, pad_y), dim=-1)
     boxes = (bboxes - pad) / scale.unsqueeze(-1)
     return boxes if original_sizes is None else clip_boxes(boxes, original_sizes)
+
+
+def letterbox_inverse_points(points: Tensor, letterbox: Tensor, original_sizes: Tensor | None = None) -> Tensor:
+    """Map ``(x, y, ...)`` points from transformed-image pixels back to original-image pixels.
+
+    Args:
+        points: [B, K, J, C] (C >= 2: x, y, then values kept as they are, such as a score).
+        letterbox: [B, 3] ``(scale, pad_x, pad_y)``.
+        original_sizes: optional [B, 2] ``(h, w)``; when given, x and y are clipped to the image.
+    """
+    letterbox = letterbox.to(points.dtype).view(-1, 1, 1, 3)
+    scale, pad = letterbox[..., :1], letterbox[..., 1:]
+    xy = (points[..., :2] - pad) / scale
+    if original_sizes is not None:
+        sizes = original_sizes.to(points.dtype).view(-1, 1, 1, 2)
+        xy = torch.minimum(xy.clamp(min=0), sizes.flip(-1))
+    return torch.cat((xy, points[..., 2:]), dim=-1)
 
 
 def clip_boxes(bboxes: Tensor, image_sizes: Tensor) -> Tensor:

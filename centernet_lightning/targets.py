@@ -21,6 +21,7 @@ __all__ = [
     "gaussian_radii",
     "render_heatmap",
     "render_heatmaps",
+    "draw_gaussians",
     "box_target_indices",
     "CenterTargets",
     "encode_targets",
@@ -154,8 +155,6 @@ def render_heatmaps(
     the peak sits on the integer-truncated centre, the Gaussian has ``sigma = (2r + 1) / 6`` and
     is cut to the ``(2r+1)``-wide window, and overlapping Gaussians of one class are max-merged.
     """
-    batch_size, num_objects = labels.shape
-    device = boxes.device
     x1 = boxes[..., 0].clamp(0, width - 1)
     y1 = boxes[..., 1].clamp(0, height - 1)
     x2 = boxes[..., 2].clamp(0, width - 1)
@@ -171,6 +170,38 @@ def render_heatmaps(
     radius_y, radius_x = gaussian_radii(box_h, box_w, method, parameter)  # [B, N] float64
     center_x = ((x1 + x2) / 2).floor().long()  # truncation == floor for non-negative coords
     center_y = ((y1 + y2) / 2).floor().long()
+    channels = labels.clamp(0, num_classes - 1)
+    heatmaps = draw_gaussians(center_x, center_y, radius_y, radius_x, channels, valid, num_classes, height, width)
+
+    centers = torch.stack((center_x, center_y), dim=-1)
+    centers = centers.masked_fill(~valid.unsqueeze(-1), -1)
+    return heatmaps, centers
+
+
+def draw_gaussians(
+    center_x: Tensor,
+    center_y: Tensor,
+    radius_y: Tensor,
+    radius_x: Tensor,
+    channels: Tensor,
+    valid: Tensor,
+    num_channels: int,
+    height: int,
+    width: int,
+) -> Tensor:
+    """Max-merged Gaussians at integer grid points of a padded batch: [B, num_channels, H, W] float32.
+
+    Args:
+        center_x, center_y: int64 [B, M] grid cells of the peaks (a peak of exactly 1).
+        radius_y, radius_x: [B, M] integer radii (float64, from :func:`gaussian_radii`); the window
+            is ``(2r + 1)`` wide and ``sigma = (2r + 1) / 6``, as the original ``draw_umich_gaussian``.
+        channels: int64 [B, M] channel of each point (in ``[0, num_channels)``).
+        valid: bool [B, M]; points that are False draw nothing.
+
+    Shared by the class heatmaps (:func:`render_heatmaps`) and the joint heatmaps of keypoint models.
+    """
+    batch_size, num_points = channels.shape
+    device = center_x.device
 
     # Each object only touches its (2ry+1) x (2rx+1) window, so Gaussians are rendered in windows
     # of the batch's largest radius (well under the full grid: r <~ 0.3 of the box side) and
@@ -193,25 +224,21 @@ def render_heatmaps(
     gaussian_y = torch.exp(-(offsets_y64**2) / (2 * sigma_y**2)) * keep_y  # [B, N, Dy]
     gaussian_x = torch.exp(-(offsets_x64**2) / (2 * sigma_x**2)) * keep_x  # [B, N, Dx]
 
-    heatmaps = torch.zeros(batch_size * num_classes * height * width, device=device)
+    heatmaps = torch.zeros(batch_size * num_channels * height * width, device=device)
     # Flat index of every window cell; cells outside the grid are clamped onto a border cell, where
     # their value 0 cannot change a max.
-    image_rows = torch.arange(batch_size, device=device).unsqueeze(1) * num_classes + labels.clamp(0, num_classes - 1)
+    image_rows = torch.arange(batch_size, device=device).unsqueeze(1) * num_channels + channels
     row_index = (image_rows.unsqueeze(-1) * height + rows.clamp(0, height - 1)) * width  # [B, N, Dy]
     column_index = columns.clamp(0, width - 1)  # [B, N, Dx]
     # Objects go in chunks so the [B, n, Dy, Dx] window tensors stay bounded (one chunk usually).
     window = (2 * max_radius_y + 1) * (2 * max_radius_x + 1)
     chunk = max(1, _CHUNK_ELEMENTS // max(1, batch_size * window))
-    for start in range(0, num_objects, chunk):
+    for start in range(0, num_points, chunk):
         part = slice(start, start + chunk)
         values = (gaussian_y[:, part].unsqueeze(-1) * gaussian_x[:, part].unsqueeze(-2)).float()  # [B, n, Dy, Dx]
         index = row_index[:, part].unsqueeze(-1) + column_index[:, part].unsqueeze(-2)
         heatmaps.scatter_reduce_(0, index.reshape(-1), values.reshape(-1), reduce="amax")
-    heatmaps = heatmaps.view(batch_size, num_classes, height, width)
-
-    centers = torch.stack((center_x, center_y), dim=-1)
-    centers = centers.masked_fill(~valid.unsqueeze(-1), -1)
-    return heatmaps, centers
+    return heatmaps.view(batch_size, num_channels, height, width)
 
 
 def render_heatmap(
@@ -273,8 +300,11 @@ class CenterTargets:
         centers: float32 [B, N, 2] ``(x, y)`` centre of that clipped box.
         cells: int64 [B, N, 2] ``(x, y)`` = ``floor(centers)``, the peak cell (-1 where not valid).
         indices: int64 [B, N] flat cell index ``y * W + x`` (0 where not valid).
-        valid: bool [B, N], objects that have a peak (real, not ignored, not degenerate).
+        valid: bool [B, N], objects that have a peak (real, not ignored, not degenerate) and, for
+            keypoint data, at least one labelled joint: the objects whose box is regressed.
         height, width: grid size.
+        keypoints: float32 [B, N, J, 3] joints ``(x, y, visibility)`` with x, y in grid cells, for
+            keypoint data (the keypoint heads encode their targets from it); None otherwise.
     """
 
     heatmap: Tensor
@@ -286,6 +316,7 @@ class CenterTargets:
     valid: Tensor
     height: int
     width: int
+    keypoints: Tensor | None = None
 
 
 def encode_targets(
@@ -298,6 +329,7 @@ def encode_targets(
     stride: int,
     method: str = "cornernet",
     parameter: float | None = None,
+    keypoints: Tensor | None = None,
 ) -> CenterTargets:
     """Encode a padded batch of boxes once for all heads.
 
@@ -308,17 +340,24 @@ def encode_targets(
         mask: bool [B, N], True for objects to learn (real and not ignore regions).
         num_classes, height, width: heatmap shape; ``stride``: input pixels per grid cell.
         method, parameter: Gaussian radius rule (see :func:`gaussian_radii`).
+        keypoints: optional float [B, N, J, 3] joints ``(x, y, visibility)`` in input pixels.
 
     Objects whose box is degenerate on the grid get no peak and ``valid`` False (see
-    :func:`render_heatmaps`).
+    :func:`render_heatmaps`). With keypoints, an object without a labelled joint keeps its peak but
+    is not regressed (``valid`` False), as the original ``multi_pose`` target zeroes its
+    ``reg_mask`` when ``num_kpts == 0``.
     """
     boxes = bboxes.float() / stride
     heatmap, cells = render_heatmaps(boxes, labels, mask, num_classes, height, width, method, parameter)
     valid = mask & (cells[..., 0] >= 0)
+    if keypoints is not None:
+        keypoints = keypoints.float()
+        keypoints = torch.cat((keypoints[..., :2] / stride, keypoints[..., 2:]), dim=-1)
+        valid = valid & (keypoints[..., 2] > 0).any(dim=-1)
     # The original ctdet target: the box clipped to [0, W-1] x [0, H-1] gives size and centre.
     upper = boxes.new_tensor([width - 1, height - 1, width - 1, height - 1])
     clipped = torch.minimum(boxes.clamp(min=0), upper)
     sizes = clipped[..., 2:] - clipped[..., :2]
     centers = (clipped[..., :2] + clipped[..., 2:]) / 2
     indices = (cells[..., 1] * width + cells[..., 0]).clamp(min=0)
-    return CenterTargets(heatmap, boxes, sizes, centers, cells, indices, valid, height, width)
+    return CenterTargets(heatmap, boxes, sizes, centers, cells, indices, valid, height, width, keypoints)

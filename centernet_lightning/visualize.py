@@ -1,4 +1,4 @@
-"""Drawing detections (boxes, class names, scores) and tracks (ids, trails) on images with OpenCV."""
+"""Drawing detections (boxes, class names, scores, skeletons) and tracks (ids, trails) on images with OpenCV."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["color_for", "draw_boxes", "TrackDrawer"]
+__all__ = ["color_for", "draw_boxes", "draw_keypoints", "TrackDrawer", "JOINT_DRAW_THRESHOLD"]
+
+JOINT_DRAW_THRESHOLD = 0.1  # joints scored lower (unsure, mostly hidden) are not drawn
 
 
 def color_for(index: int) -> tuple[int, int, int]:
@@ -28,11 +30,14 @@ def draw_boxes(
     class_names: Sequence[str] | None = None,
     color: tuple[int, int, int] | None = None,
     thickness: int = 2,
+    keypoints: np.ndarray | None = None,
+    skeleton: Sequence[Sequence[int]] = (),
 ) -> np.ndarray:
     """Draw XYXY pixel boxes with ``name score`` captions on a copy of an RGB uint8 image.
 
     ``color`` None colours by class; pass one colour to tell sets apart (e.g. ground truth).
-    Boxes with a negative label (padding) are skipped.
+    Boxes with a negative label (padding) are skipped. ``keypoints`` [N, J, 3] (x, y pixels,
+    score or visibility) draws each box's joints and the ``skeleton``'s limbs (see :func:`draw_keypoints`).
     """
     canvas = np.ascontiguousarray(image.copy())
     bboxes = np.asarray(bboxes, dtype=np.float32).reshape(-1, 4)
@@ -47,7 +52,47 @@ def draw_boxes(
         name = class_names[label] if class_names is not None and label < len(class_names) else str(int(label))
         caption = name if scores is None else f"{name} {float(scores[i]):.2f}"
         _draw_caption(canvas, caption, x1, y1, box_color, scale)
+    if keypoints is not None:
+        real = labels >= 0
+        _draw_joints(canvas, np.asarray(keypoints, np.float32)[real], skeleton, thickness, color)
     return canvas
+
+
+def draw_keypoints(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    skeleton: Sequence[Sequence[int]] = (),
+    thickness: int = 2,
+    color: tuple[int, int, int] | None = None,
+) -> np.ndarray:
+    """A copy of the RGB uint8 ``image`` with the joints of ``keypoints`` [N, J, 3] (x, y pixels and a
+    score or a COCO visibility) drawn as dots, and the ``skeleton``'s ``(joint, joint)`` pairs as
+    lines. Joints under :data:`JOINT_DRAW_THRESHOLD` are left out (visibility 0: unlabelled).
+    ``color`` None colours the limbs by their index in the skeleton."""
+    canvas = np.ascontiguousarray(image.copy())
+    _draw_joints(canvas, np.asarray(keypoints, np.float32).reshape(-1, *np.shape(keypoints)[-2:]), skeleton,
+                 thickness, color)  # fmt: skip
+    return canvas
+
+
+def _draw_joints(
+    canvas: np.ndarray,
+    keypoints: np.ndarray,
+    skeleton: Sequence[Sequence[int]],
+    thickness: int,
+    color: tuple[int, int, int] | None,
+) -> None:
+    shown = keypoints[..., 2] >= JOINT_DRAW_THRESHOLD  # [N, J]
+    points = np.round(keypoints[..., :2]).astype(np.int32)
+    radius = max(2, thickness + 1)
+    for joints, visible in zip(points, shown):  # over the kept detections (a few dozen at most)
+        for limb, (first, second) in enumerate(skeleton):
+            if visible[first] and visible[second]:
+                limb_color = color or color_for(limb)
+                cv2.line(canvas, tuple(joints[first]), tuple(joints[second]), limb_color, thickness, cv2.LINE_AA)
+        for joint in joints[visible]:
+            cv2.circle(canvas, tuple(joint), radius, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(canvas, tuple(joint), radius, (0, 0, 0), 1, cv2.LINE_AA)
 
 
 def _draw_caption(
@@ -63,11 +108,13 @@ def _draw_caption(
 class TrackDrawer:
     """Draws tracks with a stable colour per id, the id, and a trail of the last ``trail`` foot points."""
 
-    def __init__(self, trail: int = 20) -> None:
+    def __init__(self, trail: int = 20, skeleton: Sequence[Sequence[int]] = ()) -> None:
         self.trails: dict[int, deque] = defaultdict(lambda: deque(maxlen=trail))
+        self.skeleton = skeleton
 
     def draw(self, image: np.ndarray, tracks: Any) -> np.ndarray:
-        """A copy of the uint8 HWC RGB ``image`` with ``tracks`` (``ids``, ``boxes`` XYXY pixels) drawn."""
+        """A copy of the uint8 HWC RGB ``image`` with ``tracks`` (``ids``, ``boxes`` XYXY pixels, and
+        ``keypoints`` [M, J, 3] when they carry joints: drawn with the ``skeleton``) drawn."""
         canvas = np.ascontiguousarray(image.copy())
         scale = max(0.4, min(canvas.shape[:2]) / 700)
         for track_id, box in zip(np.asarray(tracks["ids"]).tolist(), np.asarray(tracks["boxes"]).tolist()):
@@ -78,4 +125,6 @@ class TrackDrawer:
             cv2.polylines(canvas, [points], False, colour, 2, cv2.LINE_AA)
             cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
             _draw_caption(canvas, str(track_id), x1, y1, colour, scale)
+        if "keypoints" in tracks:
+            _draw_joints(canvas, np.asarray(tracks["keypoints"], np.float32), self.skeleton, 2, None)
         return canvas

@@ -6,9 +6,13 @@ and ``large_hourglass.py`` (``hourglass``), with DCNv2's ``DCN`` module (``dcn_v
 ``torchvision.ops.deform_conv2d``. Attribute names, creation order and forward passes follow the
 originals so that ``state_dict()`` has the keys and shapes of the released checkpoints
 (``ctdet_coco_res18.pth``, ``ctdet_coco_resdcn18.pth``, ``ctdet_coco_dla_2x.pth``,
-``ctdet_coco_hg.pth``) and outputs match the original ``hm``, ``wh``, ``reg``. Initialisation
-is not reproduced (the tests load random weights). Kept literal on purpose: it is the yardstick
-for :mod:`centernet_lightning.models.original_weights`, not a model to use.
+``ctdet_coco_hg.pth``) and outputs match the original ``hm``, ``wh``, ``reg``. Every builder takes
+the original's ``heads`` dict, so :data:`ORIGINAL_MULTI_POSE_HEADS` (opts.py's ``multi_pose``
+heads, in its order) gives the networks of ``multi_pose_dla_3x.pth`` and ``multi_pose_hg_3x.pth``.
+Initialisation is not reproduced (the tests load random weights); the original starts the last
+bias of every head whose name contains ``hm`` at -2.19, so ``hm_hp`` as well as ``hm``. Kept
+literal on purpose: it is the yardstick for :mod:`centernet_lightning.models.original_weights`,
+not a model to use.
 """
 
 from __future__ import annotations
@@ -19,9 +23,19 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
 
-__all__ = ["DCN", "get_msra_resnet", "get_resnet_dcn", "get_dla_dcn", "get_large_hourglass", "ORIGINAL_HEADS"]
+__all__ = [
+    "DCN",
+    "get_msra_resnet",
+    "get_resnet_dcn",
+    "get_dla_dcn",
+    "get_large_hourglass",
+    "ORIGINAL_HEADS",
+    "ORIGINAL_MULTI_POSE_HEADS",
+]
 
 ORIGINAL_HEADS = {"hm": 80, "wh": 2, "reg": 2}
+# opts.py, task multi_pose (COCO persons, 17 joints): hm, wh, hps, then reg, hm_hp, hp_offset.
+ORIGINAL_MULTI_POSE_HEADS = {"hm": 1, "wh": 2, "hps": 34, "reg": 2, "hm_hp": 17, "hp_offset": 2}
 
 
 # --------------------------------------------------------------------------- DCNv2 (dcn_v2.py)

@@ -8,8 +8,11 @@ import torch
 
 from centernet_lightning.structures import (
     InferenceSpec,
+    KeypointLayout,
+    flip_permutation,
     is_detection,
     letterbox_inverse,
+    letterbox_inverse_points,
     sanitize_boxes,
     to_numpy,
 )
@@ -59,3 +62,31 @@ def test_letterbox_inverse_maps_back_and_clips():
 def test_to_numpy_takes_bfloat16_and_arrays():
     np.testing.assert_array_equal(to_numpy(torch.tensor([1.5], dtype=torch.bfloat16), np.float64), [1.5])
     assert to_numpy([1, 2], np.int64).dtype == np.int64
+
+
+def test_keypoint_layout_pairs_by_name_round_trips_and_checks():
+    layout = KeypointLayout(("nose", "left_eye", "right_eye", "Left Hand", "right hand"), ((0, 1), (0, 2)))
+    assert layout.flip_pairs == ((1, 2), (3, 4))  # any case, any separator
+    assert layout.flip_permutation() == [0, 2, 1, 4, 3]
+    assert KeypointLayout.from_dict(layout.to_dict()) == layout
+    coco = KeypointLayout.from_coco_category({"keypoints": ["a", "b"], "skeleton": [[1, 2]]})
+    assert coco.skeleton == ((0, 1),)  # COCO's skeleton is 1-based
+    with pytest.raises(ValueError, match="outside 0..1"):
+        KeypointLayout(("a", "b"), ((0, 2),))
+    with pytest.raises(ValueError, match="unique"):
+        KeypointLayout(("a", "a"))
+    with pytest.raises(ValueError, match="outside 0..2"):
+        flip_permutation(3, [(1, 3)])
+
+
+def test_a_layout_whose_sided_names_do_not_pair_is_warned_about(caplog):
+    with caplog.at_level("WARNING"):
+        assert KeypointLayout(("l_eye", "r_eye", "nose")).flip_pairs == ()
+    assert "l_eye" in caplog.text and "will not swap" in caplog.text
+
+
+def test_letterbox_inverse_points_maps_xy_keeps_the_score_and_clips():
+    points = torch.tensor([[[[30.0, 40.0, 0.7], [500.0, 2.0, 0.1]]]])  # [B=1, K=1, J=2, 3]
+    letterbox = torch.tensor([[2.0, 10.0, 20.0]])  # input = original * 2 + (10, 20)
+    mapped = letterbox_inverse_points(points, letterbox, torch.tensor([[50, 100]]))
+    torch.testing.assert_close(mapped[0, 0], torch.tensor([[10.0, 10.0, 0.7], [100.0, 0.0, 0.1]]))

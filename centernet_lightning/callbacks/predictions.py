@@ -74,6 +74,7 @@ class PredictionWriter(BasePredictionWriter):
                 str(path),
                 int(prediction["image_ids"][i]),
                 *(to_numpy(prediction[key][i], dtype) for key, dtype in PREDICTION_DTYPES.items()),
+                keypoints=to_numpy(prediction["keypoints"][i], np.float32) if "keypoints" in prediction else None,
             )
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -24,11 +24,12 @@ from ..atomic_files import write_bytes_atomically, write_text_atomically
 __all__ = ["TrainingResults", "summary_line"]
 
 # The console line's metrics, in order: COCO's for detection, TrackEval's for tracking datasets.
-SUMMARY_METRICS = ("AP", "AP50", "AP75", "HOTA", "MOTA", "IDF1")
+SUMMARY_METRICS = ("AP", "AP50", "AP75", "kp_AP", "kp_AP50", "HOTA", "MOTA", "IDF1")
 # results.png: one panel per group, the metrics present drawn per epoch.
 PLOTTED = {
     "losses": ("train/total_loss", "val/total_loss"),
     "COCO AP": ("val/AP", "val/AP50", "val/AP75"),
+    "keypoint AP": ("val/kp_AP", "val/kp_AP50"),
     "tracking": ("val/HOTA", "val/MOTA", "val/IDF1"),
 }
 PER_CLASS_PREFIX = "val/AP_class/"

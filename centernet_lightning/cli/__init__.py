@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("data", "data_main", "write the built-in synthetic dataset (data synth --out DIR)"),
     "demo": ("demos", "demo_main", "synthetic data, training, COCO AP and drawn predictions"),
     "demo-track": ("demos", "demo_track_main", "the same for FairMOT tracking: HOTA/MOTA/IDF1 and a video"),
+    "demo-pose": ("demos", "demo_pose_main", "the same for keypoints (human pose): keypoint AP and drawn skeletons"),
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 # Commands that run no model: they check their inputs first and import what they need themselves.

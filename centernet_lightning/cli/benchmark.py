@@ -66,7 +66,7 @@ def benchmark_main(argv: list[str]) -> None:
     from ..deploy.backends import parse_backends
     from ..deploy.benchmark import benchmark_detector, benchmark_table
     from ..inference.backends import check_compile_mode, resolve_device
-    from ..tasks.loading import build_model, load_model
+    from ..tasks.loading import build_untrained_model, load_model
 
     try:
         device = resolve_device(args.device, args.half)
@@ -80,7 +80,7 @@ def benchmark_main(argv: list[str]) -> None:
             model = load_model(args.ckpt_path)
             imgsz, source_name = args.imgsz or model.inference_spec.input_size, args.ckpt_path
         else:  # random weights: nothing is downloaded
-            model = build_model(args.config, args.num_classes, untrained=True, default_num_classes=80)
+            model = build_untrained_model(args.config, args.num_classes)
             imgsz, source_name = args.imgsz or 512, args.config
         detector = model.detector
         max_det = int(model.hparams.num_detections) if args.max_det is None else args.max_det

@@ -26,7 +26,7 @@ def convert_weights_main(argv: list[str]) -> None:
     from ..datasets.coco import COCO_CATEGORY_IDS, COCO_CLASSES
     from ..models.original_weights import load_original_weights, read_original_state_dict
     from ..structures import InferenceSpec
-    from ..tasks.loading import build_model, save_checkpoint
+    from ..tasks.loading import build_untrained_model, save_checkpoint
 
     try:
         original = read_original_state_dict(args.original)
@@ -34,10 +34,15 @@ def convert_weights_main(argv: list[str]) -> None:
             raise FileNotFoundError(f"--config {args.config}: no such file")
         heatmap_keys = [key for key in original if key.endswith("weight") and key.split(".")[0] == "hm"]
         num_classes = int(original[sorted(heatmap_keys)[-1]].shape[0]) if heatmap_keys else 80
-        model = build_model(args.config, num_classes, untrained=True)  # every weight is overwritten
+        model = build_untrained_model(args.config, num_classes)  # every weight is overwritten
         if num_classes == len(COCO_CLASSES):  # the original models are trained on COCO at 512 px
             model.hparams.class_names = list(COCO_CLASSES)
             model.inference_spec = InferenceSpec(class_names=list(COCO_CLASSES), category_ids=list(COCO_CATEGORY_IDS))
+        elif num_classes == 1 and model.inference_spec.keypoints:  # multi_pose: COCO's person, 17 joints
+            model.hparams.class_names = ["person"]
+            model.inference_spec = InferenceSpec(
+                class_names=["person"], category_ids=[1], keypoints=model.inference_spec.keypoints
+            )
         untouched = load_original_weights(model, args.original, original)
         out = save_checkpoint(model, args.out)
     except (OSError, ValueError) as error:  # OSError: missing or existing files, a full disk

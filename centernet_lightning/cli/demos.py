@@ -1,7 +1,8 @@
-"""The one-command demos: ``centernet demo`` (detection) and ``centernet demo-track`` (tracking).
+"""The one-command demos: ``centernet demo`` (detection), ``centernet demo-track`` (tracking) and
+``centernet demo-pose`` (keypoints).
 
 Each generates its synthetic data on first use, trains with its config (``demo.yaml``,
-``demo_track.yaml``, shipped in the package's ``configs/`` so that the demos run from any folder;
+``demo_track.yaml``, ``demo_pose.yaml``, shipped in the package's ``configs/`` so that the demos run from any folder;
 the repository's ``configs/`` links to them), evaluates the best checkpoint and says whether the
 goal was reached. Data, logs and results go under ``--out``, the run's ``trainer.default_root_dir``.
 Lightning and the rest are imported once the options are read, so ``--help`` answers at once.
@@ -19,10 +20,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .lightning import CenterNetCLI
 
-__all__ = ["DEMO_GOAL", "TRACK_DEMO_GOAL", "demo_main", "demo_track_main", "packaged_config"]
+__all__ = [
+    "DEMO_GOAL",
+    "POSE_DEMO_GOAL",
+    "TRACK_DEMO_GOAL",
+    "demo_main",
+    "demo_pose_main",
+    "demo_track_main",
+    "packaged_config",
+]
 
 DEMO_GOAL = {"AP50": 0.95, "AP": 0.75}  # what `make demo` should reach on its validation split
 TRACK_DEMO_GOAL = {"MOTA": 0.9, "IDF1": 0.9}  # what `make demo-track` should reach on its held-out sequence
+POSE_DEMO_GOAL = {"keypoint AP": 0.70, "box AP50": 0.95}  # what `make demo-pose` should reach on its validation split
 
 
 def packaged_config(name: str) -> Path:
@@ -87,15 +97,8 @@ def demo_main(argv: list[str]) -> None:
 def _run_demo(out: Path, config: Path, overrides: list[str]) -> None:
     from ..callbacks import COCOEvaluation
 
-    cli = _fitted_demo(out, config, overrides)
-    trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
-    best = _last_weights(cli)
-    print(f"\nEvaluating {best} on the synthetic validation split (original pixels):")
-    # verbose=False: the COCOEvaluation callback prints the COCO table; Lightning's would repeat it.
-    trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-    predicted = _predict_validation_images(best, datamodule.datasets["val"], out)
-    print(f"Drawn predictions of the validation images: {predicted}")
-    metrics = next(c for c in trainer.callbacks if isinstance(c, COCOEvaluation)).last_metrics
+    trainer = _fit_evaluate_and_draw(out, config, overrides, "predictions")
+    metrics = _last_metrics(trainer, COCOEvaluation)
     if metrics:
         reached = metrics["AP50"] >= DEMO_GOAL["AP50"] and metrics["AP"] >= DEMO_GOAL["AP"]
         print(
@@ -103,6 +106,25 @@ def _run_demo(out: Path, config: Path, overrides: list[str]) -> None:
             f"the goal AP50 >= {DEMO_GOAL['AP50']}, AP >= {DEMO_GOAL['AP']})"
         )
     print(f"Logs and checkpoints: {trainer.log_dir}")
+
+
+def _fit_evaluate_and_draw(out: Path, config: Path, overrides: list[str], drawn: str) -> Any:
+    """Fit, evaluate the best checkpoint on the validation split (the callbacks print their tables)
+    and draw its predictions of the validation images; returns the trainer."""
+    cli = _fitted_demo(out, config, overrides)
+    trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
+    best = _last_weights(cli)
+    print(f"\nEvaluating {best} on the synthetic validation split (original pixels):")
+    # verbose=False: the evaluation callbacks print their tables; Lightning's would repeat them.
+    trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+    predicted = _predict_validation_images(best, datamodule.datasets["val"], out)
+    print(f"Drawn {drawn} of the validation images: {predicted}")
+    return trainer
+
+
+def _last_metrics(trainer: Any, callback_type: type) -> dict[str, float]:
+    """The metrics of the last evaluation of the trainer's ``callback_type`` callback."""
+    return next(c for c in trainer.callbacks if isinstance(c, callback_type)).last_metrics
 
 
 def _predict_validation_images(model_path: str, dataset: Any, out: Path) -> Path:
@@ -155,3 +177,28 @@ def _run_demo_track(out: Path, config: Path, overrides: list[str]) -> None:
         + ")"
     )
     print(f"Tracks: {run.results}; drawn video: {run.video}; logs and checkpoints: {trainer.log_dir}")
+
+
+def demo_pose_main(argv: list[str]) -> None:
+    """``centernet demo-pose``: synthetic stick figures -> keypoint training -> keypoint (OKS) and box
+    AP tables -> drawn skeletons."""
+    _demo_command(
+        "centernet demo-pose", demo_pose_main.__doc__, "runs/demo_pose", "demo_pose.yaml", _run_demo_pose, argv
+    )
+
+
+def _run_demo_pose(out: Path, config: Path, overrides: list[str]) -> None:
+    from ..callbacks import COCOEvaluation, KeypointEvaluation
+
+    trainer = _fit_evaluate_and_draw(out, config, overrides, "skeletons")
+    boxes, joints = _last_metrics(trainer, COCOEvaluation), _last_metrics(trainer, KeypointEvaluation)
+    if boxes and joints:
+        found = {"keypoint AP": joints["AP"], "box AP50": boxes["AP50"]}
+        reached = all(found[name] >= goal for name, goal in POSE_DEMO_GOAL.items())
+        print(
+            f"Demo keypoint AP = {joints['AP']:.3f} (AP50 {joints['AP50']:.3f}), box AP50 = {boxes['AP50']:.3f}, "
+            f"box AP = {boxes['AP']:.3f} ({'reached' if reached else 'missed'} the goal "
+            + ", ".join(f"{name} >= {goal}" for name, goal in POSE_DEMO_GOAL.items())
+            + ")"
+        )
+    print(f"Logs and checkpoints: {trainer.log_dir}")

@@ -20,10 +20,10 @@ def info_main(argv: list[str]) -> None:
     )
     args = parser.parse_args(argv)
     from ..models.info import format_info, model_info
-    from ..tasks.loading import build_model
+    from ..tasks.loading import build_untrained_model
 
     try:
-        model = build_model(args.config, args.num_classes, untrained=True, default_num_classes=80)
+        model = build_untrained_model(args.config, args.num_classes)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"centernet info: {error}")
     rows = model_info(model, args.input_size)

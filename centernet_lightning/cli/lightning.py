@@ -29,7 +29,14 @@ import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from ..callbacks import COCOEvaluation, MOTEvaluation, PredictionWriter, TrainingResults, ValidationImageLogger
+from ..callbacks import (
+    COCOEvaluation,
+    KeypointEvaluation,
+    MOTEvaluation,
+    PredictionWriter,
+    TrainingResults,
+    ValidationImageLogger,
+)
 from ..datasets.datamodule import DetectionDataModule
 from ..tasks import CenterNet
 from ..tasks.loading import task_of_checkpoint, use_atomic_checkpoints
@@ -77,7 +84,8 @@ def _class_path(cls: type) -> str:
 
 def describe_hparam_changes(configured: Mapping[str, Any], from_checkpoint: Mapping[str, Any]) -> list[str]:
     """``key: configured -> checkpoint`` for every model setting a checkpoint changes."""
-    ignored = {"num_classes", "class_names", "num_identities", "init_weights"}  # linked from the data / fine-tuning
+    # linked from the data / fine-tuning
+    ignored = {"num_classes", "class_names", "num_identities", "keypoint_layout", "init_weights"}
     changes = []
     for key in sorted(set(configured) & set(from_checkpoint) - ignored):
         if configured[key] != from_checkpoint[key]:
@@ -152,6 +160,7 @@ class CenterNetCLI(LightningCLI):
     Extra config groups: ``checkpoint`` (ModelCheckpoint: the best ``val/AP``; tracking configs
     monitor ``val/IDF1``), ``last_checkpoint`` (ModelCheckpoint: ``last.ckpt``, refreshed at every
     validation or epoch end), ``coco_eval`` (COCOEvaluation: COCO metrics of every validation),
+    ``keypoint_eval`` (KeypointEvaluation: keypoint AP by OKS, for keypoint datasets),
     ``mot_eval`` (MOTEvaluation: HOTA/MOTA/IDF1 of validation sequences, for tracking datasets),
     ``val_images`` (ValidationImageLogger), ``prediction_writer`` (PredictionWriter),
     ``progress_bar`` (RichProgressBar), ``lr_monitor`` (LearningRateMonitor) and ``results``
@@ -220,6 +229,9 @@ class CenterNetCLI(LightningCLI):
         from_checkpoint = {k: v for k, v in hparams.items() if k in known and k not in ("init_weights", "tta")}
         model = {"class_path": _class_path(task), "init_args": {**from_checkpoint, **keep}}
         self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+        if hparams.get("keypoint_layout") and not self.config[subcommand].data.get("keypoint_layout"):
+            # the model's joints, for data without joints of its own (predict on a folder of images)
+            self.config[subcommand].data.keypoint_layout = hparams["keypoint_layout"]
         # Only settings given in the config or on the command line: the defaults replaced are no news.
         defaults = {k: p.default for k, p in inspect.signature(task.__init__).parameters.items()}
         given = {k: v for k, v in configured.items() if k not in defaults or v != defaults[k]}
@@ -313,6 +325,7 @@ class CenterNetCLI(LightningCLI):
         parser.set_defaults({"model": {"class_path": _class_path(CenterNet)}})
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
+        parser.link_arguments("data.keypoint_layout", "model.init_args.keypoint_layout", apply_on="instantiate")
         # FairMOT's identity classifier; a detection model drops it (CenterNet._keep_own_hyperparameters).
         parser.link_arguments("data.num_identities", "model.init_args.num_identities", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -338,6 +351,7 @@ class CenterNetCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(COCOEvaluation, "coco_eval")
+        parser.add_lightning_class_args(KeypointEvaluation, "keypoint_eval")
         parser.add_lightning_class_args(MOTEvaluation, "mot_eval")
         parser.add_lightning_class_args(ValidationImageLogger, "val_images")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")

@@ -77,7 +77,14 @@ class COCODataset(DetectionDataset):
             split: e.g. ``"train2017"``, ``"val"``.
             transforms: callable ``sample -> sample`` or None.
             skip_bad_images: drop/skip missing or unreadable images instead of raising (see common.py).
+
+        A subclass reading a variant of the format (keypoints) names its file in ``annotation_file``
+        and may override :meth:`_categories` (the categories that are classes) and
+        :meth:`_object_fields` (more per-object arrays).
     """
+
+    # The annotation file of a split, under data_dir/annotations/.
+    annotation_file = "instances_{split}.json"
 
     def __init__(
         self,
@@ -87,12 +94,13 @@ class COCODataset(DetectionDataset):
         skip_bad_images: bool = False,
     ) -> None:
         data_dir = Path(data_dir)
-        self.coco_gt_path = data_dir / "annotations" / f"instances_{split}.json"
+        annotation_file = self.annotation_file.format(split=split)
+        self.coco_gt_path = data_dir / "annotations" / annotation_file
         image_dirs = [data_dir / "images" / split, data_dir / split]
         if not self.coco_gt_path.is_file():
             raise FileNotFoundError(
                 f"COCO annotations not found: {self.coco_gt_path}. Expected the layout "
-                f"data_dir/annotations/instances_{split}.json with images in data_dir/images/{split}/ "
+                f"data_dir/annotations/{annotation_file} with images in data_dir/images/{split}/ "
                 f"or data_dir/{split}/ (data_dir={data_dir})."
             )
         image_dir = next((d for d in image_dirs if d.is_dir()), None)
@@ -103,8 +111,9 @@ class COCODataset(DetectionDataset):
         self.image_dir = image_dir
         data = load_coco_json(self.coco_gt_path)
 
-        category_ids = sorted(int(c["id"]) for c in data["categories"])
-        names_by_id = {int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"]}
+        categories = self._categories(data)
+        category_ids = sorted(int(c["id"]) for c in categories)
+        names_by_id = {int(c["id"]): str(c.get("name", c["id"])) for c in categories}
         self.label_to_category_id: list[int] = category_ids
         self.category_id_to_label: dict[int, int] = {cid: i for i, cid in enumerate(category_ids)}
 
@@ -120,6 +129,15 @@ class COCODataset(DetectionDataset):
             skip_bad_images=skip_bad_images,
             source=str(self.coco_gt_path),
         )
+
+    def _categories(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """The categories of the file that are classes (every one here)."""
+        return list(data["categories"])
+
+    def _object_fields(self, annotations: list[dict[str, Any]], crowd: np.ndarray) -> dict[str, np.ndarray]:
+        """More per-object arrays, ``{field: [A, ...]}`` parallel to ``annotations`` (file order, every
+        category known, ``crowd`` bool [A]); none here. They are grouped per image as the boxes are."""
+        return {}
 
     def _image_record(self, index: int, image: Any, image_dir: Path) -> ImageRecord:
         """The record of ``images[index]``; ValueError naming the entry when a key is missing or bad."""
@@ -178,6 +196,7 @@ class COCODataset(DetectionDataset):
                 f"{int(ann_image_ids[first])}"
             )
 
+        extra_fields = self._object_fields(annotations, crowd)
         xyxy = box_xywh_to_xyxy(xywh)
         labels = np.searchsorted(known_categories, ann_category_ids).astype(np.int64)
         # Objects first, then crowd regions (flagged ignore), each in file order.
@@ -190,3 +209,4 @@ class COCODataset(DetectionDataset):
             record.bboxes, record.labels = xyxy[chunk], labels[chunk]
             if crowd[chunk].any():
                 record.fields["ignore"] = crowd[chunk]
+            record.fields.update({name: values[chunk] for name, values in extra_fields.items()})

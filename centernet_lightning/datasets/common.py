@@ -40,7 +40,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..image_io import read_image, read_image_size
-from ..structures import sanitize_boxes
+from ..structures import OBJECT_FIELDS, sanitize_boxes
 
 __all__ = [
     "DetectionDataset",
@@ -68,8 +68,9 @@ class ImageRecord:
     ``bboxes`` are float32 [N, 4] XYXY pixels, or XYXY normalised to [0, 1] when ``normalized``
     (YOLO, whose image sizes are only known once the image is read); ``labels`` int64 [N];
     ``fields`` the other per-object arrays of :data:`~centernet_lightning.structures.OBJECT_FIELDS`
-    (``ignore``, ``track_ids``), each [N]. ``size`` is ``(height, width)`` from the annotation,
-    or None when the annotation lacks it.
+    (``ignore``, ``track_ids``, each [N]; ``keypoints`` [N, J, 3]), indexed by object on their
+    first axis. ``size`` is ``(height, width)`` from the annotation, or None when the annotation
+    lacks it.
     """
 
     path: Path
@@ -105,13 +106,17 @@ class ImageRecord:
         return bboxes[keep], {name: values[keep] for name, values in self.objects().items()}, size
 
     def add_ignore_regions(self, regions: np.ndarray, labels: np.ndarray | None = None) -> ImageRecord:
-        """Append ``regions`` [M, 4] as objects flagged ``ignore`` (label 0 unless given)."""
+        """Append ``regions`` [M, 4] as objects flagged ``ignore`` (label 0 unless given); the other
+        fields get their pad value for them (no identity, no labelled joint)."""
         regions = np.asarray(regions, dtype=np.float32).reshape(-1, 4)
         count = len(self.bboxes)
         self.bboxes = np.concatenate([self.bboxes, regions])
         self.labels = np.concatenate([self.labels, np.zeros(len(regions), np.int64) if labels is None else labels])
-        ignore = self.fields.get("ignore", np.zeros(count, dtype=bool))
-        self.fields["ignore"] = np.concatenate([ignore, np.ones(len(regions), dtype=bool)])
+        self.fields.setdefault("ignore", np.zeros(count, dtype=bool))
+        for name, values in list(self.fields.items()):
+            fill = True if name == "ignore" else OBJECT_FIELDS[name].pad if name in OBJECT_FIELDS else 0
+            padding = np.full((len(regions), *values.shape[1:]), fill, dtype=values.dtype)
+            self.fields[name] = np.concatenate([values, padding])
         return self
 
 

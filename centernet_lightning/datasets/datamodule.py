@@ -16,7 +16,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from ..structures import KeypointLayout
 from .coco import COCODataset
+from .coco_keypoints import COCO_PERSON_KEYPOINTS, COCOKeypointsDataset
 from .collate import collate_detection
 from .common import DetectionDataset
 from .crowdhuman import CrowdHumanDataset
@@ -24,18 +26,21 @@ from .inference import InferenceDataset
 from .kitti_tracking import KITTITrackingDataset
 from .mot import MOTDataset
 from .synthetic import SHAPE_NAMES, generate_synthetic_dataset
+from .synthetic_keypoints import generate_synthetic_keypoints
 from .synthetic_tracking import generate_tracking_sequences
 from .transforms import DetectionTransform, build_transforms
 from .voc import VOCDataset
 from .yolo import YOLODataset
 
-__all__ = ["DetectionDataModule", "DATASETS", "EVERY_FILE", "TRACKING_DATASETS"]
+__all__ = ["DetectionDataModule", "DATASETS", "EVERY_FILE", "KEYPOINT_DATASETS", "TRACKING_DATASETS"]
 
 log = logging.getLogger(__name__)
 
 DATASETS: dict[str, type[DetectionDataset]] = {
     "coco": COCODataset,
     "synthetic": COCODataset,  # generated on first use, then read as COCO
+    "coco_keypoints": COCOKeypointsDataset,
+    "synthetic_keypoints": COCOKeypointsDataset,  # generated on first use, then read as COCO keypoints
     "voc": VOCDataset,
     "yolo": YOLODataset,
     "crowdhuman": CrowdHumanDataset,
@@ -45,12 +50,17 @@ DATASETS: dict[str, type[DetectionDataset]] = {
 }
 # The datasets whose objects carry identities (track_ids) across the frames of sequences.
 TRACKING_DATASETS = ("mot", "kitti_tracking", "synthetic_tracking")
+# The datasets whose objects carry joints (keypoints) and a keypoint layout.
+KEYPOINT_DATASETS = ("coco_keypoints", "synthetic_keypoints")
+
+
 # The generated datasets: their generator, a path that exists once one is complete, and the
 # version of what the generator draws (raised when the same arguments give other data, so that a
 # folder written by an older version is not read as a new one).
 GENERATORS: dict[str, tuple[Callable[..., Path], str, int]] = {
     "synthetic": (generate_synthetic_dataset, "annotations", 1),
     "synthetic_tracking": (generate_tracking_sequences, "train", 3),
+    "synthetic_keypoints": (generate_synthetic_keypoints, "annotations", 1),
 }
 # The split name that reads every annotation file of a dataset without split lists (VOC exports of
 # labelme, CVAT, Roboflow: the reader's split=None; a null split disables the stage instead).
@@ -58,6 +68,7 @@ EVERY_FILE = "*"
 READERS_OF_EVERY_FILE = ("voc",)
 GENERATED_RECORD = "generated.json"  # in a generated folder: {"dataset", "version", "arguments"}
 SYNTHETIC_TRACKING_CLASSES = ("object",)
+SYNTHETIC_KEYPOINTS_CLASSES = ("person",)  # one category, with COCO_PERSON_KEYPOINTS's joints
 
 
 def _generator_arguments(generate: Callable[..., Path], arguments: dict[str, Any]) -> dict[str, Any]:
@@ -112,9 +123,12 @@ class DetectionDataModule(L.LightningDataModule):
 
     Args:
         dataset: ``coco``, ``voc``, ``yolo``, ``crowdhuman``, ``synthetic`` (COCO-format shapes
-            generated into ``data_dir`` on first use, see ``synthetic``), or for tracking ``mot``
+            generated into ``data_dir`` on first use, see ``synthetic``), for tracking ``mot``
             (MOTChallenge sequences), ``kitti_tracking`` or ``synthetic_tracking`` (sequences
-            generated in MOTChallenge layout on first use; splits ``train`` and ``val``).
+            generated in MOTChallenge layout on first use; splits ``train`` and ``val``), or for
+            keypoints ``coco_keypoints`` (``person_keypoints_{split}.json``) or
+            ``synthetic_keypoints`` (COCO-format people with COCO's 17 joints, generated on first
+            use; splits ``train`` and ``val``).
         data_dir: dataset root (the layout each reader expects is in its docstring).
         train_split, val_split, test_split: split names; None disables a split; ``"*"`` reads every
             annotation file (``voc`` exports without ``ImageSets``, e.g. labelme, CVAT, Roboflow).
@@ -127,11 +141,15 @@ class DetectionDataModule(L.LightningDataModule):
         batch_size, val_batch_size: images per batch (val defaults to batch_size).
         num_workers: DataLoader worker processes.
         skip_bad_images: log and skip unreadable images instead of failing.
-        synthetic: arguments of the generator of ``dataset: synthetic`` (``generate_synthetic_dataset``)
-            or ``synthetic_tracking`` (``generate_tracking_sequences``).
+        synthetic: arguments of the generator of ``dataset: synthetic`` (``generate_synthetic_dataset``),
+            ``synthetic_tracking`` (``generate_tracking_sequences``) or ``synthetic_keypoints``
+            (``generate_synthetic_keypoints``).
         predict_dir: folder of images for ``centernet predict`` (default: the val split).
         class_names: the class names, when no annotations should be read for them (e.g.
             ``centernet predict`` on a folder of images with only a checkpoint).
+        keypoint_layout: the joints (``{names, skeleton}``) of a keypoint model, for data that has
+            none of its own (``centernet validate/predict --ckpt_path`` of a keypoint checkpoint
+            fills it from the checkpoint); a keypoint dataset whose joints differ is refused.
     """
 
     def __init__(
@@ -152,6 +170,7 @@ class DetectionDataModule(L.LightningDataModule):
         synthetic: dict[str, Any] | None = None,
         predict_dir: str | None = None,
         class_names: list[str] | None = None,
+        keypoint_layout: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
@@ -164,8 +183,10 @@ class DetectionDataModule(L.LightningDataModule):
                     f"data.{key} {EVERY_FILE!r} (every annotation file) is for the datasets "
                     f"{list(READERS_OF_EVERY_FILE)}; {dataset} needs a split name"
                 )
-        # class_names is the model's hyperparameter (linked from here); logging both would clash.
-        self.save_hyperparameters(ignore=["class_names"])
+        # class_names and keypoint_layout are the model's hyperparameters (linked from here); logging
+        # both would clash.
+        self.save_hyperparameters(ignore=["class_names", "keypoint_layout"])
+        self._given_keypoint_layout = KeypointLayout.from_dict(keypoint_layout) if keypoint_layout else None
         self._given_class_names = list(class_names) if class_names else None
         self.datasets: dict[str, DetectionDataset] = {}
         # Generator arguments a reused generated folder was made with, where the config differs.
@@ -223,10 +244,11 @@ class DetectionDataModule(L.LightningDataModule):
             )
         log.info("Evaluating on %s as generated (with %s; the configured values differ)", data_dir, differences)
 
-    def _transforms(self, train: bool) -> DetectionTransform:
-        """The training or evaluation transform of the config."""
+    def _transforms(self, train: bool, keypoint_layout: KeypointLayout | None = None) -> DetectionTransform:
+        """The training or evaluation transform of the config (swapping ``keypoint_layout``'s left and
+        right joints where it mirrors)."""
         spec = self.hparams.train_transforms if train else self.hparams.val_transforms
-        return build_transforms(spec, self.hparams.input_size)
+        return build_transforms(spec, self.hparams.input_size, keypoint_layout=keypoint_layout)
 
     def make_dataset(self, split: str, train: bool) -> DetectionDataset:
         """Build the reader for ``split`` with the training or evaluation transform."""
@@ -238,7 +260,11 @@ class DetectionDataModule(L.LightningDataModule):
         if self.hparams.skip_bad_images:
             params["skip_bad_images"] = True
         reader_split = None if split == EVERY_FILE else split  # the reader's None: every annotation file
-        return DATASETS[self.hparams.dataset](self.hparams.data_dir, reader_split, transforms=transforms, **params)
+        dataset = DATASETS[self.hparams.dataset](self.hparams.data_dir, reader_split, transforms=transforms, **params)
+        keypoint_layout = getattr(dataset, "keypoint_layout", None)
+        if keypoint_layout is not None:  # known once the reader has read it: its flips swap left and right joints
+            dataset.transforms = self._transforms(train, keypoint_layout)
+        return dataset
 
     def _dataset(self, stage: str) -> DetectionDataset:
         if stage not in self.datasets:
@@ -279,6 +305,8 @@ class DetectionDataModule(L.LightningDataModule):
             return list(SHAPE_NAMES[:num_classes])
         if self.hparams.dataset == "synthetic_tracking":
             return list(SYNTHETIC_TRACKING_CLASSES)
+        if self.hparams.dataset == "synthetic_keypoints":
+            return list(SYNTHETIC_KEYPOINTS_CLASSES)
         dataset = self._readable_split_dataset()
         if dataset is None:
             raise ValueError("No split is configured to read class names from: set data.class_names or a split")
@@ -300,13 +328,34 @@ class DetectionDataModule(L.LightningDataModule):
     @cached_property
     def category_ids(self) -> list[int]:
         """The dataset's id of each contiguous label: COCO category ids for COCO-format data
-        (synthetic included), the label itself for the other formats (kept in checkpoints, so that
-        predictions can be written with the dataset's ids)."""
-        if self.hparams.dataset in ("coco", "synthetic"):
+        (synthetic and keypoint datasets included), the label itself for the other formats (kept in
+        checkpoints, so that predictions can be written with the dataset's ids)."""
+        if self.hparams.dataset in ("coco", "synthetic", *KEYPOINT_DATASETS):
             dataset = self._readable_split_dataset()
             if dataset is not None:
                 return list(dataset.label_to_category_id)
         return list(range(self.num_classes))
+
+    @cached_property
+    def keypoint_layout(self) -> dict[str, Any] | None:
+        """The joints of a keypoint dataset (:meth:`KeypointLayout.to_dict`): COCO's 17 for
+        ``synthetic_keypoints`` (nothing is generated to know them), else read from the annotations;
+        for other datasets (or when no split is configured to read them from) the given
+        ``keypoint_layout``, else None. ValueError when the data's joints differ from the given ones."""
+        given = self._given_keypoint_layout
+        found: KeypointLayout | None = None
+        if self.hparams.dataset == "synthetic_keypoints":
+            found = COCO_PERSON_KEYPOINTS
+        elif self.hparams.dataset in KEYPOINT_DATASETS:
+            dataset = self._readable_split_dataset()
+            found = None if dataset is None else dataset.keypoint_layout
+        if found is not None and given is not None and found.names != given.names:
+            raise ValueError(
+                f"The data's joints {list(found.names)} differ from the model's {list(given.names)}: use a checkpoint "
+                "trained on joints of these names, in this order"
+            )
+        layout = found or given
+        return None if layout is None else layout.to_dict()
 
     def _readable_split_dataset(self) -> DetectionDataset | None:
         """The first configured split (train, val, test) whose annotations can be read, for the class

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
 
-__all__ = ["SHAPE_NAMES", "generate_synthetic_dataset"]
+__all__ = ["SHAPE_NAMES", "coco_box", "generate_synthetic_dataset", "write_coco_dataset"]
 
 SHAPE_NAMES = ("circle", "rectangle", "triangle", "star", "cross", "ring", "hexagon", "crescent")
 _SPLIT_CODES = {"train": 0, "val": 1}
@@ -286,40 +287,66 @@ def generate_synthetic_dataset(
         raise ValueError(f"num_classes must be in [1, {len(SHAPE_NAMES)}] (shapes: {SHAPE_NAMES}), got {num_classes}")
     if not 0 < min_size <= max_size:
         raise ValueError(f"need 0 < min_size <= max_size, got {min_size}, {max_size}")
+    categories = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(SHAPE_NAMES)]
+
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        image, objects = _render_image(rng, image_size, num_classes, (min_size, max_size), (min_objects, max_objects))
+        return image, [
+            {"category_id": drawn.label + 1, "bbox": coco_box(drawn.box), "area": drawn.area, "iscrowd": 0}
+            for drawn in objects
+        ]
+
+    info = {"description": "centernet-lightning synthetic shapes", "seed": seed, "image_size": image_size}
+    splits = {"train": num_train, "val": num_val}
+    return write_coco_dataset(
+        out_dir, splits, seed, draw, categories[:num_classes], info, "instances_{split}.json", overwrite
+    )
+
+
+def coco_box(box: np.ndarray) -> list[int]:
+    """A drawn XYXY pixel box as COCO's integer ``[x, y, w, h]``."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    return [x1, y1, x2 - x1, y2 - y1]
+
+
+def write_coco_dataset(
+    out_dir: str | Path,
+    splits: dict[str, int],
+    seed: int,
+    draw: Callable[[np.random.Generator], tuple[np.ndarray, list[dict[str, Any]]]],
+    categories: list[dict[str, Any]],
+    info: dict[str, Any],
+    annotation_file: str,
+    overwrite: bool = False,
+) -> Path:
+    """Draw ``splits[split]`` images per split and write them in COCO layout under ``out_dir``.
+
+    ``draw(rng)`` gives a uint8 HWC RGB image and its objects' annotation fields (``category_id``,
+    ``bbox``, ...; ``id`` and ``image_id`` are added here). Every image draws from its own RNG seeded
+    by ``(seed, split, index)``, so the same arguments give byte-identical files. Images go to
+    ``images/{split}/{index:06d}.jpg``, annotations to ``annotations/`` + ``annotation_file`` formatted
+    with the split. FileExistsError when ``out_dir`` holds files, unless ``overwrite``.
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; choose an empty folder or pass overwrite=True")
-    categories = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(SHAPE_NAMES)]
-    for split, count in (("train", num_train), ("val", num_val)):
+    for split, count in splits.items():
         image_dir = out_dir / "images" / split
         image_dir.mkdir(parents=True, exist_ok=True)
         images: list[dict[str, Any]] = []
         annotations: list[dict[str, Any]] = []
         for index in range(count):
-            rng = np.random.default_rng([seed, _SPLIT_CODES[split], index])
-            image, objects = _render_image(
-                rng, image_size, num_classes, (min_size, max_size), (min_objects, max_objects)
-            )
+            image, objects = draw(np.random.default_rng([seed, _SPLIT_CODES[split], index]))
             file_name = f"{index:06d}.jpg"
             ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
             if not ok:
                 raise OSError(f"could not encode {image_dir / file_name}")
             (image_dir / file_name).write_bytes(encoded.tobytes())
-            images.append({"id": index + 1, "file_name": file_name, "width": image_size, "height": image_size})
-            for drawn in objects:
-                x1, y1, x2, y2 = (int(v) for v in drawn.box)
-                annotations.append(
-                    {
-                        "id": len(annotations) + 1,
-                        "image_id": index + 1,
-                        "category_id": drawn.label + 1,
-                        "bbox": [x1, y1, x2 - x1, y2 - y1],
-                        "area": drawn.area,
-                        "iscrowd": 0,
-                    }
-                )
-        info = {"description": "centernet-lightning synthetic shapes", "seed": seed, "image_size": image_size}
-        data = {"info": info, "images": images, "annotations": annotations, "categories": categories[:num_classes]}
+            height, width = image.shape[:2]
+            images.append({"id": index + 1, "file_name": file_name, "width": width, "height": height})
+            annotations += [{"id": len(annotations) + 1 + n, "image_id": index + 1, **fields} for n, fields in
+                            enumerate(objects)]  # fmt: skip
+        data = {"info": info, "images": images, "annotations": annotations, "categories": categories}
         (out_dir / "annotations").mkdir(parents=True, exist_ok=True)
-        (out_dir / "annotations" / f"instances_{split}.json").write_text(json.dumps(data), encoding="utf-8")
+        (out_dir / "annotations" / annotation_file.format(split=split)).write_text(json.dumps(data), encoding="utf-8")
     return out_dir

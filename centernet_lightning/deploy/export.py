@@ -4,7 +4,8 @@ The exported graph is :class:`~centernet_lightning.models.InferenceNetwork`: the
 the decoding of validation without NMS (sigmoid, 3x3 max-pool peaks, top-K, gather, box
 arithmetic; K constant), so the graph has no data-dependent shapes (no NonZero, Loop or If) and
 every runtime gets fixed-size outputs ``boxes`` [B, K, 4] (XYXY input pixels), ``scores`` [B, K],
-``labels`` [B, K] and, for a model with a re-ID head (FairMOT), ``embeddings`` [B, K, D]. With
+``labels`` [B, K], for a model with a re-ID head (FairMOT) ``embeddings`` [B, K, D], and for a
+keypoint model ``keypoints`` [B, K, J, 3] (joints in input pixels and their scores). With
 ``decode=False`` the outputs are the raw head maps.
 
 The file's metadata (ONNX ``metadata_props`` / a TorchScript extra file, both under ``centernet``)

@@ -152,8 +152,9 @@ class NetworkBackend:
         self.tta = tta if tta is not None and tta.enabled else None
         self.num_detections = num_detections
         self.num_classes = detector.num_classes
-        self.has_embeddings = self.network.has_embeddings
-        self.embedding_dim: int | None = detector.heads[-1]["reid"].dim if self.has_embeddings else None
+        # Per-detection fields beyond boxes, scores, labels: {"embeddings": [D], "keypoints": [J, 3]}.
+        self.field_shapes: dict[str, list[int]] = dict(self.network.field_shapes)
+        self.has_embeddings = "embeddings" in self.field_shapes
         self.raw_input = False
         self.input_size: tuple[int, int] | None = None  # any multiple of the size divisor
         self.size_divisor = detector.size_divisor
@@ -281,14 +282,8 @@ class ExportedGraphBackend:
         shapes = output_shapes
         self.num_detections: int = int(shapes["scores"][1]) if self.decoded else int(self.metadata.get("max_det", 100))
         self.num_classes: int | None = self.metadata.get("num_classes")
-        self.has_embeddings = "embeddings" in self.output_names or "reid" in self.output_names
-        self.embedding_dim: int | None = (
-            int(shapes["embeddings"][-1])
-            if "embeddings" in shapes
-            else int(shapes["reid"][1])
-            if "reid" in shapes
-            else None
-        )
+        self.field_shapes: dict[str, list[int]] = _field_shapes(shapes)
+        self.has_embeddings = "embeddings" in self.field_shapes
         self.size_divisor = int(self.metadata.get("size_divisor", 32))
         self.spec = InferenceSpec.from_dict({**self.metadata, "input_size": self.input_size[0]})
 
@@ -329,6 +324,20 @@ class ExportedGraphBackend:
         return {key: value for key, value in detections.items() if key != "indices"}  # type: ignore[return-value]
 
 
+def _field_shapes(output_shapes: dict[str, Sequence[Any]]) -> dict[str, list[int]]:
+    """Per-detection shapes of the embeddings and keypoints a graph gives, decoded or as raw head maps."""
+    shapes: dict[str, list[int]] = {}
+    if "embeddings" in output_shapes or "reid" in output_shapes:
+        shapes["embeddings"] = [
+            int(output_shapes["embeddings"][-1]) if "embeddings" in output_shapes else int(output_shapes["reid"][1])
+        ]
+    if "keypoints" in output_shapes:
+        shapes["keypoints"] = [int(size) for size in output_shapes["keypoints"][-2:]]
+    elif "keypoint_offsets" in output_shapes:
+        shapes["keypoints"] = [int(output_shapes["keypoint_offsets"][1]) // 2, 3]
+    return shapes
+
+
 class OnnxRuntimeBackend(ExportedGraphBackend):
     """An exported CenterNet graph in an ONNX Runtime session.
 
@@ -341,8 +350,9 @@ class OnnxRuntimeBackend(ExportedGraphBackend):
 
     Attributes (read from the graph and its ``centernet`` metadata): ``input_size`` ``(height,
     width)``; ``batch`` (None when free); ``raw_input`` (uint8 [B, H, W, 3] RGB input rather than
-    normalised float32 [B, 3, H, W]); ``num_detections``; ``has_embeddings`` and ``embedding_dim``; ``spec`` (the
-    model's :class:`~centernet_lightning.structures.InferenceSpec`); ``metadata`` (everything the
+    normalised float32 [B, 3, H, W]); ``num_detections``; ``field_shapes`` (the per-detection
+    shape of ``embeddings`` and ``keypoints`` when the graph gives them) and ``has_embeddings``;
+    ``spec`` (the model's :class:`~centernet_lightning.structures.InferenceSpec`); ``metadata`` (everything the
     exporter stored: stride, num_classes, opset, the predictor settings, ...).
     """
 

@@ -45,6 +45,7 @@ from ..atomic_files import (
     write_bytes_atomically,
     write_text_atomically,
 )
+from ..datasets.coco_keypoints import to_coco_keypoints
 from ..datasets.mot_io import write_mot_txt
 from ..structures import InferenceSpec, box_xyxy_to_xywh, is_detection
 from ..tracking import Tracker
@@ -133,16 +134,19 @@ def coco_results(
     labels: np.ndarray,
     category_ids: Sequence[int],
     file_name: str | None = None,
+    keypoints: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """COCO-results entries of one image: ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``.
 
     ``bboxes`` float [K, 4] XYXY original pixels; ``labels`` int [K] contiguous labels mapped to the
-    dataset's ``category_ids``; entries with a negative label (padding) are left out.
+    dataset's ``category_ids``; entries with a negative label (padding) are left out. With
+    ``keypoints`` [K, J, 3] (x, y original pixels, score) each entry gets COCO's keypoint-results
+    ``"keypoints": [x1, y1, s1, ...]`` as COCO's pixel indices (OKS evaluation reads x and y only).
     """
     keep = is_detection(labels)
     boxes = box_xyxy_to_xywh(np.asarray(bboxes[keep], dtype=np.float64))
     extra = {"file_name": file_name} if file_name is not None else {}
-    return [
+    entries = [
         {
             "image_id": int(image_id),
             "category_id": int(category_ids[label]),
@@ -152,6 +156,12 @@ def coco_results(
         }
         for box, score, label in zip(boxes.tolist(), scores[keep].tolist(), labels[keep].tolist())
     ]
+    if keypoints is not None:  # COCO's joints are pixel indices: half a pixel less than the library's
+        joints = to_coco_keypoints(np.asarray(keypoints)[keep])
+        joints = joints.reshape(len(entries), int(np.prod(joints.shape[1:])))
+        for entry, values in zip(entries, joints.tolist()):
+            entry["keypoints"] = [round(v, 3) for v in values]
+    return entries
 
 
 def yolo_lines(
@@ -276,9 +286,17 @@ class PredictionFiles:
             (self.run_dir / "labels").mkdir(exist_ok=True)
 
     def add(
-        self, image: np.ndarray, name: str, image_id: int, bboxes: np.ndarray, scores: np.ndarray, labels: np.ndarray
+        self,
+        image: np.ndarray,
+        name: str,
+        image_id: int,
+        bboxes: np.ndarray,
+        scores: np.ndarray,
+        labels: np.ndarray,
+        keypoints: np.ndarray | None = None,
     ) -> None:
-        """One image (uint8 HWC RGB) with its detections (padded [K] arrays, original pixels).
+        """One image (uint8 HWC RGB) with its detections (padded [K] arrays, original pixels) and,
+        for a keypoint model, their joints [K, J, 3].
 
         ``name`` is the file path (or ``<video>#<frame>``); ``image_id`` goes into the JSON.
         """
@@ -287,8 +305,11 @@ class PredictionFiles:
             self.best_score = max(self.best_score, float(scores[real].max()))
         keep = (scores >= self.conf) & real
         bboxes, scores, labels = bboxes[keep], scores[keep], labels[keep]
+        keypoints = keypoints[keep] if keypoints is not None else None
         self.detections += len(scores)
-        self.entries += coco_results(image_id, bboxes, scores, labels, self.category_ids, file_name=name)
+        self.entries += coco_results(
+            image_id, bboxes, scores, labels, self.category_ids, file_name=name, keypoints=keypoints
+        )
         stem = f"{self.video_stem}_{image_id}" if self.video_stem else Path(name).stem
         if self.id_in_names and not self.video_stem:
             stem = f"{image_id}_{stem}"
@@ -299,7 +320,9 @@ class PredictionFiles:
             write_text_atomically(self.run_dir / "labels" / unique_name(stem, ".txt", self.taken), text)
         if not self.draw:
             return
-        drawn = draw_boxes(image, bboxes, labels, scores, self.spec.class_names)
+        layout = self.spec.keypoint_layout
+        skeleton = layout.skeleton if layout is not None else ()
+        drawn = draw_boxes(image, bboxes, labels, scores, self.spec.class_names, keypoints=keypoints, skeleton=skeleton)
         if self.video_stem is not None:
             if self.video is None:
                 self.video = VideoSink(self.run_dir / f"{self.video_stem}.mp4", self.fps, drawn.shape[:2])
@@ -318,8 +341,13 @@ class PredictionFiles:
         readable = [row for row, frame in enumerate(frames) if frame.image is not None]
         for row in readable:
             frame = frames[row]
+            keypoints = results["keypoints"][row] if "keypoints" in results else None
             self.add(
-                frame.image, frame.name, frame.index, *(results[key][row] for key in ("bboxes", "scores", "labels"))
+                frame.image,
+                frame.name,
+                frame.index,
+                *(results[key][row] for key in ("bboxes", "scores", "labels")),
+                keypoints=keypoints,
             )
         return len(readable)
 
@@ -364,7 +392,8 @@ def track_to_files(
     stem = source.stem
     several_classes = predictor.backend.num_classes > 1
     frames, ids, boxes, scores, classes = [], [], [], [], []
-    drawer, video = TrackDrawer(), None
+    layout = predictor.spec.keypoint_layout
+    drawer, video = TrackDrawer(skeleton=layout.skeleton if layout is not None else ()), None
     count, start = 0, time.perf_counter()
     try:
         with source_progress() as progress:

@@ -37,6 +37,7 @@ from ..structures import (
     clip_boxes,
     is_detection,
     letterbox_inverse,
+    letterbox_inverse_points,
     to_numpy,
 )
 from ..tracking import THRESHOLD_SETTINGS, Tracker
@@ -48,16 +49,19 @@ __all__ = ["Predictor", "Backend", "empty_detections", "class_indices"]
 Backend = NetworkBackend | OnnxRuntimeBackend | OpenVINOBackend
 
 
-def empty_detections(count: int, k: int, embedding_dim: int | None = None) -> dict[str, np.ndarray]:
-    """Padding for ``count`` images: ``bboxes`` zeros [count, k, 4], ``scores`` 0, ``labels`` -1
-    (and ``embeddings`` zeros [count, k, D] when ``embedding_dim`` is given)."""
+def empty_detections(
+    count: int, k: int, field_shapes: Mapping[str, Sequence[int]] | None = None
+) -> dict[str, np.ndarray]:
+    """Padding for ``count`` images: ``bboxes`` zeros [count, k, 4], ``scores`` 0, ``labels`` -1,
+    and zeros [count, k, *shape] for each per-detection field of ``field_shapes`` (``embeddings``
+    [D], ``keypoints`` [J, 3])."""
     empty = {
         "bboxes": np.zeros((count, k, 4), np.float32),
         "scores": np.zeros((count, k), np.float32),
         "labels": np.full((count, k), -1, np.int64),
     }
-    if embedding_dim is not None:
-        empty["embeddings"] = np.zeros((count, k, embedding_dim), np.float32)
+    for field, shape in (field_shapes or {}).items():
+        empty[field] = np.zeros((count, k, *shape), np.float32)
     return empty
 
 
@@ -212,8 +216,8 @@ class Predictor:
 
     @staticmethod
     def to_original_pixels(detections: Detections, letterbox: Tensor, original_sizes: Tensor) -> Detections:
-        """``detections`` with boxes mapped from input pixels back to each original image and clipped
-        to it: the one place this is done. ``letterbox`` [B, 3], ``original_sizes`` [B, 2] (h, w).
+        """``detections`` with boxes (and joints) mapped from input pixels back to each original image
+        and clipped to it: the one place this is done. ``letterbox`` [B, 3], ``original_sizes`` [B, 2] (h, w).
 
         A detection whose box centre lies outside the image (a heatmap peak in the letterbox
         padding of a non-square image) or whose clipped box has no area becomes padding: it
@@ -228,7 +232,12 @@ class Predictor:
         sizes = original_sizes.flip(-1).to(centres.dtype).unsqueeze(-2)  # [B, 1, 2] w, h
         inside = ((centres >= 0) & (centres <= sizes)).all(-1)
         has_area = (mapped[..., 2:] > mapped[..., :2]).all(-1)
-        return keep_detections({**detections, "bboxes": mapped}, inside & has_area)
+        mapped_detections = {**detections, "bboxes": mapped}
+        if "keypoints" in detections:
+            mapped_detections["keypoints"] = letterbox_inverse_points(
+                detections["keypoints"], letterbox, original_sizes
+            )
+        return keep_detections(mapped_detections, inside & has_area)
 
     def check_batch_memory(self, batch_size: int) -> None:
         """ValueError, before anything is allocated, when ``batch_size`` images at the input size
@@ -267,8 +276,9 @@ class Predictor:
 
         Returns:
             ``bboxes`` float32 [N, K, 4] XYXY original pixels, ``scores`` float32 [N, K] (descending,
-            0 for padding), ``labels`` int64 [N, K] (-1 for padding), and ``embeddings`` float32
-            [N, K, D] for a model with a re-ID head.
+            0 for padding), ``labels`` int64 [N, K] (-1 for padding), ``embeddings`` float32
+            [N, K, D] for a model with a re-ID head, and ``keypoints`` float32 [N, K, J, 3] (x, y
+            original pixels, score) for a keypoint model.
 
         ValueError before any allocation when the N images cannot fit (see :meth:`check_batch_memory`).
         """
@@ -286,10 +296,10 @@ class Predictor:
         the frames.
         """
         k = self.num_detections
-        dim = self.backend.embedding_dim
+        field_shapes = self.backend.field_shapes
         for frames in batched(iter(source), batch_size):
             readable = [index for index, frame in enumerate(frames) if frame.image is not None]
-            results = empty_detections(len(frames), k, dim)
+            results = empty_detections(len(frames), k, field_shapes)
             if readable:
                 found = self.predict([frames[index].image for index in readable])
                 width = min(k, found["scores"].shape[1])

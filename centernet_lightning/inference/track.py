@@ -41,6 +41,7 @@ def track_source(
     Frames are detected in batches of ``batch_size``, then fed to ``tracker`` (None: the
     predictor's :meth:`~centernet_lightning.inference.Predictor.build_tracker` at the source's frame
     rate) one by one: boxes in original pixels, scores, and embeddings when the model gives them.
+    A keypoint model's tracks carry the joints of their detections (``keypoints`` [M, J, 3]).
     Padding is left out; each class is tracked on its own (the tracker's ``class_aware``), and
     the frame itself goes along for the tracker's ``camera_motion``. An unreadable frame advances
     the tracker with no detections, so lost tracks age as time passes.
@@ -52,4 +53,7 @@ def track_source(
             embeddings = results["embeddings"][row][keep] if "embeddings" in results else None
             classes = results["labels"][row][keep]
             boxes, scores = results["bboxes"][row][keep], results["scores"][row][keep]
-            yield frame, tracker.update(boxes, scores, embeddings, classes=classes, image=frame.image)
+            tracks = tracker.update(boxes, scores, embeddings, classes=classes, image=frame.image)
+            if "keypoints" in results:  # a keypoint model: each track carries its detection's joints
+                tracks["keypoints"] = results["keypoints"][row][keep][tracks["detection_indices"]]
+            yield frame, tracks

@@ -168,8 +168,8 @@ def _detect_one_scale(
 def _to_input_pixels(
     detections: Detections, scaled_size: tuple[int, int], input_size: tuple[int, int], stride: int
 ) -> Detections:
-    """Map detections from a resized input back to the input: boxes by the exact per-axis factor,
-    peak cells to the input's output grid (the cell holding the mapped cell centre)."""
+    """Map detections from a resized input back to the input: boxes (and joints) by the exact
+    per-axis factor, peak cells to the input's output grid (the cell holding the mapped cell centre)."""
     (scaled_height, scaled_width), (height, width) = scaled_size, input_size
     factor_x, factor_y = width / scaled_width, height / scaled_height
     factors = detections["bboxes"].new_tensor([factor_x, factor_y, factor_x, factor_y])
@@ -181,7 +181,10 @@ def _to_input_pixels(
     # Cell centres in scaled pixels ((x + 0.5) * stride), mapped back and binned on the input's grid.
     input_xs = ((xs.to(torch.float32) + 0.5) * factor_x).floor().long().clamp(0, grid_width - 1)
     input_ys = ((ys.to(torch.float32) + 0.5) * factor_y).floor().long().clamp(0, grid_height - 1)
-    return {**detections, "bboxes": detections["bboxes"] * factors, "indices": input_ys * grid_width + input_xs}
+    mapped = {**detections, "bboxes": detections["bboxes"] * factors, "indices": input_ys * grid_width + input_xs}
+    if "keypoints" in detections:  # [B, K, J, 3]: x, y scaled, the score kept
+        mapped["keypoints"] = detections["keypoints"] * factors.new_tensor([factor_x, factor_y, 1.0])
+    return mapped
 
 
 def detect_with_tta(

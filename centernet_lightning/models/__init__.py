@@ -6,10 +6,12 @@ networks are in :mod:`centernet_lightning.tasks`."""
 from .backbones import BACKBONES, MobileNetBackbone, ResNetBackbone, TimmBackbone, build_backbone
 from .criterion import CenterNetLoss
 from .detector import AUX_OUTPUTS, CenterNetDetector, Outputs, build_detector, decode_outputs
-from .heads import BOX_HEADS, HEAD_TYPES, Box2DHead, Head, HeatmapHead, OffsetHead, ReIDHead, SizeHead
+from .head_table import BOX_HEADS, HEAD_TYPES, build_heads
+from .heads import Box2DHead, Head, HeatmapHead, OffsetHead, ReIDHead, SizeHead
 from .hourglass import HourglassBackbone
 from .inference_network import InferenceNetwork
 from .info import format_info, model_info
+from .keypoint_heads import KeypointHeatmapHead, KeypointOffsetsHead, KeypointPeakOffsetHead, decode_keypoints
 from .layers import DeformConvBNReLU
 from .necks import NECKS, BiFPNNeck, FPNNeck, IDANeck, IdentityNeck, SimpleNeck, build_neck
 from .original_weights import load_original_weights
@@ -35,6 +37,9 @@ __all__ = [
     "IdentityLoss",
     "IdentityNeck",
     "InferenceNetwork",
+    "KeypointHeatmapHead",
+    "KeypointOffsetsHead",
+    "KeypointPeakOffsetHead",
     "MobileNetBackbone",
     "OffsetHead",
     "Outputs",
@@ -46,7 +51,9 @@ __all__ = [
     "UncertaintyWeighting",
     "build_backbone",
     "build_detector",
+    "build_heads",
     "build_neck",
+    "decode_keypoints",
     "decode_outputs",
     "fairmot_embedding_scale",
     "format_info",

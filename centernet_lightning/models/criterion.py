@@ -30,7 +30,7 @@ class CenterNetLoss(nn.Module):
 
     ``forward(outputs, batch)`` takes the detector's output dict and a
     :class:`~centernet_lightning.structures.Batch` (``bboxes``, ``labels``, ``mask``, optional
-    ``ignore``) and returns every head's unweighted loss, ``total`` (the weighted sum the
+    ``ignore`` and ``keypoints``) and returns every head's unweighted loss, ``total`` (the weighted sum the
     optimiser minimises) and, for stacked models, ``stack<i>`` (stack i's weighted sum). Stacked
     outputs (``aux_outputs``) are supervised too, every head's loss averaged over the stacks, as
     the original does for Hourglass-104 (``loss / num_stacks`` per stack).
@@ -50,6 +50,8 @@ class CenterNetLoss(nn.Module):
         self.stride = detector.stride
         self.heatmap_method = heatmap_method
         self.heatmap_parameter = heatmap_parameter
+        # Joints shape the targets (and which boxes are regressed) only for a model that learns them.
+        self.learns_keypoints = any(hasattr(head, "num_keypoints") for head in detector.heads[-1].values())
 
     def encode_targets(self, batch: Batch | Mapping[str, Any], height: int, width: int) -> CenterTargets:
         """The batch's targets on a ``height x width`` grid; ignore regions are not learnt (the one
@@ -65,6 +67,7 @@ class CenterNetLoss(nn.Module):
             self.stride,
             self.heatmap_method,
             self.heatmap_parameter,
+            batch.get("keypoints") if self.learns_keypoints else None,
         )
 
     def forward(self, outputs: Outputs, batch: Batch | Mapping[str, Any]) -> dict[str, Tensor]:

@@ -14,9 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from ..decode import apply_nms, threshold_detections
-from ..structures import Detections
+from ..structures import Detections, KeypointLayout
 from .backbones import build_backbone
-from .heads import Box2DHead, HeatmapHead, OffsetHead, ReIDHead, SizeHead, build_heads
+from .head_table import FIELD_HEADS, HEAD_TYPES, build_heads
+from .heads import Box2DHead, HeatmapHead, OffsetHead, SizeHead
 from .necks import build_neck
 
 __all__ = ["CenterNetDetector", "build_detector", "decode_outputs", "Outputs", "AUX_OUTPUTS", "DECODED_OUTPUTS"]
@@ -25,8 +26,8 @@ __all__ = ["CenterNetDetector", "build_detector", "decode_outputs", "Outputs", "
 # stacks' dicts under AUX_OUTPUTS (earliest first), as DETR's ``aux_outputs``.
 Outputs = dict[str, Any]
 AUX_OUTPUTS = "aux_outputs"
-# The head outputs decoding reads (a re-ID head's embeddings are gathered at the peaks found).
-DECODED_OUTPUTS = ("heatmap", "box_2d", "size", "offset", "reid")
+# The head outputs decoding reads (every head type's: embeddings and joints are gathered at the peaks found).
+DECODED_OUTPUTS = tuple(HEAD_TYPES)
 
 FUSION_STRIDES = [4, 8, 16, 32]
 
@@ -52,6 +53,8 @@ class CenterNetDetector(nn.Module):
     ``size``         [B, 2, h, w]      box width and height, cells
     ``offset``       [B, 2, h, w]      sub-cell centre offset (x, y), cells
     ``reid``         [B, D, h, w]      raw re-ID embeddings (FairMOT)
+    ``keypoint_*``   see keypoint_heads  joint displacements [B, 2J], joint heatmaps [B, J] (logits),
+                                       joint peak offsets [B, 2] (keypoint models)
     ``aux_outputs``  list of dicts     stacked models in training: the earlier stacks' outputs
     ===============  ================  =======================================================
 
@@ -117,8 +120,10 @@ def decode_outputs(
     """Detections (XYXY input pixels, K = ``num_detections`` per image) of one stack's outputs.
 
     The heatmap gives the peaks; the box comes from ``box_2d``, or from ``size`` around the
-    ``offset``-refined centre (the cell centre without an offset head, as the original); with a
-    ``reid`` output each detection gets its unit embedding (``embeddings`` [B, K, D]).
+    ``offset``-refined centre (the cell centre without an offset head, as the original). Heads
+    that add per-detection fields (``head_table.FIELD_HEADS``) decode them at the peaks: a ``reid``
+    output gives unit ``embeddings`` [B, K, D], a ``keypoint_offsets`` output ``keypoints``
+    [B, K, J, 3] (x, y input pixels, score).
     ``logits``: the heatmap holds logits (the raw outputs) rather than probabilities. Entries
     under ``score_threshold``, scored 0 or suppressed by the optional class-wise NMS (``nms_iou``)
     are padding. Plain tensor ops only (NMS aside), so that it exports.
@@ -133,8 +138,9 @@ def decode_outputs(
             centers = torch.stack((peaks.xs, peaks.ys), dim=-1).to(torch.float32) + 0.5
         boxes = SizeHead.decode_boxes(outputs["size"], peaks, centers)
     detections = Detections(bboxes=boxes * stride, labels=peaks.labels, scores=peaks.scores, indices=peaks.indices)
-    if "reid" in outputs:
-        detections["embeddings"] = ReIDHead.decode_embeddings(outputs["reid"], detections["indices"])
+    for name in FIELD_HEADS:
+        if name in outputs:
+            detections.update(HEAD_TYPES[name].decode_fields(outputs, peaks, boxes, stride, logits))
     detections = threshold_detections(detections, score_threshold)
     return apply_nms(detections, nms_iou) if nms_iou is not None else detections
 
@@ -157,6 +163,7 @@ def build_detector(
     heads: Mapping[str, Mapping[str, Any]] | None = None,
     head_width: int = 64,
     head_depth: int = 1,
+    keypoint_layout: KeypointLayout | None = None,
 ) -> CenterNetDetector:
     """Build a detector from names and settings.
 
@@ -168,6 +175,7 @@ def build_detector(
         heads: ``{head name: {loss, weight, ...}}``; default ``heatmap`` + ``box_2d``. A missing
             ``heatmap`` entry is added with its defaults.
         head_width, head_depth: default hidden width and 3x3 conv count of every head.
+        keypoint_layout: the data's joints, for keypoint heads (``num_keypoints``, ``flip_pairs``).
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -189,6 +197,7 @@ def build_detector(
     specs = {"heatmap": {}, **dict(heads or {"box_2d": {}})}
     num_stacks = int(getattr(backbone_module, "num_stacks", 1))
     head_sets = [
-        build_heads(specs, neck_module.out_channels, num_classes, head_width, head_depth) for _ in range(num_stacks)
+        build_heads(specs, neck_module.out_channels, num_classes, head_width, head_depth, keypoint_layout)
+        for _ in range(num_stacks)
     ]
     return CenterNetDetector(backbone_module, neck_module, head_sets)

@@ -20,8 +20,7 @@ with the output of the mirrored image (``merge_flipped``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -38,9 +37,7 @@ __all__ = [
     "SizeHead",
     "OffsetHead",
     "ReIDHead",
-    "HEAD_TYPES",
-    "BOX_HEADS",
-    "build_heads",
+    "regression_loss",
 ]
 
 
@@ -202,7 +199,7 @@ class SizeHead(Head):
         self, in_channels: int, width: int = 256, depth: int = 1, loss: str = "l1", weight: float = 0.1
     ) -> None:
         super().__init__(in_channels, width, depth, loss, weight, init_bias=0.0)
-        self.loss_fn = _regression_loss(loss)
+        self.loss_fn = regression_loss(loss)
 
     def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
         return self.loss_fn(gather_cells(output.float(), targets.indices), targets.sizes, targets.valid)
@@ -229,7 +226,7 @@ class OffsetHead(Head):
         self, in_channels: int, width: int = 256, depth: int = 1, loss: str = "l1", weight: float = 1.0
     ) -> None:
         super().__init__(in_channels, width, depth, loss, weight, init_bias=0.0)
-        self.loss_fn = _regression_loss(loss)
+        self.loss_fn = regression_loss(loss)
 
     def loss(self, output: Tensor, targets: CenterTargets) -> Tensor:
         target = targets.centers - targets.cells.clamp(min=0).to(targets.centers.dtype)
@@ -297,6 +294,15 @@ class ReIDHead(Head):
         return output
 
     @staticmethod
+    def decode_fields(outputs: dict[str, Tensor], peaks: Peaks, boxes: Tensor, stride: int, logits: bool) -> dict:
+        """``{"embeddings": [B, K, D]}``: the detections' unit embeddings (see :meth:`decode_embeddings`)."""
+        return {"embeddings": ReIDHead.decode_embeddings(outputs["reid"], peaks.indices)}
+
+    def field_shapes(self) -> dict[str, list[int]]:
+        """Per-detection shapes of what :meth:`decode_fields` adds."""
+        return {"embeddings": [self.dim]}
+
+    @staticmethod
     def decode_embeddings(output: Tensor, indices: Tensor) -> Tensor:
         """Unit-norm embeddings [B, K, D] (float32) at the flat cells ``indices`` [B, K], as FairMOT's
         tracker normalises the ``id`` map and gathers it at the detections' peaks."""
@@ -324,43 +330,8 @@ def _masked_smooth_l1(predicted: Tensor, target: Tensor, valid: Tensor) -> Tenso
 REGRESSION_LOSSES = {"l1": _masked_l1, "smooth_l1": _masked_smooth_l1}
 
 
-def _regression_loss(name: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+def regression_loss(name: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """A masked regression loss ``(predicted [..., D], target [..., D], valid [...]) -> loss`` by name."""
     if name not in REGRESSION_LOSSES:
         raise ValueError(f"Unknown size/offset loss {name!r}; valid names: {sorted(REGRESSION_LOSSES)}")
     return REGRESSION_LOSSES[name]
-
-
-HEAD_TYPES: dict[str, type[Head]] = {
-    "heatmap": HeatmapHead,
-    "box_2d": Box2DHead,
-    "size": SizeHead,
-    "offset": OffsetHead,
-    "reid": ReIDHead,  # FairMOT's re-ID embeddings; trained by the FairMOT loss (models/reid.py)
-}
-BOX_HEADS = ("box_2d", "size")  # a detector decodes its boxes from exactly one of these
-
-
-def build_heads(
-    specs: Mapping[str, Mapping[str, Any]], in_channels: int, num_classes: int, width: int, depth: int
-) -> nn.ModuleDict:
-    """Build ``{name: head}`` from ``{name: {loss, weight, ...}}``; ``width``/``depth`` are the
-    defaults of every head (a spec may set its own). ValueError for an unknown name or setting."""
-    heads = nn.ModuleDict()
-    for name, spec in specs.items():
-        if name not in HEAD_TYPES:
-            raise ValueError(f"Unknown head {name!r}; valid names: {sorted(HEAD_TYPES)}")
-        params = {"width": width, "depth": depth, **dict(spec or {})}
-        if name == "heatmap":
-            params["num_classes"] = num_classes
-        try:
-            heads[name] = HEAD_TYPES[name](in_channels, **params)
-        except TypeError as error:
-            raise ValueError(f"heads.{name}: {error}") from None
-    box_heads = [name for name in BOX_HEADS if name in heads]
-    if "heatmap" not in heads or len(box_heads) != 1:
-        raise ValueError(
-            f"A detector needs a heatmap head and exactly one box head of {list(BOX_HEADS)}; got heads {list(heads)}"
-        )
-    if "offset" in heads and "size" not in heads:
-        raise ValueError("The offset head refines centres for the size head; add a 'size' head or drop 'offset'")
-    return heads

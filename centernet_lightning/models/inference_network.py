@@ -12,6 +12,8 @@ output          shape               meaning
 ``scores``      float32 [B, K]      peak probabilities, sorted descending (0: padding)
 ``labels``      int64 [B, K]        class indices (-1: padding)
 ``embeddings``  float32 [B, K, D]   unit re-ID embeddings, for a detector with a ``reid`` head
+``keypoints``   float32 [B, K, J, 3]  joints (x, y input pixels, score), for a detector with a
+                                    ``keypoint_offsets`` head
 ==============  ==================  =============================================================
 
 K = ``min(num_detections, num_classes * H/stride * W/stride)``. With ``decode=False`` the outputs
@@ -35,12 +37,19 @@ from torch import Tensor, nn
 
 from ..preprocess import normalize
 from .detector import CenterNetDetector, Outputs
+from .head_table import FIELD_HEADS
 
 __all__ = ["InferenceNetwork", "DETECTION_OUTPUTS", "INPUT_NAME"]
 
 INPUT_NAME = "images"
 # Output name in graphs -> key of the library's Detections.
-DETECTION_OUTPUTS = {"boxes": "bboxes", "scores": "scores", "labels": "labels", "embeddings": "embeddings"}
+DETECTION_OUTPUTS = {
+    "boxes": "bboxes",
+    "scores": "scores",
+    "labels": "labels",
+    "embeddings": "embeddings",
+    "keypoints": "keypoints",
+}
 
 
 class InferenceNetwork(nn.Module):
@@ -73,11 +82,14 @@ class InferenceNetwork(nn.Module):
         self.decode_outputs = decode
         self.raw_input = raw_input
         self.half = half
-        self.head_names: tuple[str, ...] = tuple(detector.heads[-1].keys())
-        self.has_embeddings = "reid" in self.head_names
-        detections = (
-            ("boxes", "scores", "labels", "embeddings") if self.has_embeddings else ("boxes", "scores", "labels")
-        )
+        heads = detector.heads[-1]
+        self.head_names: tuple[str, ...] = tuple(heads.keys())
+        # Per-detection fields beyond boxes, scores and labels: {"embeddings": [D], "keypoints": [J, 3]}.
+        self.field_shapes: dict[str, list[int]] = {
+            field: shape for name in FIELD_HEADS if name in heads for field, shape in heads[name].field_shapes().items()
+        }
+        self.has_embeddings = "embeddings" in self.field_shapes
+        detections = ("boxes", "scores", "labels", *self.field_shapes)
         self.output_names: tuple[str, ...] = detections if decode else self.head_names
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
@@ -89,7 +101,7 @@ class InferenceNetwork(nn.Module):
         return self.decode(outputs)
 
     def decode(self, outputs: Outputs) -> tuple[Tensor, ...]:
-        """The decoded outputs (``boxes``, ``scores``, ``labels``[, ``embeddings``]) of raw head maps."""
+        """The decoded outputs (``boxes``, ``scores``, ``labels``, then the per-detection fields) of raw maps."""
         detections = self.detector.decode(outputs, self.num_detections)
         return tuple(detections[DETECTION_OUTPUTS[name]] for name in self.output_names)
 
@@ -118,8 +130,8 @@ class InferenceNetwork(nn.Module):
             return {name: [batch, heads[name].out_channels, *grid] for name in self.head_names}
         k = min(self.num_detections, self.detector.num_classes * grid[0] * grid[1])
         shapes: dict[str, list[int | str]] = {"boxes": [batch, k, 4], "scores": [batch, k], "labels": [batch, k]}
-        if self.has_embeddings:
-            shapes["embeddings"] = [batch, k, heads["reid"].dim]
+        for field, shape in self.field_shapes.items():
+            shapes[field] = [batch, k, *shape]
         return shapes
 
     def metadata(self, imgsz: int | Sequence[int], batch: int | None, **extra: Any) -> dict[str, Any]:

@@ -1,10 +1,21 @@
 """Load the released weights of the original CenterNet (xingyizhou/CenterNet) into our models.
 
 The original ``ctdet`` checkpoints (``ctdet_coco_res18.pth``, ``ctdet_coco_resdcn18.pth``,
-``ctdet_coco_resdcn101.pth``, ``ctdet_coco_dla_2x.pth``, ``ctdet_coco_hg.pth``, ...) are
+``ctdet_coco_resdcn101.pth``, ``ctdet_coco_dla_2x.pth``, ``ctdet_coco_hg.pth``, ...) and
+``multi_pose`` checkpoints (``multi_pose_dla_3x.pth``, ``multi_pose_hg_3x.pth``, ...) are
 ``{'epoch': int, 'state_dict': {...}}`` files, keys sometimes prefixed ``module.``. Their heads
-``hm``, ``wh`` and ``reg`` become our ``heatmap`` (class logits), ``size`` (w, h in grid cells)
-and ``offset`` (x, y sub-cell offset): after loading, those raw outputs equal the original's.
+become ours, and after loading our raw outputs equal the original's:
+
+==============  ========================  ==================================================
+original        ours                      output
+==============  ========================  ==================================================
+``hm``          ``heatmap``               class logits
+``wh``          ``size``                  (w, h) in grid cells
+``reg``         ``offset``                (x, y) sub-cell offset of the centre
+``hps``         ``keypoint_offsets``      per joint (x, y) from the integer centre cell
+``hm_hp``       ``keypoint_heatmap``      joint logits
+``hp_offset``   ``keypoint_peak_offset``  (x, y) sub-cell offset of the joint peaks
+==============  ========================  ==================================================
 
 The model must follow the detector's state-dict layout, possibly under a prefix (a
 LightningModule holding the detector as ``self.detector``):
@@ -14,8 +25,11 @@ LightningModule holding the detector as ``self.detector``):
 - ``neck.*``: :class:`~.necks.SimpleNeck` (``conv_type: none`` for ``res_*``; ``dcn`` with
   ``conv_bias: true`` for ``resdcn_*``), :class:`~.necks.IDANeck` (``dcn``, ``conv_bias: true``,
   ``final_levels: 3``) or :class:`~.necks.IdentityNeck`;
-- ``heads.{stack}.{heatmap,size,offset}.layers.{0,2}.{weight,bias}``.
+- ``heads.{stack}.{head}.layers.{0,2}.{weight,bias}`` for the heads above.
 
+The architecture is told by the backbone's keys, whatever the heads. Model heads whose original
+counterpart the file lacks (``box_2d``; the keypoint heads when a ``ctdet`` file is loaded) keep
+their values and are returned; file heads the model lacks are refused like any other key.
 The configs in ``configs/paper/`` build exactly these models.
 """
 
@@ -41,10 +55,18 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ORIGINAL_HEADS = {"hm": "heatmap", "wh": "size", "reg": "offset"}
+ORIGINAL_HEADS = {
+    "hm": "heatmap",
+    "wh": "size",
+    "reg": "offset",
+    # multi_pose (human pose)
+    "hps": "keypoint_offsets",
+    "hm_hp": "keypoint_heatmap",
+    "hp_offset": "keypoint_peak_offset",
+}
 HEAD_ANCHOR = "heads.0.heatmap.layers.0.weight"
 PARTS = ("backbone.", "neck.", "heads.")
-_HEADS = "|".join(ORIGINAL_HEADS)
+_HEADS = "|".join(ORIGINAL_HEADS)  # in a pattern: "hm" fails on "hm_hp.", the match backtracks to "hm_hp"
 
 
 def read_original_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
@@ -201,8 +223,8 @@ def convert_original_state_dict(
         source: how to name the origin in errors (the file path).
 
     Returns:
-        (the model's keys -> original tensors, the model keys left as they are: heads the original
-        does not have, such as ``box_2d``).
+        (the model's keys -> original tensors, the model keys left as they are: heads without a
+        counterpart in the file, such as ``box_2d``, or the keypoint heads for a ``ctdet`` file).
 
     Raises:
         ValueError naming the first keys that do not fit: file keys with no place in the model,
@@ -211,7 +233,8 @@ def convert_original_state_dict(
     architecture = detect_original_architecture(list(original))
     if architecture is None:
         raise ValueError(
-            f"{source} is not an original CenterNet ctdet checkpoint (res_*, resdcn_*, dla_34 or hourglass); "
+            f"{source} is not an original CenterNet ctdet or multi_pose checkpoint "
+            "(res_*, resdcn_*, dla_34 or hourglass); "
             f"its first keys: {_first(list(original))}"
         )
     prefix = _model_prefix(list(model_state))
@@ -237,12 +260,13 @@ def convert_original_state_dict(
             mismatched_targets.add(target)
         else:
             converted[target] = tensor
+    file_heads = {ORIGINAL_HEADS[match.group(1)] for key in original if (match := re.match(rf"({_HEADS})\.", key))}
     untouched, missing = [], []
     for key in model_state:
         if not key.startswith(tuple(prefix + part for part in PARTS)) or key in converted or key in mismatched_targets:
             continue
         head = re.match(re.escape(prefix) + r"heads\.\d+\.(\w+)\.", key)
-        if head and head.group(1) not in ORIGINAL_HEADS.values():
+        if head and head.group(1) not in file_heads:
             untouched.append(key)
         elif not key.endswith("num_batches_tracked"):  # older torch saved no BatchNorm counters
             missing.append(key)
@@ -277,7 +301,7 @@ def load_original_weights(
         original: its tensors when the caller has read them (:func:`read_original_state_dict`).
 
     Returns:
-        The model keys left unchanged (heads without an original counterpart, e.g. ``box_2d``).
+        The model keys left unchanged (heads without a counterpart in the file, e.g. ``box_2d``).
 
     Raises:
         FileNotFoundError, or ValueError naming ``path`` and the first keys that do not fit.

@@ -23,8 +23,8 @@ from ..inference.predictor import Predictor
 from ..inference.tta import parse_tta
 from ..models.criterion import CenterNetLoss
 from ..models.detector import CenterNetDetector, Outputs, build_detector
-from ..models.heads import BOX_HEADS, HEAD_TYPES
-from ..structures import Batch, Detections, InferenceSpec
+from ..models.head_table import BOX_HEADS, HEAD_TYPES
+from ..structures import Batch, Detections, InferenceSpec, KeypointLayout
 from ..weights import load_matching_weights, rename_prefixes
 from .optim import build_optimizer, build_scheduler, check_optimization_config
 
@@ -46,7 +46,9 @@ class CenterNet(L.LightningModule):
         neck: ``simple``, ``fpn``, ``bifpn``, ``ida`` or ``identity``, or ``{name, **neck arguments}``.
         heads: ``{name: {loss, weight, width, ...}}`` of the heads beside the heatmap: ``box_2d``
             (left/top/right/bottom) or the paper's ``size`` + ``offset``, e.g.
-            ``{size: {loss: l1, weight: 0.1}, offset: {loss: l1, weight: 1.0}}``. Without a box
+            ``{size: {loss: l1, weight: 0.1}, offset: {loss: l1, weight: 1.0}}``; for keypoints
+            the original multi_pose's ``keypoint_offsets``, ``keypoint_heatmap`` and
+            ``keypoint_peak_offset`` (docs/keypoints.md). Without a box
             head: ``box_2d`` with ``box_loss``, ``box_loss_weight`` and ``center_sampling``.
         head_width, head_depth: hidden channels and number of 3x3 convs of each head. 64 is the
             original's width for ResNets: at 512 px it costs 2.6 GFLOPs of ResNet-18's 25 against 10.4
@@ -67,6 +69,9 @@ class CenterNet(L.LightningModule):
             ``"flip,0.75,1,1.25"`` or ``{flip, scales, nms_iou}`` (see
             :func:`~centernet_lightning.inference.parse_tta`).
         class_names: optional names, kept in the checkpoint for prediction and reports.
+        keypoint_layout: the joints of a keypoint dataset (``{names, skeleton}``, see
+            :class:`~centernet_lightning.structures.KeypointLayout`; the command line links it from
+            the data): the keypoint heads' ``num_keypoints`` and flip pairs, and the skeleton drawn.
         init_weights: a checkpoint or state-dict file to start from (fine-tuning: weights only,
             no optimizer state); tensors whose shape differs, such as a heatmap head with another
             class count, keep their fresh initialisation with a warning.
@@ -99,6 +104,7 @@ class CenterNet(L.LightningModule):
         lr_scheduler: dict[str, Any] | None = None,
         tta: bool | str | dict[str, Any] | None = None,
         class_names: list[str] | None = None,
+        keypoint_layout: dict[str, Any] | None = None,
         init_weights: str | None = None,
     ) -> None:
         super().__init__()
@@ -129,14 +135,15 @@ class CenterNet(L.LightningModule):
             **({} if given_box_heads else default_box),
             **heads,
         }
+        layout = KeypointLayout.from_dict(keypoint_layout) if keypoint_layout else None
         self.detector: CenterNetDetector = build_detector(
-            num_classes, backbone, neck, head_specs, head_width, head_depth
+            num_classes, backbone, neck, head_specs, head_width, head_depth, layout
         )
         self.criterion: CenterNetLoss = CenterNetLoss(self.detector, heatmap_method, heatmap_parameter)
         self.num_classes = num_classes
         # Input size, normalisation, class names and category ids for inference; completed from the
         # data module in setup() and kept in checkpoints (on_save_checkpoint).
-        self.inference_spec = InferenceSpec(class_names=class_names)
+        self.inference_spec = InferenceSpec(class_names=class_names, keypoints=layout.to_dict() if layout else None)
         self._weights_loaded = False
 
     def _keep_own_hyperparameters(self) -> None:
@@ -193,7 +200,8 @@ class CenterNet(L.LightningModule):
         ``source``: an image path, a folder, a glob, a video, a list of paths, or one or a list of
         uint8 [H, W, 3] RGB arrays. Returns ``bboxes`` float32 [N, K, 4] XYXY original pixels,
         ``scores`` float32 [N, K] (descending, 0 for padding), ``labels`` int64 [N, K] (-1 for
-        padding), N images in source order (see :meth:`~centernet_lightning.inference.Predictor.__call__`).
+        padding), and for a keypoint model ``keypoints`` float32 [N, K, J, 3] (x, y original pixels,
+        score), N images in source order (see :meth:`~centernet_lightning.inference.Predictor.__call__`).
         """
         return self.predictor(**settings)(source, batch_size, skip_bad_images)
 
@@ -246,6 +254,7 @@ class CenterNet(L.LightningModule):
                 input_size=int(input_size or self.inference_spec.input_size),
                 class_names=self.hparams.class_names,
                 category_ids=getattr(datamodule, "category_ids", None),
+                keypoints=self.inference_spec.keypoints,
             )
         if self.hparams.init_weights and not self._weights_loaded:
             load_matching_weights(self, self.hparams.init_weights, self.renamed_prefixes)

@@ -101,6 +101,7 @@ def build_model(
     *,
     untrained: bool = False,
     default_num_classes: int | None = None,
+    default_keypoint_layout: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> CenterNet:
     """A model with fresh weights from a ``centernet fit`` config (YAML file or dict) or its ``model`` section.
@@ -115,6 +116,8 @@ def build_model(
             ``info``, ``benchmark`` and ``convert-weights``, which overwrite or never use the
             weights. (FairMOT's identity classifier, training-only, is built when ``num_identities``
             is given.)
+        default_keypoint_layout: the joints (``{names, skeleton}``) of a model with keypoint heads
+            whose config leaves them to the data (``info`` and ``benchmark`` pass COCO's 17 person joints).
         overrides: init arguments replacing the config's.
     """
     config_path = None
@@ -136,6 +139,9 @@ def build_model(
         arguments["num_classes"] = num_classes
     elif "num_classes" not in arguments and default_num_classes is not None and task_name == "CenterNet":
         arguments["num_classes"] = default_num_classes
+    heads = arguments.get("heads") or {}
+    if default_keypoint_layout is not None and "keypoint_offsets" in heads and not arguments.get("keypoint_layout"):
+        arguments["keypoint_layout"] = dict(default_keypoint_layout)
     if task_name == "CenterNet" and "num_classes" not in arguments:
         raise ValueError(
             "The config does not set model.init_args.num_classes; pass build_model(config, num_classes=...)"
@@ -149,6 +155,21 @@ def build_model(
         where = f"{config_path}: " if config_path else ""
         raise ValueError(f"{where}model.init_args has keys {task_name} does not take: {unknown}")
     return task(**arguments)
+
+
+def build_untrained_model(config: str | Path | Mapping[str, Any], num_classes: int | None = None) -> CenterNet:
+    """A model of ``config`` with random weights (nothing downloaded, no ``init_weights``), for
+    ``info``, ``benchmark`` and ``convert-weights``: where the config leaves them to the data, COCO's
+    80 classes and, for keypoint heads, COCO's 17 person joints."""
+    from ..datasets.coco_keypoints import COCO_PERSON_KEYPOINTS
+
+    return build_model(
+        config,
+        num_classes,
+        untrained=True,
+        default_num_classes=80,
+        default_keypoint_layout=COCO_PERSON_KEYPOINTS.to_dict(),
+    )
 
 
 def save_checkpoint(model: CenterNet, path: str | Path, epoch: int = 0) -> Path:

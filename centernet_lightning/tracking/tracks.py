@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from enum import IntEnum
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import numpy as np
 
@@ -33,7 +33,9 @@ class Tracks(TypedDict):
     Kalman-filtered box after this frame's update (as FairMOT / ByteTrack report); ``scores``
     float32 [M], the score of the detection matched this frame; ``classes`` int64 [M], the track's
     class (the ``classes`` given to the tracker; 0 when none were); ``detection_indices`` int64 [M],
-    the row of that detection in the frame's input arrays.
+    the row of that detection in the frame's input arrays. ``keypoints`` float32 [M, J, 3]: the
+    joints of that detection, added by :func:`~centernet_lightning.inference.track_source` for a
+    keypoint model (the tracker itself does not use them).
     """
 
     ids: np.ndarray
@@ -41,6 +43,7 @@ class Tracks(TypedDict):
     scores: np.ndarray
     classes: np.ndarray
     detection_indices: np.ndarray
+    keypoints: NotRequired[np.ndarray]
 
 
 @dataclass

@@ -24,6 +24,7 @@ import torch
 from tiny_models import tiny_centernet
 
 from centernet_lightning.inference import Predictor, open_source
+from centernet_lightning.inference.track import track_source
 from centernet_lightning.tasks import save_checkpoint
 from centernet_lightning.tracking import Tracker
 
@@ -326,3 +327,41 @@ def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path: Path) -> Non
         (run_dir / "predictions.json").write_text("[]")
         sys.exit("failed after writing")
     assert (tmp_path / "predict" / "predictions.json").is_file()  # results written before a failure are kept
+
+
+@pytest.mark.slow
+def test_a_keypoint_model_predicts_draws_and_tracks_joints(work: Path, tmp_path: Path) -> None:
+    """predictions.json carries COCO keypoint results in original pixels; the drawn image and the
+    tracked video come out; the Python tracker output carries each track's joints."""
+    torch.manual_seed(0)
+    layout = {"names": ["head", "left_hand", "right_hand"], "skeleton": [[0, 1], [0, 2]]}
+    model = tiny_centernet(CLASS_NAMES, SIZE, CATEGORY_IDS)
+    keypoint_model = type(model)(
+        num_classes=3,
+        backbone={"name": "resnet18", "pretrained": False},
+        neck={"name": "simple", "upsample_channels": [16] * 3},
+        head_width=8,
+        heads={"box_2d": {}, "keypoint_offsets": {}, "keypoint_heatmap": {}},  # box_2d: boxes have area untrained
+        keypoint_layout=layout,
+        class_names=CLASS_NAMES,
+    ).eval()
+    keypoint_model.inference_spec = type(model.inference_spec)(
+        input_size=SIZE, class_names=CLASS_NAMES, category_ids=CATEGORY_IDS, keypoints=layout
+    )
+    checkpoint = save_checkpoint(keypoint_model, tmp_path / "pose.ckpt")
+    image = ["--model", str(checkpoint), "--source", str(work / "wide.png"), "--conf", "0"]
+    succeeded(centernet("predict", *image, cwd=tmp_path))
+    run = tmp_path / "runs" / "predict"
+    entries = json.loads((run / "predictions.json").read_text())
+    assert entries and all(len(entry["keypoints"]) == 9 for entry in entries)
+    joints = np.array([entry["keypoints"] for entry in entries]).reshape(-1, 3, 3)
+    # COCO's pixel indices of joints clipped to the image: [-0.5, side - 0.5]
+    assert (joints[..., :2] >= -0.5).all() and (joints[..., 0] <= WIDTH - 0.5).all()
+    assert (joints[..., 1] <= HEIGHT - 0.5).all()
+    assert (run / "wide.png").is_file()
+
+    predictor = keypoint_model.predictor(score_threshold=0.0)
+    tracked = list(track_source(predictor, open_source(work / "wide.avi"), Tracker(relative_thresholds=True)))
+    assert tracked and all(tracks["keypoints"].shape == (len(tracks["ids"]), 3, 3) for _, tracks in tracked)
+    video = succeeded(centernet("track", "--model", str(checkpoint), "--source", str(work / "wide.avi"), cwd=tmp_path))
+    assert "Traceback" not in video.stderr

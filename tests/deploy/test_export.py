@@ -49,6 +49,11 @@ MODELS = {
         "neck": {"name": "ida", "conv_type": "dcn", "conv_bias": True, "final_levels": 3},
         "heads": {"size": {}, "offset": {}},
     },
+    "pose": {  # the original's multi_pose heads on five named joints
+        "neck": NECK,
+        "heads": {"size": {}, "offset": {}, "keypoint_offsets": {}, "keypoint_heatmap": {}, "keypoint_peak_offset": {}},
+        "keypoint_layout": {"names": ["nose", "left_eye", "right_eye", "left_hand", "right_hand"]},
+    },
 }
 
 
@@ -275,13 +280,46 @@ def test_a_fairmot_export_outputs_the_embeddings_and_its_tracker_settings(tmp_pa
     path = export_onnx(model, tmp_path / "fairmot.onnx", imgsz=64, dynamic=True, max_det=10)
     predictor = Predictor.from_onnx(path)
     assert predictor.backend.output_names == ["boxes", "scores", "labels", "embeddings"]
-    assert predictor.has_embeddings and predictor.backend.embedding_dim == 6
+    assert predictor.has_embeddings and predictor.backend.field_shapes["embeddings"] == [6]
     assert predictor.build_tracker().high_thresh == 0.3  # the checkpoint's tracker settings travel
     images = torch.randn(2, 3, 64, 64)
     found = predictor.detect(images)
     expected = model.detect(images)
     np.testing.assert_allclose(found["scores"].numpy(), expected["scores"].numpy(), rtol=0, atol=SCORE_TOL)
     np.testing.assert_allclose(found["embeddings"].numpy()[:, 0], expected["embeddings"].numpy()[:, 0], atol=1e-4)
+
+
+def test_a_keypoint_export_outputs_the_joints_of_pytorch(tmp_path: Path) -> None:
+    """The joints come out of the graph ([B, K, J, 3]) as PyTorch decodes them, and the predictor maps
+    them back to the original pixels with the boxes."""
+    model = tiny_model("pose")
+    path = export_onnx(model, tmp_path / "pose.onnx", imgsz=SIZE, max_det=MAX_DET, dynamic=True)
+    proto = onnx.load(str(path))
+    assert not {node.op_type for node in proto.graph.node} & FORBIDDEN_ONNX_OPS
+    backend = OnnxRuntimeBackend(path)
+    assert backend.output_names == ["boxes", "scores", "labels", "keypoints"]
+    assert backend.field_shapes == {"keypoints": [5, 3]}
+    images = normalised([drawn_picture(seed) for seed in range(2)])
+    actual = run(backend, images)
+    with torch.no_grad():
+        expected = decode_outputs(model.detector(images), model.detector.stride, MAX_DET)
+    assert actual["keypoints"].shape == (2, MAX_DET, 5, 3)
+    assert_same_detections(actual, {key: expected[key].numpy() for key in ("bboxes", "scores", "labels")})
+    # The best detections' joints (their scores are far apart, so they keep their places)
+    np.testing.assert_allclose(actual["keypoints"][:, :5], expected["keypoints"][:, :5].numpy(), atol=BOX_TOL)
+    predictor = Predictor.from_onnx(path)
+    pictures = [drawn_picture(7, 96, 128)]
+    mapped = predictor.predict(pictures)
+    inputs, letterbox, sizes = predictor.prepare(pictures)
+    raw = predictor.detect(inputs)
+    scale, pad_x, pad_y = letterbox[0].tolist()
+    # the raw detection of the first mapped one (detections centred in the padding are dropped)
+    raw_boxes = np.clip((raw["bboxes"][0].numpy() - [pad_x, pad_y, pad_x, pad_y]) / scale, 0, [128, 96, 128, 96])
+    source = int(np.abs(raw_boxes - mapped["bboxes"][0, 0]).sum(-1).argmin())
+    first = raw["keypoints"][0, source].numpy()
+    expected_xy = np.clip((first[:, :2] - [pad_x, pad_y]) / scale, 0, [128, 96])
+    np.testing.assert_allclose(mapped["keypoints"][0, 0, :, :2], expected_xy, atol=1e-4)
+    np.testing.assert_allclose(mapped["keypoints"][0, 0, :, 2], first[:, 2])
 
 
 def test_export_refuses_what_cannot_work(tmp_path: Path) -> None:

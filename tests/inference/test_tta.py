@@ -6,11 +6,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from centernet_lightning.inference.tta import TTAConfig, detect_with_tta, parse_tta, scaled_input_size
 from centernet_lightning.models.detector import build_detector, decode_outputs
 from centernet_lightning.models.heads import Box2DHead, Head, HeatmapHead, OffsetHead, SizeHead
+from centernet_lightning.structures import KeypointLayout
 
 
 def _sigmoid(value: float) -> float:
@@ -287,3 +289,19 @@ def test_no_tta_values():
 def test_bad_config_values_are_named(value, message):
     with pytest.raises(ValueError, match=message):
         parse_tta(value)
+
+
+def test_a_scale_maps_the_joints_of_a_keypoint_model_back_to_the_input():
+    torch.manual_seed(0)
+    layout = KeypointLayout(("head", "left_hand", "right_hand"))
+    heads = {"size": {}, "offset": {}, "keypoint_offsets": {}, "keypoint_heatmap": {}}
+    detector = build_detector(1, "resnet18", {"name": "simple", "upsample_channels": [16] * 3}, heads, 8, 1, layout)
+    detector.eval()
+    images = torch.randn(1, 3, 128, 128)
+    half = F.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        expected = decode_outputs(detector(half), detector.stride, 10)
+    found = detect_with_tta(detector, images, {"flip": False, "scales": [0.5]}, num_detections=10)
+    assert found["keypoints"].shape == (1, 10, 3, 3)
+    torch.testing.assert_close(found["keypoints"][..., :2], expected["keypoints"][..., :2] * 2)
+    torch.testing.assert_close(found["keypoints"][..., 2], expected["keypoints"][..., 2])

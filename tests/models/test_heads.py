@@ -8,7 +8,7 @@ from torch import nn
 
 from centernet_lightning.models import CenterNetLoss, build_detector
 from centernet_lightning.models.detector import CenterNetDetector, decode_outputs
-from centernet_lightning.models.heads import build_heads
+from centernet_lightning.models.head_table import build_heads
 from centernet_lightning.targets import encode_targets
 
 

@@ -1,5 +1,6 @@
 """Original CenterNet checkpoints loaded into our models: every key has its place, the raw outputs
-equal the original's hm / wh / reg, and files of another architecture are refused by name."""
+equal the original's (ctdet: hm / wh / reg; multi_pose: also hps / hm_hp / hp_offset), and files of
+another architecture are refused by name."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torchvision
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test_paper_models: the detector stand-in
-from test_paper_models import ORIGINALS, build_paper_model, stack_outputs  # noqa: E402
+from test_paper_models import ORIGINALS, OUTPUT_NAMES, build_paper_model, stack_outputs  # noqa: E402
 
 from centernet_lightning.models.original_weights import (  # noqa: E402
     convert_original_state_dict,
@@ -20,8 +21,6 @@ from centernet_lightning.models.original_weights import (  # noqa: E402
     load_original_weights,
     read_original_state_dict,
 )
-
-OUTPUT_NAMES = {"hm": "heatmap", "wh": "size", "reg": "offset"}
 
 
 class Wrapper(nn.Module):
@@ -63,11 +62,12 @@ def assert_outputs_equal(reference: nn.Module, ours: nn.Module, size: int) -> No
         expected, actual = reference(images), stack_outputs(ours.eval(), images)
     assert len(expected) == len(actual)
     for expected_stack, actual_stack in zip(expected, actual):
-        for original_name, name in OUTPUT_NAMES.items():
-            torch.testing.assert_close(actual_stack[name], expected_stack[original_name], rtol=1e-5, atol=1e-5)
+        assert sorted(actual_stack) == sorted(OUTPUT_NAMES[original_name] for original_name in expected_stack)
+        for original_name, expected_output in expected_stack.items():
+            torch.testing.assert_close(actual_stack[OUTPUT_NAMES[original_name]], expected_output, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["res18", "resdcn18", "dla34"])
+@pytest.mark.parametrize("name", ["res18", "resdcn18", "dla34", "pose_dla34"])
 def test_converted_model_gives_the_original_outputs(name, tmp_path):
     reference = randomized_original(name)
     model = Wrapper(build_paper_model(name))
@@ -77,10 +77,11 @@ def test_converted_model_gives_the_original_outputs(name, tmp_path):
 
 
 @pytest.mark.slow
-def test_converted_hourglass_gives_the_original_outputs(tmp_path):
-    reference = randomized_original("hourglass104")
-    model = build_paper_model("hourglass104")
-    load_original_weights(model, save_original(reference, tmp_path / "ctdet_coco_hg.pth"))
+@pytest.mark.parametrize("name", ["hourglass104", "pose_hourglass104"])
+def test_converted_hourglass_gives_the_original_outputs(name, tmp_path):
+    reference = randomized_original(name)
+    model = build_paper_model(name)
+    assert load_original_weights(model, save_original(reference, tmp_path / f"{name}.pth")) == []
     assert_outputs_equal(reference, model, size=128)  # both stacks
 
 
@@ -94,7 +95,25 @@ def test_every_original_key_has_its_place(name):
     detector_keys = {key for key in model_state if key.startswith("detector.")}
     assert set(converted) == detector_keys
     kept = [key for key in original_state if not key.startswith("base.fc.")]
-    assert len(converted) == len(kept) - (12 if name == "dla34" else 0)  # DLA: two unused projections
+    assert len(converted) == len(kept) - (12 if name.endswith("dla34") else 0)  # DLA: two unused projections
+
+
+def test_ctdet_file_leaves_the_keypoint_heads_and_multi_pose_file_needs_them():
+    """The original fine-tunes multi_pose from ctdet weights: loaded into a pose model (of the file's
+    class count), every head but the keypoint heads is filled; a pose file finds no place in a
+    detector without keypoint heads."""
+    original_state, model_state = meta_states("dla34", "pose_dla34", num_classes=80)
+    converted, untouched = convert_original_state_dict(original_state, model_state)
+    assert sorted({key.split(".")[2] for key in untouched}) == [
+        "keypoint_heatmap",
+        "keypoint_offsets",
+        "keypoint_peak_offset",
+    ]
+    assert set(converted) | set(untouched) == set(model_state)
+
+    original_state, model_state = meta_states("pose_dla34", "dla34", num_classes=1)
+    with pytest.raises(ValueError, match=r"12 keys of the file have no place in the model: \['hps\.0\.weight"):
+        convert_original_state_dict(original_state, model_state, source="multi_pose_dla_3x.pth")
 
 
 def test_module_prefix_and_legacy_file_format(tmp_path):
@@ -151,7 +170,7 @@ def test_another_class_count_is_a_shape_mismatch_of_the_heatmap_head():
 def test_not_a_centernet_checkpoint(tmp_path):
     path = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), path)
-    with pytest.raises(ValueError, match=r"not an original CenterNet ctdet checkpoint.*'conv1\.weight'"):
+    with pytest.raises(ValueError, match=r"not an original CenterNet ctdet or multi_pose checkpoint.*'conv1\.weight'"):
         load_original_weights(build_paper_model("res18"), path)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_original_weights(build_paper_model("res18"), tmp_path / "missing.pth")
@@ -169,6 +188,8 @@ def test_architecture_detection():
         ("resdcn18", "resnet_dcn"),
         ("dla34", "dla_dcn"),
         ("hourglass104", "hourglass"),
+        ("pose_dla34", "dla_dcn"),
+        ("pose_hourglass104", "hourglass"),
     ]:
         with torch.device("meta"):
             keys = list(ORIGINALS[name]().state_dict())

@@ -1,5 +1,6 @@
 """The CenterNet paper models (configs/paper/*.yaml) against the original networks: parameter counts,
-output layout per stack, the neck options they need, the DCN offset layout, and model_info."""
+output layout per stack (ctdet and multi_pose heads), the neck options they need, the DCN offset
+layout, and model_info."""
 
 from __future__ import annotations
 
@@ -14,37 +15,61 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: reference_original
 import reference_original as original  # noqa: E402
+from reference_multi_pose import COCO_FLIP_IDX  # noqa: E402
 
+from centernet_lightning.datasets.coco_keypoints import COCO_PERSON_KEYPOINTS  # noqa: E402
 from centernet_lightning.models.backbones import build_backbone  # noqa: E402
 from centernet_lightning.models.detector import CenterNetDetector, build_detector  # noqa: E402
-from centernet_lightning.models.heads import HEAD_TYPES  # noqa: E402
+from centernet_lightning.models.head_table import HEAD_TYPES  # noqa: E402
 from centernet_lightning.models.hourglass import HourglassBackbone  # noqa: E402
 from centernet_lightning.models.info import format_info, model_info  # noqa: E402
 from centernet_lightning.models.layers import DeformConvBNReLU  # noqa: E402
 from centernet_lightning.models.necks import IDANeck, IdentityNeck, SimpleNeck, build_neck  # noqa: E402
+from centernet_lightning.models.original_weights import ORIGINAL_HEADS  # noqa: E402
 
 PAPER_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "paper"
 HEAD_CHANNELS = {"size": 2, "offset": 2, "box_2d": 4}
 
-# name -> the original network with 80 classes (heads hm, wh, reg; head_conv as the original's defaults)
+# name -> the original network (head_conv as the original's defaults): ctdet with 80 classes (heads
+# hm, wh, reg), or multi_pose (pose_*: 1 class, hm, wh, hps, reg, hm_hp, hp_offset for 17 joints)
 ORIGINALS = {
     "res18": lambda: original.get_msra_resnet(18),
     "resdcn18": lambda: original.get_resnet_dcn(18),
     "resdcn101": lambda: original.get_resnet_dcn(101),
     "dla34": lambda: original.get_dla_dcn(),
     "hourglass104": lambda: original.get_large_hourglass(),
+    "pose_dla34": lambda: original.get_dla_dcn(original.ORIGINAL_MULTI_POSE_HEADS),
+    "pose_hourglass104": lambda: original.get_large_hourglass(original.ORIGINAL_MULTI_POSE_HEADS),
 }
+# The original's head names -> ours (what models/original_weights.py maps).
+OUTPUT_NAMES = ORIGINAL_HEADS
+
+
+def original_heads(name: str) -> dict[str, int]:
+    """The original's ``heads`` dict (head -> channels) of a paper model."""
+    return original.ORIGINAL_MULTI_POSE_HEADS if name.startswith("pose_") else original.ORIGINAL_HEADS
 
 
 def _spec(value) -> dict:
     return {"name": value} if isinstance(value, str) else dict(value)
 
 
-def build_paper_model(name: str, num_classes: int = 80, extra_heads: tuple[str, ...] = ()) -> CenterNetDetector:
-    """The detector of ``configs/paper/<name>.yaml`` (without pretrained downloads)."""
+def build_paper_model(
+    name: str, num_classes: int | None = None, extra_heads: tuple[str, ...] = ()
+) -> CenterNetDetector:
+    """The detector of ``configs/paper/<name>.yaml`` (without pretrained downloads), with the class
+    count of the original (80, or 1 for the pose models) unless given, and COCO's person joints."""
     config = yaml.safe_load((PAPER_CONFIGS / f"{name}.yaml").read_text())["model"]["init_args"]
     backbone = {**_spec(config["backbone"]), "pretrained": False}
-    detector = build_detector(num_classes, backbone, config["neck"], config["heads"], config["head_width"])
+    num_classes = original_heads(name)["hm"] if num_classes is None else num_classes
+    detector = build_detector(
+        num_classes,
+        backbone,
+        config["neck"],
+        config["heads"],
+        config["head_width"],
+        keypoint_layout=COCO_PERSON_KEYPOINTS,
+    )
     for heads in detector.heads:  # heads the original lacks, added past build_heads' one-box-head check
         for name in extra_heads:
             heads[name] = HEAD_TYPES[name](detector.neck.out_channels, width=config["head_width"])
@@ -72,7 +97,7 @@ def test_parameter_count_matches_original(name):
         reference = ORIGINALS[name]()
         ours = build_paper_model(name)
     expected = parameter_count(reference)
-    if name == "dla34":
+    if name.endswith("dla34"):
         # The released DLA checkpoints carry the ImageNet classifier (base.fc) and the projections
         # of the two levels > 1 trees, which the original's forward never uses; timm leaves them out.
         unused = {
@@ -90,13 +115,24 @@ def test_paper_model_outputs_one_stride_4_map_per_stack(name):
     with torch.device("meta"):
         model = build_paper_model(name)
         outputs = stack_outputs(model, torch.zeros(2, 3, 256, 256))
-    assert len(outputs) == (2 if name == "hourglass104" else 1)
+    assert len(outputs) == (2 if name.endswith("hourglass104") else 1)
     for stack in outputs:
         assert {key: tuple(value.shape) for key, value in stack.items()} == {
-            "heatmap": (2, 80, 64, 64),
-            "size": (2, 2, 64, 64),
-            "offset": (2, 2, 64, 64),
+            OUTPUT_NAMES[head]: (2, channels, 64, 64) for head, channels in original_heads(name).items()
         }
+
+
+def test_pose_models_have_the_original_multi_pose_heads():
+    """The original's multi_pose heads (opts.py): hm 1, wh 2, hps 2 x 17, reg 2, hm_hp 17, hp_offset 2,
+    with COCO's flip pairs (COCOHP.flip_idx); the joint heatmap's bias starts at -2.19, as the
+    original's ``'hm' in head`` initialises ``hm_hp``."""
+    assert original.ORIGINAL_MULTI_POSE_HEADS == {"hm": 1, "wh": 2, "hps": 34, "reg": 2, "hm_hp": 17, "hp_offset": 2}
+    assert [list(pair) for pair in COCO_PERSON_KEYPOINTS.flip_pairs] == COCO_FLIP_IDX
+    model = build_paper_model("pose_dla34")
+    heads = model.heads[0]
+    assert heads["keypoint_offsets"].num_keypoints == heads["keypoint_heatmap"].num_keypoints == 17
+    torch.testing.assert_close(heads["keypoint_heatmap"].layers[-1].bias, torch.full((17,), -2.19))
+    torch.testing.assert_close(heads["keypoint_offsets"].layers[-1].bias, torch.zeros(34))
 
 
 def test_hourglass_backbone_contract():

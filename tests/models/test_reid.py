@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from centernet_lightning.models import CenterNetLoss, InferenceNetwork, build_detector
 from centernet_lightning.models.detector import decode_outputs
-from centernet_lightning.models.heads import HEAD_TYPES, ReIDHead, build_heads
+from centernet_lightning.models.head_table import HEAD_TYPES, build_heads
+from centernet_lightning.models.heads import ReIDHead
 from centernet_lightning.models.reid import IdentityLoss, UncertaintyWeighting, fairmot_embedding_scale
 
 
