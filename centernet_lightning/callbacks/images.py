@@ -8,7 +8,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from ..image_io import read_image
-from ..structures import letterbox_inverse
+from ..structures import letterbox_inverse, letterbox_inverse_points
 from ..visualize import draw_boxes
 
 __all__ = ["ValidationImageLogger"]
@@ -18,7 +18,7 @@ GROUND_TRUTH_COLOR = (0, 255, 0)
 
 class ValidationImageLogger(Callback):
     """Log the first validation batch's images, as read from disk, with ground truth (green) and
-    predictions drawn in original pixels.
+    predictions drawn in original pixels (and the skeletons, for a keypoint model).
 
     Works with TensorBoard (``add_image``); other loggers are skipped silently.
 
@@ -58,6 +58,13 @@ class ValidationImageLogger(Callback):
         # predictor's mapping: that one also drops and reorders detections, which would misalign
         # the boxes with their labels and mask.)
         truths = letterbox_inverse(batch["bboxes"], batch["letterbox"], batch["original_sizes"])
+        layout = getattr(getattr(pl_module, "inference_spec", None), "keypoint_layout", None)
+        skeleton = layout.skeleton if layout is not None else ()
+        # Joints as boxes: the ground truth's (visibility as the score: unlabelled ones are not drawn)
+        # mapped back like its boxes; the predictions' already in original pixels.
+        true_joints = None
+        if "keypoints" in batch and "keypoints" in outputs:
+            true_joints = letterbox_inverse_points(batch["keypoints"], batch["letterbox"], batch["original_sizes"])
         for i in range(min(self.num_images, batch["images"].shape[0])):
             try:
                 image = read_image(batch["image_paths"][i])
@@ -66,7 +73,13 @@ class ValidationImageLogger(Callback):
             objects = batch["mask"][i] & ~batch["ignore"][i] if "ignore" in batch else batch["mask"][i]
             truth_labels = batch["labels"][i][objects].cpu().numpy()
             image = draw_boxes(
-                image, truths[i][objects].cpu().numpy(), truth_labels, class_names=class_names, color=GROUND_TRUTH_COLOR
+                image,
+                truths[i][objects].cpu().numpy(),
+                truth_labels,
+                class_names=class_names,
+                color=GROUND_TRUTH_COLOR,
+                keypoints=None if true_joints is None else true_joints[i][objects].cpu().numpy(),
+                skeleton=skeleton,
             )
             keep = (outputs["scores"][i] >= self.score_threshold).cpu().numpy()
             image = draw_boxes(
@@ -75,5 +88,7 @@ class ValidationImageLogger(Callback):
                 outputs["labels"][i].cpu().numpy()[keep],
                 outputs["scores"][i].cpu().numpy()[keep],
                 class_names,
+                keypoints=outputs["keypoints"][i].cpu().numpy()[keep] if "keypoints" in outputs else None,
+                skeleton=skeleton,
             )
             experiment.add_image(f"val/image_{i}", image, trainer.global_step, dataformats="HWC")
