@@ -14,6 +14,7 @@ import yaml
 
 from centernet_lightning.cli.lightning import make_cli
 from centernet_lightning.tasks import CenterNet, FairMOT, build_model
+from centernet_lightning.tasks.loading import build_untrained_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -77,6 +78,16 @@ def test_every_config_has_one_schema_and_builds_its_model() -> None:
     assert model.hparams.neck["upsample_channels"] == [128, 64, 64]
     tracking = build_model(ROOT / "configs" / "demo_track.yaml", untrained=True)
     assert type(tracking) is FairMOT and tracking.hparams.tracker["kalman_state"] == "xywh"
+
+
+def test_keypoint_configs_build_with_the_joints_they_name_or_cocos() -> None:
+    """``info`` and ``benchmark`` build a keypoint config without its data: with the joints of its
+    ``data.keypoint_layout`` (CenterFace's 5 landmarks), else COCO's 17 person joints (the pose models)."""
+    face = build_untrained_model(ROOT / "configs" / "centerface_mobilenetv2.yaml", 1)
+    assert face.detector.heads[-1]["keypoint_offsets"].num_keypoints == 5
+    assert face.detector.heads[-1]["keypoint_offsets"].flip_permutation == [1, 0, 2, 4, 3]
+    pose = build_untrained_model(ROOT / "configs" / "paper" / "pose_dla34.yaml", 1)
+    assert pose.detector.heads[-1]["keypoint_heatmap"].num_keypoints == 17
 
 
 def test_synth_refuses_to_overwrite(tiny_data: Path) -> None:

@@ -117,7 +117,8 @@ def build_model(
             weights. (FairMOT's identity classifier, training-only, is built when ``num_identities``
             is given.)
         default_keypoint_layout: the joints (``{names, skeleton}``) of a model with keypoint heads
-            whose config leaves them to the data (``info`` and ``benchmark`` pass COCO's 17 person joints).
+            whose config leaves them to the data without naming them in ``data.keypoint_layout``
+            (``info`` and ``benchmark`` pass COCO's 17 person joints).
         overrides: init arguments replacing the config's.
     """
     config_path = None
@@ -129,6 +130,7 @@ def build_model(
             config = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:
             raise ValueError(f"{path} is not valid YAML: {error}") from None
+    data_section = config.get("data") if "model" in config else None
     section = dict(config.get("model", config) or {})
     class_path = str(section.pop("class_path", "CenterNet"))
     task_name = class_path.rsplit(".", 1)[-1]
@@ -140,8 +142,11 @@ def build_model(
     elif "num_classes" not in arguments and default_num_classes is not None and task_name == "CenterNet":
         arguments["num_classes"] = default_num_classes
     heads = arguments.get("heads") or {}
-    if default_keypoint_layout is not None and "keypoint_offsets" in heads and not arguments.get("keypoint_layout"):
-        arguments["keypoint_layout"] = dict(default_keypoint_layout)
+    if "keypoint_offsets" in heads and not arguments.get("keypoint_layout"):
+        # the joints the config's data names (data.keypoint_layout), else the caller's default
+        layout = (data_section or {}).get("keypoint_layout") or default_keypoint_layout
+        if layout is not None:
+            arguments["keypoint_layout"] = dict(layout)
     if task_name == "CenterNet" and "num_classes" not in arguments:
         raise ValueError(
             "The config does not set model.init_args.num_classes; pass build_model(config, num_classes=...)"

@@ -211,3 +211,14 @@ def test_datamodule_generates_synthetic_keypoints_with_coco_layout(tmp_path):
     assert dataset.transforms.keypoint_layout == COCO_PERSON_KEYPOINTS and datamodule.category_ids == [1]
     batch = next(iter(datamodule.val_dataloader()))
     assert batch["keypoints"].shape[0] == 2 and batch["keypoints"].shape[2:] == (17, 3)
+
+
+def test_the_data_module_takes_given_joints_for_data_without_and_checks_them_against_data_with():
+    names = {"names": ["left_eye", "right_eye"]}
+    assert DetectionDataModule(dataset="coco", keypoint_layout=names).keypoint_layout == {
+        "names": ["left_eye", "right_eye"],
+        "skeleton": [],
+    }
+    assert DetectionDataModule(dataset="coco").keypoint_layout is None
+    with pytest.raises(ValueError, match="differ from the model's"):
+        _ = DetectionDataModule(dataset="synthetic_keypoints", keypoint_layout=names).keypoint_layout
