@@ -253,17 +253,15 @@ class DetectionDataModule(L.LightningDataModule):
     def make_dataset(self, split: str, train: bool) -> DetectionDataset:
         """Build the reader for ``split`` with the training or evaluation transform."""
         self.prepare_data()
-        transforms = self._transforms(train)
         params = dict(self.hparams.dataset_params or {})
         if self.hparams.dataset == "synthetic_tracking":
             params.setdefault("class_names", SYNTHETIC_TRACKING_CLASSES)
         if self.hparams.skip_bad_images:
             params["skip_bad_images"] = True
         reader_split = None if split == EVERY_FILE else split  # the reader's None: every annotation file
-        dataset = DATASETS[self.hparams.dataset](self.hparams.data_dir, reader_split, transforms=transforms, **params)
-        keypoint_layout = getattr(dataset, "keypoint_layout", None)
-        if keypoint_layout is not None:  # known once the reader has read it: its flips swap left and right joints
-            dataset.transforms = self._transforms(train, keypoint_layout)
+        dataset = DATASETS[self.hparams.dataset](self.hparams.data_dir, reader_split, **params)
+        # The transform once the reader is read: a keypoint reader's layout tells its flips which joints to swap.
+        dataset.transforms = self._transforms(train, getattr(dataset, "keypoint_layout", None))
         return dataset
 
     def _dataset(self, stage: str) -> DetectionDataset:

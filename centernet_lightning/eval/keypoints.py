@@ -73,9 +73,13 @@ class KeypointEvaluator(_COCOProtocolEvaluator):
     ) -> None:
         gt = _keypoint_ground_truth(_load_gt(coco_gt))
         self.num_keypoints = len(gt["categories"][0]["keypoints"])
-        self.sigmas = _oks_sigmas(self.num_keypoints, sigmas)  # J values
-        self._oks_sigmas = self.sigmas
+        self._oks_sigmas = _oks_sigmas(self.num_keypoints, sigmas)  # J values, read by the base's evaluate
         super().__init__(gt, backend)
+
+    @property
+    def sigmas(self) -> tuple[float, ...]:
+        """The OKS sigma of each joint."""
+        return self._oks_sigmas
 
     def add(self, image_ids: Any, bboxes: Any, scores: Any, category_ids: Any, keypoints: Any) -> None:
         """Add the detections of one batch of B images, padded to K detections each.
