@@ -394,7 +394,7 @@ LOAD_ERRORS = {
     "max_det negative": ({"max_det": -3}, ValueError, "max_det must be >= 1, got -3"),
     "imgsz huge": ({"imgsz": 65536}, ValueError, "imgsz must be in [32, 8192], got 65536"),
     "imgsz float": ({"imgsz": 64.0}, TypeError, "imgsz must be an integer in [32, 8192], got 64.0"),
-    "backend": ({"backend": "tensorrt"}, ValueError, "backend must be one of eager, channels_last, compile"),
+    "backend": ({"backend": "tflite"}, ValueError, "backend must be one of eager, channels_last, compile"),
     "compile mode": ({"compile_mode": "fastest"}, ValueError, "compile_mode must be one of default,"),
     "tta scale": ({"tta": "flip,9"}, ValueError, "tta 'flip,9': tta.scales[0] must be in (0, 4], got 9.0"),
     "device": ({"device": "gpu"}, ValueError, "device must be auto, cpu, cuda or cuda:N, got 'gpu'"),

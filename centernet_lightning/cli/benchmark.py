@@ -1,6 +1,8 @@
-"""``centernet benchmark``: latency, images/s, FLOP rate and decoding share per backend and batch size.
+"""``centernet benchmark``: latency, images/s, FLOP rate and decoding share per backend and batch size, and
+with ``--data CONFIG`` the AP50 / AP of each backend on that data's validation split.
 
-The timing itself is :func:`centernet_lightning.deploy.benchmark_detector`'s.
+The timing itself is :func:`centernet_lightning.deploy.benchmark_detector`'s, the scoring
+:func:`centernet_lightning.deploy.accuracy.evaluate_backend`'s.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE
-from .predict import BACKEND_CHOICES, Bound, CommandParser, check_options
+from .predict import CALIBRATION_BOUNDS, Bound, CommandParser, add_calibration_arguments, calibration_of, check_options
 
 __all__ = ["benchmark_main"]
 
@@ -25,11 +27,13 @@ BENCHMARK_BOUNDS = {
     "warmup": Bound(int, 0),
     "iterations": Bound(int, 1),
     "max_det": Bound(int, 1),
+    **CALIBRATION_BOUNDS,
 }
 
 
 def benchmark_main(argv: list[str]) -> None:
-    """``centernet benchmark``: latency, images/s, FLOP rate and decoding share per backend and batch size."""
+    """``centernet benchmark``: latency, images/s, FLOP rate and decoding share per backend and batch size; with
+    --data, AP50 and AP per backend."""
     parser = CommandParser(prog="centernet benchmark", description=benchmark_main.__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--ckpt_path", "--ckpt-path", help="a CenterNet or FairMOT checkpoint")
@@ -47,9 +51,19 @@ def benchmark_main(argv: list[str]) -> None:
     )
     parser.add_argument(
         "--backend",
-        default=",".join(BACKEND_CHOICES),
-        help=f"comma-separated (default: {','.join(BACKEND_CHOICES)})",
+        default=None,
+        help="comma-separated names (default: every backend that runs on the device: on the CPU eager, channels_last, "
+        "compile, onnxruntime, openvino, openvino_bf16, and onnxruntime_int8, openvino_int8 with --calib; on CUDA "
+        "eager, channels_last, compile, onnxruntime, tensorrt)",
     )
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="CONFIG",
+        help="a data config (.yaml, e.g. the fit config): also score each backend's AP50 and AP on its validation "
+        "split",
+    )
+    add_calibration_arguments(parser, "for the int8 backends, the calibration images")
     parser.add_argument("--half", action="store_true", help="float16 network (CUDA only)")
     parser.add_argument("--warmup", default=3, help="untimed rounds after the first call, >= 0 (default 3)")
     parser.add_argument("--iterations", default=20, help="timed rounds, one call of each backend, >= 1 (default 20)")
@@ -63,14 +77,16 @@ def benchmark_main(argv: list[str]) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..deploy.backends import parse_backends
+    from ..deploy.accuracy import ValidationSplit
+    from ..deploy.backends import default_backends, parse_backends
     from ..deploy.benchmark import benchmark_detector, benchmark_table
     from ..inference.backends import check_compile_mode, resolve_device
     from ..tasks.loading import build_untrained_model, load_model
 
     try:
         device = resolve_device(args.device, args.half)
-        backends = parse_backends(args.backend)
+        calibration = calibration_of(args)
+        backends = parse_backends(args.backend or default_backends(device, calibrated=calibration is not None))
         check_compile_mode(args.compile_mode)
     except ValueError as error:
         parser.error(str(error).replace("compile_mode", "--compile-mode", 1))
@@ -83,6 +99,9 @@ def benchmark_main(argv: list[str]) -> None:
             model = build_untrained_model(args.config, args.num_classes)
             imgsz, source_name = args.imgsz or 512, args.config
         detector = model.detector
+        data = ValidationSplit(args.data, imgsz) if args.data else None
+        if data is not None:
+            data.check_classes(detector.num_classes)  # before the timing
         max_det = int(model.hparams.num_detections) if args.max_det is None else args.max_det
         dtype = torch.float16 if args.half else torch.float32
         console = Console()
@@ -91,7 +110,7 @@ def benchmark_main(argv: list[str]) -> None:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
             rows = benchmark_detector(
-                detector,
+                model,
                 imgsz,
                 args.batch,
                 backends,
@@ -102,6 +121,8 @@ def benchmark_main(argv: list[str]) -> None:
                 max_det,
                 compile_mode=args.compile_mode,
                 progress=progress,
+                calibration=calibration,
+                data=data,
             )
     except (FileNotFoundError, ValueError, ImportError) as error:
         sys.exit(f"centernet benchmark: {error}")

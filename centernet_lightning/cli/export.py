@@ -1,8 +1,9 @@
-"""``centernet export``: a checkpoint as an ONNX, TorchScript or OpenVINO IR file, with the decoding in the graph.
+"""``centernet export``: a checkpoint as an ONNX, TorchScript, OpenVINO IR or TensorRT engine file, with the
+decoding in the graph; ONNX and OpenVINO optionally quantised to int8 (``--int8 --calib SOURCE``).
 
 See :mod:`centernet_lightning.deploy.export` for what the graph holds. The file keeps the
-model's inference spec and predictor settings, so ``centernet predict --model FILE.onnx`` or ``FILE.xml`` (and
-``centernet track`` for a FairMOT) need nothing else.
+model's inference spec and predictor settings, so ``centernet predict --model FILE.onnx``, ``FILE.xml`` or
+``FILE.engine`` (and ``centernet track`` for a FairMOT) need nothing else.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE
-from .predict import Bound, CommandParser, check_options
+from .predict import (
+    CALIBRATION_BOUNDS,
+    DEFAULT_CALIBRATION_IMAGES,
+    Bound,
+    CommandParser,
+    add_calibration_arguments,
+    check_options,
+)
 
 if TYPE_CHECKING:
     from ..models.inference_network import InferenceNetwork
@@ -21,7 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["EXPORT_FORMATS", "export_main"]
 
 # deploy.export.SUFFIXES's keys, written out so that parsing needs no torch (a test keeps them equal)
-EXPORT_FORMATS = ("onnx", "torchscript", "openvino")
+EXPORT_FORMATS = ("onnx", "torchscript", "openvino", "engine")
+INT8_FORMATS = ("onnx", "openvino")
 # deploy.export.MIN_OPSET: the lowest opset the exporter writes (a model with DCN needs 19)
 MIN_OPSET = 17
 EXPORT_BOUNDS = {
@@ -29,6 +38,7 @@ EXPORT_BOUNDS = {
     "batch": Bound(int, 1),
     "max_det": Bound(int, 1),
     "opset": Bound(int, MIN_OPSET),
+    **CALIBRATION_BOUNDS,
 }
 
 
@@ -76,17 +86,22 @@ def _module_signature(module: InferenceNetwork, imgsz: int | Sequence[int]) -> l
 
 
 def export_main(argv: list[str]) -> None:
-    """``centernet export``: a training checkpoint as an ONNX, TorchScript or OpenVINO IR file, decoding in graph."""
+    """``centernet export``: a training checkpoint as an ONNX, TorchScript, OpenVINO IR or TensorRT engine file,
+    decoding in the graph."""
     parser = CommandParser(prog="centernet export", description=export_main.__doc__)
     parser.add_argument("--ckpt_path", "--ckpt-path", required=True, help="a CenterNet or FairMOT checkpoint")
     parser.add_argument(
-        "--format", choices=EXPORT_FORMATS, default="onnx", help="default: onnx; openvino: OpenVINO IR (.xml + .bin)"
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="onnx",
+        help="default: onnx; openvino: OpenVINO IR (.xml + .bin); engine: TensorRT fp16 engine (needs a CUDA GPU and "
+        "the tensorrt package; it runs only with the TensorRT version and GPU model it was built on)",
     )
     parser.add_argument(
         "--output",
         default=None,
-        help="file to write, never overwritten (default: the checkpoint's path with .onnx / .torchscript / .xml; "
-        "an OpenVINO IR is the .xml and a .bin beside it)",
+        help="file to write, never overwritten (default: the checkpoint's path with .onnx / .torchscript / .xml / "
+        ".engine, _int8 added to the name with --int8; an OpenVINO IR is the .xml and a .bin beside it)",
     )
     parser.add_argument(
         "--imgsz",
@@ -105,18 +120,37 @@ def export_main(argv: list[str]) -> None:
     parser.add_argument("--half", action="store_true", help="float16 network, for GPU runtimes")
     parser.add_argument("--raw-input", action="store_true", help="uint8 RGB [B, H, W, 3] input, normalised in graph")
     parser.add_argument("--opset", default=None, help="ONNX opset >= 17 (default 18; 19 with DCN)")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="quantise to int8 (onnx: ONNX Runtime QDQ; openvino: NNCF), the heatmap head and decoding kept float32; "
+        "needs --calib",
+    )
+    add_calibration_arguments(parser, "with --int8, the calibration images")
     parser.add_argument("--verbose", action="store_true", help="show the ONNX exporter's INFO messages too")
     args = parser.parse_args(argv)
     if args.imgsz is not None and len(args.imgsz) > 2:
         parser.error(f"--imgsz takes one side, or height and width, got {' '.join(args.imgsz)}")
     check_options(parser, args, EXPORT_BOUNDS)
+    if args.int8 and args.format not in INT8_FORMATS:
+        parser.error(f"--int8 quantises the {' and '.join(INT8_FORMATS)} formats, not {args.format}")
+    if args.int8 and args.calib is None:
+        parser.error("--int8 needs calibration images: --calib data.yaml or --calib FOLDER")
+    if not args.int8 and (args.calib is not None or args.calib_images is not None):
+        parser.error("--calib and --calib-images go with --int8")
+    from ..deploy.engine import export_engine
     from ..deploy.export import SUFFIXES, export_onnx, export_openvino, export_torchscript
+    from ..deploy.quantize import Calibration
     from ..models.inference_network import InferenceNetwork
     from ..tasks.loading import load_model
 
     ckpt_path = Path(args.ckpt_path)
-    output = Path(args.output) if args.output else ckpt_path.with_suffix(SUFFIXES[args.format])
+    default_name = ckpt_path.with_name(f"{ckpt_path.stem}{'_int8' if args.int8 else ''}{SUFFIXES[args.format]}")
+    output = Path(args.output) if args.output else default_name
     try:
+        calibration = None
+        if args.int8:
+            calibration = Calibration(args.calib, args.calib_images or DEFAULT_CALIBRATION_IMAGES)
         if output.exists():
             raise FileExistsError(f"{output} exists; choose another output path (nothing was written)")
         model = load_model(ckpt_path)
@@ -132,18 +166,36 @@ def export_main(argv: list[str]) -> None:
             metadata={"checkpoint": ckpt_path.name},
         )
         if args.format == "onnx":
-            path = export_onnx(model, output, dynamic=args.dynamic, opset=args.opset, verbose=args.verbose, **options)
+            path = export_onnx(
+                model,
+                output,
+                dynamic=args.dynamic,
+                opset=args.opset,
+                verbose=args.verbose,
+                calibration=calibration,
+                **options,
+            )
             signature = _onnx_signature(path)
         elif args.format == "openvino":
             path = export_openvino(
-                model, output, dynamic=args.dynamic, opset=args.opset, verbose=args.verbose, **options
+                model,
+                output,
+                dynamic=args.dynamic,
+                opset=args.opset,
+                verbose=args.verbose,
+                calibration=calibration,
+                **options,
             )
             signature = _openvino_signature(path)
+        elif args.format == "engine":
+            options["half"] = True  # TensorRT's precision: an fp16 engine, float32 input and decoding
+            path = export_engine(model, output, dynamic=args.dynamic, verbose=args.verbose, **options)
+            signature = _module_signature(InferenceNetwork(model.detector, max_det, args.decode, args.raw_input), imgsz)
         else:
             path = export_torchscript(model, output, **options)
             # Shapes only: the export's own copy is gone, and the checkpoint's network needs no copy.
             signature = _module_signature(InferenceNetwork(model.detector, max_det, args.decode, args.raw_input), imgsz)
     except (OSError, ValueError, ImportError) as error:  # OSError: missing or existing files, a full disk
         sys.exit(f"centernet export: {error}")
-    print(f"Exported {ckpt_path} to {path} ({args.format})")
+    print(f"Exported {ckpt_path} to {path} ({args.format}{', int8' if args.int8 else ''})")
     print("\n".join(signature))

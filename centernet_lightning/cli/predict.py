@@ -38,7 +38,9 @@ __all__ = [
     "CommandParser",
     "add_model_arguments",
     "add_output_arguments",
+    "add_calibration_arguments",
     "add_run_arguments",
+    "calibration_of",
     "check_options",
     "class_list",
     "open_checked_source",
@@ -50,7 +52,19 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # inference.backends.BACKENDS, written out so that parsing needs no torch (a test keeps them equal)
-BACKEND_CHOICES = ("eager", "channels_last", "compile", "onnxruntime", "openvino", "openvino_bf16")
+BACKEND_CHOICES = (
+    "eager",
+    "channels_last",
+    "compile",
+    "onnxruntime",
+    "onnxruntime_int8",
+    "openvino",
+    "openvino_bf16",
+    "openvino_int8",
+    "tensorrt",
+)
+# deploy.quantize.DEFAULT_CALIBRATION_IMAGES, likewise
+DEFAULT_CALIBRATION_IMAGES = 300
 # inference.outputs.TXT_LABELS, likewise
 TXT_LABEL_CHOICES = ("yolo", "coco")
 LIGHTNING_PREDICT_NOTE = (
@@ -83,11 +97,13 @@ class Bound:
 
 
 # The options predict and track share, by dest; each command adds its own (see check_options).
+CALIBRATION_BOUNDS = {"calib_images": Bound(int, 1)}
 RUN_BOUNDS = {
     "imgsz": Bound(int, MIN_INPUT_SIZE, MAX_INPUT_SIZE),
     "batch": Bound(int, 1),
     "vid_stride": Bound(int, 1),
     "max_frames": Bound(int, 1),
+    **CALIBRATION_BOUNDS,
 }
 
 
@@ -135,6 +151,34 @@ def add_model_arguments(parser: argparse.ArgumentParser, source_help: str) -> No
     parser.add_argument("--source", required=True, help=source_help)
 
 
+def add_calibration_arguments(parser: CommandParser, what: str) -> None:
+    """``--calib`` and ``--calib-images``: the images int8 quantisation calibrates on."""
+    parser.add_argument(
+        "--calib",
+        default=None,
+        metavar="SOURCE",
+        help=f"{what}: a data config (.yaml; its training split is read) or a folder of images",
+    )
+    parser.add_argument(
+        "--calib-images",
+        default=None,
+        metavar="N",
+        help=f"calibration images, >= 1 (default {DEFAULT_CALIBRATION_IMAGES}, or all the source has)",
+    )
+
+
+def calibration_of(args: argparse.Namespace) -> Any:
+    """The :class:`~centernet_lightning.deploy.Calibration` of ``--calib`` / ``--calib-images`` (None without
+    ``--calib``); ValueError for ``--calib-images`` alone."""
+    if args.calib is None:
+        if args.calib_images is not None:
+            raise ValueError("--calib-images goes with --calib (the images to calibrate int8 on)")
+        return None
+    from ..deploy.quantize import Calibration
+
+    return Calibration(args.calib, args.calib_images or DEFAULT_CALIBRATION_IMAGES)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options ``predict`` and ``track`` share on which detections and how the model runs:
     ``--classes``, ``--backend``, ``--imgsz``, ``--device``, ``--batch``, ``--vid-stride``, ``--max-frames``."""
@@ -150,9 +194,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         choices=BACKEND_CHOICES,
         default="eager",
         help="eager (default), channels_last, compile (torch.compile), onnxruntime (exported, decoding in the "
-        "graph), openvino (exported to OpenVINO IR, CPU, float32) or openvino_bf16 (the same in bfloat16); an .onnx "
-        "model runs on onnxruntime, an OpenVINO .xml on openvino",
+        "graph), openvino (exported to OpenVINO IR, CPU, float32), openvino_bf16 (the same in bfloat16), "
+        "onnxruntime_int8 / openvino_int8 (quantised to int8 on --calib images) or tensorrt (fp16 engine, CUDA); "
+        "an .onnx model runs on onnxruntime, an OpenVINO .xml on openvino, an .engine on tensorrt",
     )
+    add_calibration_arguments(parser, "for onnxruntime_int8 / openvino_int8 of a checkpoint, the calibration images")
     parser.add_argument(
         "--imgsz",
         default=None,
@@ -274,6 +320,7 @@ def predict_main(argv: list[str]) -> None:
             args.tta,
             classes=class_list(args.classes),
             verbose=args.verbose,
+            calibration=calibration_of(args),
         )
         predictor.check_batch_memory(min(args.batch, len(source) or args.batch))  # before the run folder
     except (FileNotFoundError, ValueError, OSError, TypeError, ImportError) as error:

@@ -20,6 +20,7 @@ from .predict import (
     add_model_arguments,
     add_output_arguments,
     add_run_arguments,
+    calibration_of,
     check_options,
     class_list,
     open_checked_source,
@@ -118,7 +119,13 @@ def track_main(argv: list[str]) -> None:
         from ..inference.track import source_frame_rate
 
         predictor = load_predictor(
-            args.model, args.backend, args.device, args.imgsz, classes=classes, verbose=args.verbose
+            args.model,
+            args.backend,
+            args.device,
+            args.imgsz,
+            classes=classes,
+            verbose=args.verbose,
+            calibration=calibration_of(args),
         )
         frame_rate = args.fps / args.vid_stride if args.fps else source_frame_rate(source)
         tracker = predictor.build_tracker(**{**settings, "frame_rate": frame_rate})

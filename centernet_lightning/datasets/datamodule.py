@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import yaml
 from torch.utils.data import DataLoader
 
 from ..structures import KeypointLayout
@@ -191,6 +192,36 @@ class DetectionDataModule(L.LightningDataModule):
         self.datasets: dict[str, DetectionDataset] = {}
         # Generator arguments a reused generated folder was made with, where the config differs.
         self._generated_otherwise: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(cls, path: str | Path, **overrides: Any) -> DetectionDataModule:
+        """The data module of a config file: a fit config's ``data`` section (plain or
+        ``init_args``) or a file holding the section alone; ``overrides`` replace its entries.
+
+        ValueError naming the file for YAML that is no mapping, or an entry the data module does
+        not take (listing the ones it does).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Data config not found: {path}")
+        try:
+            config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML ({error})") from None
+        if isinstance(config, dict) and "data" not in config and {"model", "trainer"} & set(config):
+            raise ValueError(f"{path}: a fit config without a data section")
+        section = config.get("data", config) if isinstance(config, dict) else None
+        if isinstance(section, dict) and isinstance(section.get("init_args"), dict):
+            section = section["init_args"]
+        if not isinstance(section, dict):
+            raise ValueError(f"{path}: expected a data config (a mapping, or a fit config with a data section)")
+        arguments = {**section, **overrides}
+        accepted = inspect.signature(cls.__init__).parameters
+        unknown = sorted(key for key in arguments if key not in accepted)
+        if unknown:
+            valid = ", ".join(name for name in accepted if name != "self")
+            raise ValueError(f"{path}: unknown data setting(s) {unknown}; valid: {valid}")
+        return cls(**arguments)
 
     # ------------------------------------------------------------------------------ datasets
     def prepare_data(self) -> None:

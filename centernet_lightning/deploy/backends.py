@@ -4,7 +4,9 @@
 so the benchmark times exactly what prediction runs. A backend named ``onnxruntime`` of a
 checkpoint's network is its export (decoding in the graph, free batch size) in an ONNX Runtime
 session; ``openvino`` / ``openvino_bf16`` that export converted to an OpenVINO IR and compiled for
-the CPU in float32 / bfloat16; the others run the network in PyTorch
+the CPU in float32 / bfloat16; ``onnxruntime_int8`` / ``openvino_int8`` those exports quantised
+to int8 on calibration images (:mod:`~centernet_lightning.deploy.quantize`); ``tensorrt`` a fp16
+TensorRT engine built from the export (CUDA only); the others run the network in PyTorch
 (:class:`~centernet_lightning.inference.NetworkBackend`).
 """
 
@@ -22,7 +24,9 @@ import torch
 from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_choice, check_int_min, check_int_range
 from ..inference.backends import (
     BACKENDS,
+    INT8_BACKENDS,
     NETWORK_BACKENDS,
+    ONNXRUNTIME_BACKENDS,
     OPENVINO_BACKENDS,
     NetworkBackend,
     OnnxRuntimeBackend,
@@ -32,12 +36,14 @@ from ..inference.backends import (
     resolve_device,
 )
 from ..inference.predictor import Backend, Predictor, check_input_size, class_indices
+from ..inference.tensorrt import ENGINE_SUFFIX
 from ..inference.tta import TTAConfig, parse_tta
 from ..models.detector import CenterNetDetector
 from ..tasks.loading import load_model
 from .export import export_onnx, export_openvino
+from .quantize import Calibration
 
-__all__ = ["build_backend", "load_predictor", "parse_backends"]
+__all__ = ["build_backend", "default_backends", "load_predictor", "parse_backends"]
 
 ONNX_SUFFIX = ".onnx"
 OPENVINO_SUFFIX = ".xml"  # an OpenVINO IR: the .xml graph and the .bin weights beside it
@@ -52,6 +58,15 @@ def parse_backends(names: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     if unknown or not backends:
         raise ValueError(f"Unknown backend(s) {unknown or list(names)}; valid names: {', '.join(BACKENDS)}")
     return backends
+
+
+def default_backends(device: str | torch.device, calibrated: bool = False) -> tuple[str, ...]:
+    """The backends a benchmark runs when none are named: every one that can run on ``device``'s
+    type, the int8 ones only when calibration images were given (``calibrated``)."""
+    if torch.device(device).type == "cuda":
+        return (*NETWORK_BACKENDS, "onnxruntime", "tensorrt")
+    cpu = tuple(name for name in BACKENDS if name != "tensorrt")
+    return cpu if calibrated else tuple(name for name in cpu if name not in INT8_BACKENDS)
 
 
 def _onnx_threads(device: torch.device) -> int | None:
@@ -70,6 +85,7 @@ def build_backend(
     half: bool = False,
     compile_mode: str | None = None,
     verbose: bool = False,
+    calibration: Calibration | None = None,
 ) -> Backend:
     """The backend ``name`` of :data:`~centernet_lightning.inference.BACKENDS` for ``detector``.
 
@@ -79,7 +95,8 @@ def build_backend(
     ``imgsz`` is the square input side of the ONNX export; ``tta`` runs on eager and
     channels_last only; ``half`` (float16 network) is for CUDA. On the CPU ONNX Runtime gets as
     many threads as PyTorch, for a fair comparison. ``verbose`` shows the ONNX exporter's INFO
-    messages.
+    messages. ``calibration``: the images the int8 backends calibrate on (required by them,
+    ValueError without).
     """
     device = resolve_device(device)
     if name not in BACKENDS:
@@ -91,8 +108,15 @@ def build_backend(
         return NetworkBackend(network.to(device), num_detections, name, compile_mode, tta, half)
     if tta is not None and tta.enabled:
         raise ValueError(f"Test-time augmentation runs on the eager or channels_last backends, not {name}")
+    if name in INT8_BACKENDS and calibration is None:
+        raise ValueError(
+            f"The {name} backend quantises the model on calibration images: give --calib (a data config or a "
+            "folder of images)"
+        )
+    if name == "tensorrt":
+        return _tensorrt_backend(detector, device, num_detections, imgsz, verbose)
     if name in OPENVINO_BACKENDS:
-        return _openvino_backend(name, detector, device, num_detections, imgsz, half, verbose)
+        return _openvino_backend(name, detector, device, num_detections, imgsz, half, verbose, calibration)
     try:  # before the export's seconds of work
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -108,6 +132,7 @@ def build_backend(
             max_det=num_detections,
             half=half,
             verbose=verbose,
+            calibration=calibration if name in INT8_BACKENDS else None,
         )
         return OnnxRuntimeBackend(path, device, _onnx_threads(device))  # the session holds the graph
 
@@ -120,9 +145,10 @@ def _openvino_backend(
     imgsz: int,
     half: bool,
     verbose: bool,
+    calibration: Calibration | None,
 ) -> OpenVINOBackend:
     """The OpenVINO backend ``name`` of ``detector``: its ONNX export (free batch size) converted
-    to an IR in a temporary folder, compiled for the CPU."""
+    to an IR in a temporary folder (quantised to int8 for ``openvino_int8``), compiled for the CPU."""
     if device.type != "cpu":
         raise ValueError(f"The {name} backend runs on the CPU, not {device}")
     if half:
@@ -131,10 +157,34 @@ def _openvino_backend(
     network = copy.deepcopy(detector).to("cpu", torch.float32)
     with tempfile.TemporaryDirectory(prefix="centernet-openvino-") as workdir:
         path = export_openvino(
-            network, Path(workdir) / "model.xml", imgsz, dynamic=True, max_det=num_detections, verbose=verbose
+            network,
+            Path(workdir) / "model.xml",
+            imgsz,
+            dynamic=True,
+            max_det=num_detections,
+            verbose=verbose,
+            calibration=calibration if name in INT8_BACKENDS else None,
         )
         # The compiled model holds the weights (the IR is read without memory mapping).
         return OpenVINOBackend(path, device, _onnx_threads(device), OPENVINO_BACKENDS[name])
+
+
+def _tensorrt_backend(
+    detector: CenterNetDetector, device: torch.device, num_detections: int, imgsz: int, verbose: bool
+) -> Backend:
+    """The TensorRT backend of ``detector``: an fp16 engine (batch sizes 1 to 32) built in a
+    temporary folder from its float32 ONNX export, deserialised on ``device`` (CUDA)."""
+    from ..inference.tensorrt import TensorRTBackend
+    from .engine import export_engine
+
+    if device.type != "cuda":
+        raise ValueError(f"The tensorrt backend runs on a CUDA GPU, not {device}")
+    network = copy.deepcopy(detector).to("cpu", torch.float32)
+    with tempfile.TemporaryDirectory(prefix="centernet-tensorrt-") as workdir:
+        path = export_engine(
+            network, Path(workdir) / "model.engine", imgsz, dynamic=True, max_det=num_detections, verbose=verbose
+        )
+        return TensorRTBackend(path, device)
 
 
 def load_predictor(
@@ -147,14 +197,15 @@ def load_predictor(
     compile_mode: str | None = None,
     classes: Sequence[str | int] | None = None,
     verbose: bool = False,
+    calibration: Calibration | None = None,
 ) -> Predictor:
     """A :class:`~centernet_lightning.inference.Predictor` of any model file the project writes.
 
     Args:
         model_path: a checkpoint (CenterNet or FairMOT, from training or ``convert-weights``), an
             exported ``.onnx`` file (which runs on ``onnxruntime`` with the size, K and settings of
-            its export) or an exported OpenVINO IR ``.xml`` (on ``openvino``, f32, or
-            ``openvino_bf16``, likewise).
+            its export; int8 when it was quantised), an exported OpenVINO IR ``.xml`` (on
+            ``openvino``, f32, or ``openvino_bf16``, likewise) or a TensorRT ``.engine`` (CUDA).
         backend: one of :data:`~centernet_lightning.inference.BACKENDS`.
         device: ``auto`` (CUDA when present; the CPU for OpenVINO), ``cpu``, ``cuda`` or ``cuda:N``.
         imgsz: the input side, in [32, 8192] (default: the model's training size); max_det: K >= 1
@@ -162,12 +213,14 @@ def load_predictor(
             channels_last).
         classes: keep only these classes (names or 0-based labels); None: all.
         verbose: show the ONNX exporter's INFO messages (the onnxruntime backend of a checkpoint).
+        calibration: the images the int8 backends of a checkpoint calibrate on.
 
     Raises FileNotFoundError, ValueError or TypeError naming the file or the option at fault: a
     file that is no checkpoint, or no ONNX export of ours, is refused with its name.
     """
     path = Path(model_path)
-    openvino = backend in OPENVINO_BACKENDS or path.suffix.lower() == OPENVINO_SUFFIX
+    suffix = path.suffix.lower()
+    openvino = backend in OPENVINO_BACKENDS or suffix == OPENVINO_SUFFIX
     # OpenVINO runs on the CPU: ``auto`` means the CPU for it, even where a CUDA GPU is present.
     device = resolve_device("cpu" if openvino and str(device) == "auto" else device)
     # Every option is checked before any work (loading, exporting) and named in the error.
@@ -178,27 +231,36 @@ def load_predictor(
         check_int_min("max_det", max_det, 1)
     check_compile_mode(compile_mode)
     augment = parse_tta(tta) if tta is not None else None
-    if path.suffix.lower() == ONNX_SUFFIX:
-        if backend not in ("onnxruntime", "eager"):
-            raise ValueError(f"{path} is an ONNX file: it runs on the onnxruntime backend, not {backend}")
+    exported = {
+        ONNX_SUFFIX: ("an ONNX file", ONNXRUNTIME_BACKENDS),
+        OPENVINO_SUFFIX: ("an OpenVINO IR", tuple(OPENVINO_BACKENDS)),
+        ENGINE_SUFFIX: ("a TensorRT engine", ("tensorrt",)),
+    }
+    if suffix in exported:
+        what, runs_on = exported[suffix]
+        if backend not in (*runs_on, "eager"):
+            raise ValueError(f"{path} is {what}: it runs on the {' or '.join(runs_on)} backend, not {backend}")
         if augment is not None and augment.enabled:
-            raise ValueError(f"{path} is an ONNX file: test-time augmentation needs a checkpoint")
-        for option, value in (("--imgsz", imgsz), ("--max-det", max_det)):
+            raise ValueError(f"{path} is {what}: test-time augmentation needs a checkpoint")
+        for option, value in (("--imgsz", imgsz), ("--max-det", max_det), ("--calib", calibration)):
             if value is not None:
-                raise ValueError(f"{option}: {path} has the size and K of its export; export again to change them")
-        return Predictor.from_onnx(path, device, _onnx_threads(device), classes)
-    if path.suffix.lower() == OPENVINO_SUFFIX:
-        if backend not in (*OPENVINO_BACKENDS, "eager"):
-            raise ValueError(
-                f"{path} is an OpenVINO IR: it runs on the openvino or openvino_bf16 backend, not {backend}"
-            )
-        if augment is not None and augment.enabled:
-            raise ValueError(f"{path} is an OpenVINO IR: test-time augmentation needs a checkpoint")
-        for option, value in (("--imgsz", imgsz), ("--max-det", max_det)):
-            if value is not None:
-                raise ValueError(f"{option}: {path} has the size and K of its export; export again to change them")
-        precision = OPENVINO_BACKENDS.get(backend, "f32")
-        return Predictor.from_openvino(path, device, _onnx_threads(device), classes, precision)
+                raise ValueError(
+                    f"{option}: {path} has the size, K and precision of its export; export again to change them"
+                )
+        if suffix == ONNX_SUFFIX:
+            predictor = Predictor.from_onnx(path, device, _onnx_threads(device), classes)
+        elif suffix == OPENVINO_SUFFIX:
+            precision = OPENVINO_BACKENDS.get(backend, "f32")
+            predictor = Predictor.from_openvino(path, device, _onnx_threads(device), classes, precision)
+        else:
+            from ..inference.tensorrt import TensorRTBackend
+
+            predictor = Predictor.from_exported(TensorRTBackend(path, device), classes)
+        if backend in INT8_BACKENDS and not predictor.backend.int8:
+            raise ValueError(f"{path} is not quantised: export it with --int8 to run it in int8, or drop --backend")
+        return predictor
+    if calibration is not None and backend not in INT8_BACKENDS:
+        raise ValueError(f"--calib calibrates the int8 backends ({', '.join(INT8_BACKENDS)}), not {backend}")
     model = load_model(path, map_location=device)
     spec = model.inference_spec if imgsz is None else replace(model.inference_spec, input_size=imgsz)
     try:
@@ -217,5 +279,6 @@ def load_predictor(
         augment if augment is not None else model.tta,
         compile_mode=compile_mode,
         verbose=verbose,
+        calibration=None if calibration is None else replace(calibration, pad_position=spec.pad_position),
     )
     return Predictor(built, spec, hparams.score_threshold, hparams.nms_iou, hparams.get("tracker"), classes)

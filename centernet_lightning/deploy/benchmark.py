@@ -18,7 +18,14 @@ backend            what runs
 ``openvino``       that ONNX graph converted to an OpenVINO IR and compiled for the CPU with
                    as many threads as PyTorch, inference precision f32
 ``openvino_bf16``  the same in bfloat16 (CPUs with AMX / AVX-512 BF16)
+``onnxruntime_int8``, ``openvino_int8``
+                   those graphs quantised to int8 on the calibration images (``calibration``)
+``tensorrt``       an fp16 TensorRT engine of that ONNX graph (CUDA)
 =================  ==========================================================================
+
+With ``data`` (a :class:`~centernet_lightning.deploy.accuracy.ValidationSplit`), every backend
+that ran is also scored on that validation split after the timing (``ap50``, ``ap``): the
+accuracy a format costs, beside its speed.
 
 All of it runs under ``torch.inference_mode()`` (freezing needs inference). A row's latency is
 the wall time of one end-to-end call on a fixed batch of random images: after one untimed call
@@ -61,8 +68,10 @@ from ..inference.backends import BACKENDS, NETWORK_BACKENDS, NetworkBackend, che
 from ..inference.predictor import NETWORK_BYTES_PER_PIXEL, Backend
 from ..models.detector import Outputs, decode_outputs
 from ..models.info import model_info
+from .accuracy import ValidationSplit, evaluate_backend, spec_and_settings
 from .backends import build_backend, parse_backends
 from .export import _detector_of, build_inference_network
+from .quantize import Calibration
 
 __all__ = ["BenchmarkRow", "COLUMNS", "benchmark_detector", "benchmark_table", "measure_matmul_peak"]
 
@@ -90,6 +99,8 @@ class BenchmarkRow:
     decode_ms: float | None = None  # p50 of decode_outputs alone on this batch's raw maps
     decode_share: float | None = None  # decode_ms / p50_ms
     speedup: float | None = None  # the eager p50 at this batch size / p50 (None without an eager row)
+    ap50: float | None = None  # COCO box AP at IoU 0.5 on the benchmark's validation data (None without)
+    ap: float | None = None  # COCO box AP, IoU 0.5:0.95
     error: str | None = None
 
 
@@ -157,6 +168,8 @@ def benchmark_detector(
     matmul_peak: float | None = None,
     compile_mode: str | None = None,
     progress: Progress | None = None,
+    calibration: Calibration | None = None,
+    data: ValidationSplit | None = None,
 ) -> list[BenchmarkRow]:
     """Time ``model`` end to end (network + decoding) and its decoding alone, per backend and batch size.
 
@@ -178,6 +191,10 @@ def benchmark_detector(
             (:func:`measure_matmul_peak`; float16 with ``half``) sampled before and during the run.
         compile_mode: ``torch.compile``'s ``mode`` for the ``compile`` backend (None: the default).
         progress: a Rich progress display to report on; None: none.
+        calibration: the images the int8 backends calibrate on (they fail without, as a row's error).
+        data: score every backend that ran on this validation split (``ap50``, ``ap``); the model's
+            inference spec, score threshold and NMS (of a CenterNet; defaults for a bare detector)
+            apply, at ``imgsz``.
 
     Returns:
         One :class:`BenchmarkRow` per backend and batch size, ordered by backend (as given), then
@@ -204,6 +221,11 @@ def benchmark_detector(
         "lower the batch sizes (--batch) or the input size (--imgsz)",
     )
     detector = copy.deepcopy(_detector_of(model)).eval().to(device)  # the caller's model is never changed
+    if data is not None:
+        data.check_classes(detector.num_classes)  # before the timing's minutes
+    spec = getattr(model, "inference_spec", None)
+    if calibration is not None and spec is not None:  # calibrate on images letterboxed as the model's
+        calibration = replace(calibration, pad_position=spec.pad_position)
     # The raw maps the decoding alone is timed on come from this float32/float16 NCHW copy's twin
     # in each backend's memory format.
     reference = build_inference_network(detector, max_det=max_det, half=half).to(device)
@@ -232,7 +254,9 @@ def benchmark_detector(
     for name in backends:
         report(f"{name}: {'preparing' if name in NETWORK_BACKENDS else 'exporting'}", 0)
         try:
-            built[name] = build_backend(name, detector, device, max_det, imgsz, half=half, compile_mode=compile_mode)
+            built[name] = build_backend(
+                name, detector, device, max_det, imgsz, half=half, compile_mode=compile_mode, calibration=calibration
+            )
         except Exception as error:  # any failure is this backend's result, not the run's end
             log.debug("Backend %s failed", name, exc_info=True)
             errors.update({(name, batch): _describe(error) for batch in batch_sizes})
@@ -288,6 +312,9 @@ def benchmark_detector(
     rows = {
         key: _row(*key, gflops, latencies[key], decode_latencies[key], peak) for key in latencies if key not in errors
     }
+    if data is not None:
+        scores = _score_backends(model, {name: built[name] for name, _ in rows}, data, imgsz, report)
+        rows = {key: replace(row, **scores.get(key[0], {})) for key, row in rows.items()}
     eager = {batch: row.p50_ms for (name, batch), row in rows.items() if name == "eager"}
     ordered = []
     for name in backends:
@@ -298,6 +325,28 @@ def benchmark_detector(
                 row = rows[name, batch]
                 ordered.append(replace(row, speedup=eager[batch] / row.p50_ms) if batch in eager else row)
     return ordered
+
+
+def _score_backends(
+    model: nn.Module,
+    backends: dict[str, Backend],
+    data: ValidationSplit,
+    imgsz: int,
+    report: Callable[..., None],
+) -> dict[str, dict[str, float]]:
+    """``{backend: {"ap50": .., "ap": ..}}`` of each backend on ``data``; a backend that fails there
+    keeps its timing and gets no scores (the reason is logged)."""
+    spec, score_threshold, nms_iou = spec_and_settings(model, imgsz)
+    scores = {}
+    for name, backend in backends.items():
+        report(f"{name}: scoring {len(data)} validation images", 0)
+        try:
+            metrics = evaluate_backend(backend, data, spec, score_threshold, nms_iou)
+        except Exception:
+            log.warning("Backend %s could not be scored on %s", name, data.config, exc_info=True)
+            continue
+        scores[name] = {"ap50": metrics["AP50"], "ap": metrics["AP"]}
+    return scores
 
 
 def _row(
@@ -335,17 +384,22 @@ COLUMNS = (
     "decode ms",
     "decode %",
 )
+ACCURACY_COLUMNS = ("AP50", "AP")  # with validation data
 
 
 def benchmark_table(rows: Sequence[BenchmarkRow], title: str | None = None) -> Table:
-    """A Rich table of :func:`benchmark_detector` rows (columns :data:`COLUMNS`); failed rows give their reason."""
-    table = Table(*COLUMNS, title=title)
+    """A Rich table of :func:`benchmark_detector` rows (columns :data:`COLUMNS`, then AP50 and AP when
+    the run scored the backends); failed rows give their reason."""
+    scored = any(row.ap is not None for row in rows)
+    columns = (*COLUMNS, *ACCURACY_COLUMNS) if scored else COLUMNS
+    table = Table(*columns, title=title)
     for column in table.columns[1:]:
         column.justify = "right"
     for row in rows:
         if row.error:
-            table.add_row(row.backend, str(row.batch), f"[red]{row.error}[/red]", *[""] * (len(COLUMNS) - 3))
+            table.add_row(row.backend, str(row.batch), f"[red]{row.error}[/red]", *[""] * (len(columns) - 3))
             continue
+        accuracy = [f"{row.ap50:.3f}", f"{row.ap:.3f}"] if row.ap is not None else ["", ""]
         table.add_row(
             row.backend,
             str(row.batch),
@@ -358,5 +412,6 @@ def benchmark_table(rows: Sequence[BenchmarkRow], title: str | None = None) -> T
             f"{100 * row.peak_share:.1f}",
             f"{row.decode_ms:.2f}",
             f"{100 * row.decode_share:.1f}",
+            *(accuracy if scored else []),
         )
     return table

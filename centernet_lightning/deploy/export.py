@@ -37,6 +37,7 @@ import numbers
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from ..inference.backends import METADATA_KEY, _import_openvino
 from ..models.detector import CenterNetDetector
 from ..models.inference_network import INPUT_NAME, InferenceNetwork
 from ..models.layers import DeformConvBNReLU
+from .quantize import Calibration, calibration_inputs, quantize_onnx, quantize_openvino
 
 __all__ = [
     "FORBIDDEN_ONNX_OPS",
@@ -70,6 +72,7 @@ SUFFIXES = {
     "onnx": ".onnx",
     "torchscript": ".torchscript",
     "openvino": ".xml",
+    "engine": ".engine",
 }  # export formats and their default suffix
 # Loggers of the dynamo exporter's graph passes: each export logs a dozen INFO lines (nodes removed,
 # initializers deduplicated) that say nothing about the model.
@@ -173,6 +176,7 @@ def export_onnx(
     opset: int | None = None,
     metadata: dict[str, Any] | None = None,
     verbose: bool = False,
+    calibration: Calibration | None = None,
 ) -> Path:
     """Export ``model`` (a CenterNet, FairMOT or CenterNetDetector) to a new ONNX file; returns its path.
 
@@ -185,6 +189,9 @@ def export_onnx(
             :func:`model_metadata` and the graph's description.
         verbose: let the exporter's INFO messages (graph passes) through; by default only its
             warnings and errors show.
+        calibration: quantise the graph to int8 (QDQ, :func:`~centernet_lightning.deploy.quantize_onnx`)
+            with ranges calibrated on these images; the decoding and the heatmap head stay float32.
+            Needs a square ``imgsz``; not with ``half``.
 
     The graph is checked with ``onnx.checker`` (full check) and for NonZero/Loop/If nodes.
     Raises FileExistsError when ``path`` exists: nothing is ever overwritten; on a full disk
@@ -198,6 +205,7 @@ def export_onnx(
     _check_options(imgsz, batch, max_det)
     path = Path(path)
     _refuse_existing(path)  # before the export's work, not after it
+    int8_inputs = _calibration_inputs(model, calibration, imgsz, half, raw_input, 1 if dynamic else batch, opset)
     module = build_inference_network(model, decode, max_det, raw_input, half)
     deformable = any(isinstance(layer, DeformConvBNReLU) for layer in module.modules())
     if opset is None:
@@ -221,6 +229,8 @@ def export_onnx(
         )
     proto = program.model_proto
     info = module.metadata(imgsz, None if dynamic else batch, opset=opset, **model_metadata(model), **(metadata or {}))
+    if calibration is not None:
+        info["int8"] = calibration.describe()
     onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(info)})
     onnx.checker.check_model(proto, full_check=True)
     op_types = {node.op_type for node in proto.graph.node}
@@ -228,8 +238,42 @@ def export_onnx(
     forbidden = sorted(op_types & FORBIDDEN_ONNX_OPS)
     if forbidden:
         raise RuntimeError(f"The exported graph has data-dependent ops {forbidden}; it would not run everywhere")
+    if int8_inputs is not None:
+        with tempfile.TemporaryDirectory(prefix="centernet-int8-") as workdir:
+            float_path, int8_path = Path(workdir) / "float.onnx", Path(workdir) / "int8.onnx"
+            float_path.write_bytes(proto.SerializeToString())
+            quantize_onnx(float_path, int8_path, int8_inputs)
+            return _write(path, int8_path.read_bytes())
     # Serialised in memory and written from Python: a full disk is then an error, not a half file.
     return _write(path, proto.SerializeToString())
+
+
+def _calibration_inputs(
+    model: nn.Module,
+    calibration: Calibration | None,
+    imgsz: int | Sequence[int],
+    half: bool,
+    raw_input: bool,
+    batch: int,
+    opset: int | None,
+) -> list[Any] | None:
+    """The int8 calibration batches of an export (None without ``calibration``) of ``batch`` images
+    each, read before the export's work so that a bad source fails first; ValueError for ``half``,
+    a non-square size or an opset below 18."""
+    if calibration is None:
+        return None
+    if half:
+        raise ValueError("int8 quantisation starts from the float32 graph: --int8 and --half exclude each other")
+    if opset is not None and opset < DEFAULT_OPSET:
+        # ONNX's version converter drops the module paths the quantisation finds the float nodes by.
+        raise ValueError(f"int8 quantisation needs opset {DEFAULT_OPSET} or later, not {opset}")
+    sides = [imgsz] if isinstance(imgsz, numbers.Integral) else list(imgsz)
+    if len(set(sides)) != 1:
+        raise ValueError(f"int8 calibration letterboxes to a square input: give one side, not {imgsz}")
+    spec = getattr(model, "inference_spec", None)
+    if spec is not None:  # a CenterNet / FairMOT letterboxes its own way
+        calibration = replace(calibration, pad_position=spec.pad_position)
+    return calibration_inputs(calibration, int(sides[0]), raw_input, batch)
 
 
 def export_torchscript(
@@ -280,6 +324,7 @@ def export_openvino(
     opset: int | None = None,
     metadata: dict[str, Any] | None = None,
     verbose: bool = False,
+    calibration: Calibration | None = None,
 ) -> Path:
     """Export ``model`` to a new OpenVINO IR: ``path`` (``.xml``, the graph) and the ``.bin`` beside
     it (the float32 weights); returns the ``.xml`` path.
@@ -288,7 +333,9 @@ def export_openvino(
     CPU precision at compile time, see :class:`~centernet_lightning.inference.OpenVINOBackend`)
     converted by ``openvino.convert_model``; the ``centernet`` metadata goes into the IR's
     ``rt_info``. The ``.bin`` is written first and the ``.xml`` last, each atomically, so an
-    ``.xml`` never appears without its weights. Raises FileExistsError when either file exists,
+    ``.xml`` never appears without its weights. ``calibration``: quantise to int8 with NNCF
+    (:func:`~centernet_lightning.deploy.quantize_openvino`; the decoding and the heatmap head stay
+    float32), ranges calibrated on these images. Raises FileExistsError when either file exists,
     ValueError for a model OpenVINO cannot convert (deformable convolutions: its ONNX front end
     has no ``DeformConv``), ImportError without openvino.
     """
@@ -302,6 +349,9 @@ def export_openvino(
     for target in (path, weights):
         _refuse_existing(target)
     _check_options(imgsz, batch, max_det)
+    int8_inputs = _calibration_inputs(model, calibration, imgsz, half, raw_input, 1 if dynamic else batch, opset)
+    if calibration is not None:
+        metadata = {**(metadata or {}), "int8": calibration.describe()}
     with tempfile.TemporaryDirectory(prefix="centernet-openvino-") as workdir:
         onnx_path = export_onnx(
             model,
@@ -334,6 +384,8 @@ def export_openvino(
                 ) from None
             lines = [line for line in text.strip().splitlines() if line.strip()]
             raise ValueError(f"OpenVINO cannot convert this model: {lines[-1] if lines else error}") from None
+        if int8_inputs is not None:
+            converted = quantize_openvino(converted, onnx_path, int8_inputs)
         converted.set_rt_info(props[METADATA_KEY], METADATA_KEY)
         ir_path = Path(workdir) / "model.xml"
         ov.save_model(converted, str(ir_path), compress_to_fp16=False)

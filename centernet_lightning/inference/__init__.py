@@ -5,15 +5,17 @@ augmentation, tracking a source, and the files a run writes.
 ``benchmark`` and the evaluation steps of training all run a :class:`Predictor`.
 """
 
-from .backends import BACKENDS, NETWORK_BACKENDS, NetworkBackend, OnnxRuntimeBackend, OpenVINOBackend
+from .backends import BACKENDS, INT8_BACKENDS, NETWORK_BACKENDS, NetworkBackend, OnnxRuntimeBackend, OpenVINOBackend
 from .outputs import PredictionFiles, TrackingRun, new_run_dir, run_folder, track_to_files
 from .predictor import Predictor, empty_detections
 from .sources import VIDEO_EXTENSIONS, Frame, ImageSource, open_source
+from .tensorrt import TensorRTBackend
 from .track import source_frame_rate, track_source
 from .tta import TTAConfig, detect_with_tta, parse_tta
 
 __all__ = [
     "BACKENDS",
+    "INT8_BACKENDS",
     "NETWORK_BACKENDS",
     "VIDEO_EXTENSIONS",
     "Frame",
@@ -24,6 +26,7 @@ __all__ = [
     "PredictionFiles",
     "Predictor",
     "TTAConfig",
+    "TensorRTBackend",
     "TrackingRun",
     "detect_with_tta",
     "empty_detections",

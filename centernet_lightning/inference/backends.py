@@ -20,11 +20,17 @@ backend            what runs
                    graph converted) compiled for the CPU, inference precision pinned to f32
 ``openvino_bf16``  the same in bfloat16 (faster where the CPU has AMX / AVX-512 BF16; scores
                    move by up to about 0.1)
+``onnxruntime_int8``  the ONNX graph quantised to int8 (QDQ, calibrated on the user's images;
+                   the heatmap head and the decoding stay float32) in ONNX Runtime
+``openvino_int8``  the IR quantised to int8 by NNCF (likewise), compiled in f32 for the rest
+``tensorrt``       a TensorRT engine (fp16) built from the ONNX graph, on a CUDA GPU
 =================  ==========================================================================
 
-:class:`NetworkBackend` is the first three, :class:`OnnxRuntimeBackend` the fourth,
-:class:`OpenVINOBackend` the last two. Building one by name, including the export a checkpoint
-needs first, is
+:class:`NetworkBackend` runs the first three, :class:`OnnxRuntimeBackend` the ONNX Runtime ones,
+:class:`OpenVINOBackend` the OpenVINO ones and
+:class:`~centernet_lightning.inference.tensorrt.TensorRTBackend` the engine. An exported file
+says itself whether it is int8 (its metadata's ``int8`` entry), and the backend is named after
+it. Building one by name, including the export (and quantisation) a checkpoint needs first, is
 :func:`centernet_lightning.deploy.build_backend`'s job, so that ``benchmark`` times what
 ``predict`` runs.
 """
@@ -49,7 +55,9 @@ from .tta import TTAConfig, detect_with_tta
 
 __all__ = [
     "BACKENDS",
+    "INT8_BACKENDS",
     "NETWORK_BACKENDS",
+    "ONNXRUNTIME_BACKENDS",
     "OPENVINO_BACKENDS",
     "ExportedGraphBackend",
     "NetworkBackend",
@@ -62,9 +70,11 @@ __all__ = [
 
 NETWORK_BACKENDS = ("eager", "channels_last", "compile")
 # OpenVINO's CPU inference precision of each OpenVINO backend: f32 for parity with PyTorch, bf16 as its own choice
-OPENVINO_BACKENDS = {"openvino": "f32", "openvino_bf16": "bf16"}
-OPENVINO_PRECISIONS = tuple(OPENVINO_BACKENDS.values())
-BACKENDS = (*NETWORK_BACKENDS, "onnxruntime", *OPENVINO_BACKENDS)
+OPENVINO_BACKENDS = {"openvino": "f32", "openvino_bf16": "bf16", "openvino_int8": "f32"}
+OPENVINO_PRECISIONS = ("f32", "bf16")
+ONNXRUNTIME_BACKENDS = ("onnxruntime", "onnxruntime_int8")
+INT8_BACKENDS = ("onnxruntime_int8", "openvino_int8")  # quantised at export: they need calibration images
+BACKENDS = (*NETWORK_BACKENDS, *ONNXRUNTIME_BACKENDS, *OPENVINO_BACKENDS, "tensorrt")
 METADATA_KEY = "centernet"  # ONNX metadata_props key and TorchScript extra file of an export
 ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -286,6 +296,7 @@ class ExportedGraphBackend:
         self.has_embeddings = "embeddings" in self.field_shapes
         self.size_divisor = int(self.metadata.get("size_divisor", 32))
         self.spec = InferenceSpec.from_dict({**self.metadata, "input_size": self.input_size[0]})
+        self.int8: bool = "int8" in self.metadata  # quantised at export (deploy.quantize)
 
     def _infer(self, images: np.ndarray) -> list[np.ndarray]:
         raise NotImplementedError
@@ -356,7 +367,7 @@ class OnnxRuntimeBackend(ExportedGraphBackend):
     exporter stored: stride, num_classes, opset, the predictor settings, ...).
     """
 
-    name = "onnxruntime"
+    name = "onnxruntime"  # onnxruntime_int8 for a quantised graph
 
     def __init__(self, path: str | Path, device: str | torch.device = "cpu", threads: int | None = None) -> None:
         try:
@@ -388,6 +399,8 @@ class OnnxRuntimeBackend(ExportedGraphBackend):
             graph_input.shape,
             {output.name: output.shape for output in self.session.get_outputs()},
         )
+        if self.int8:
+            self.name = "onnxruntime_int8"
 
     def _infer(self, images: np.ndarray) -> list[np.ndarray]:
         return self.session.run(None, {self.input_name: images})
@@ -460,6 +473,8 @@ class OpenVINOBackend(ExportedGraphBackend):
         output_shapes = {value.get_any_name(): _static_dims(value.get_partial_shape()) for value in model.outputs}
         self.metadata: dict[str, Any] = _checked_metadata(path, "an OpenVINO IR", text, inputs, list(output_shapes))
         self._describe_graph(inputs[0][0], inputs[0][1], inputs[0][3], output_shapes)
+        if self.int8:
+            self.name = "openvino_int8" if precision == "f32" else f"openvino_int8_{precision}"
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads
