@@ -332,12 +332,16 @@ def export_openvino(
     The graph is :func:`export_onnx`'s (same arguments; ``half`` is refused: OpenVINO chooses its
     CPU precision at compile time, see :class:`~centernet_lightning.inference.OpenVINOBackend`)
     converted by ``openvino.convert_model``; the ``centernet`` metadata goes into the IR's
-    ``rt_info``. The ``.bin`` is written first and the ``.xml`` last, each atomically, so an
-    ``.xml`` never appears without its weights. ``calibration``: quantise to int8 with NNCF
-    (:func:`~centernet_lightning.deploy.quantize_openvino`; the decoding and the heatmap head stay
-    float32), ranges calibrated on these images. Raises FileExistsError when either file exists,
-    ValueError for a model OpenVINO cannot convert (deformable convolutions: its ONNX front end
-    has no ``DeformConv``), ImportError without openvino.
+    ``rt_info``. A model with deformable convolutions (DCN) is converted from PyTorch instead
+    (OpenVINO's PyTorch front end maps torchvision's ``deform_conv2d`` to its
+    ``DeformableConvolution``; its ONNX front end has no ``DeformConv``), the same module traced;
+    ``opset`` does not apply to it. The ``.bin`` is written first and the ``.xml`` last, each
+    atomically, so an ``.xml`` never appears without its weights. ``calibration``: quantise to int8
+    with NNCF (:func:`~centernet_lightning.deploy.quantize_openvino`; the decoding and the heatmap
+    head stay float32), ranges calibrated on these images; not for a DCN model (the PyTorch front
+    end's node names do not tell which nodes to keep float: use ONNX Runtime's int8). Raises
+    FileExistsError when either file exists, ValueError for a model OpenVINO cannot convert,
+    ImportError without openvino.
     """
     ov = _import_openvino()
     path = Path(path)
@@ -349,10 +353,21 @@ def export_openvino(
     for target in (path, weights):
         _refuse_existing(target)
     _check_options(imgsz, batch, max_det)
+    module = build_inference_network(model, decode, max_det, raw_input)
+    deformable = any(isinstance(layer, DeformConvBNReLU) for layer in module.modules())
+    if deformable and calibration is not None:
+        raise ValueError(
+            "int8 OpenVINO IRs of models with deformable convolutions (DCN) are not supported: quantise the ONNX "
+            "export (--format onnx --int8) for ONNX Runtime"
+        )
     int8_inputs = _calibration_inputs(model, calibration, imgsz, half, raw_input, 1 if dynamic else batch, opset)
     if calibration is not None:
         metadata = {**(metadata or {}), "int8": calibration.describe()}
     with tempfile.TemporaryDirectory(prefix="centernet-openvino-") as workdir:
+        if deformable:
+            converted = _convert_from_pytorch(ov, module, imgsz, batch, dynamic)
+            info = module.metadata(imgsz, None if dynamic else batch, **model_metadata(model), **(metadata or {}))
+            return _save_ir(ov, converted, json.dumps(info), path, Path(workdir))
         onnx_path = export_onnx(
             model,
             Path(workdir) / "model.onnx",
@@ -376,22 +391,41 @@ def export_openvino(
         except Exception as error:  # OpenVINO's OpConversionFailure and kin, plain Exceptions
             if not type(error).__module__.startswith("openvino"):
                 raise
-            text = str(error)
-            if "DeformConv" in text:
-                raise ValueError(
-                    "OpenVINO cannot convert this model: its deformable convolutions (DCN, ONNX DeformConv) have no "
-                    "conversion in OpenVINO's ONNX front end; export it to ONNX (--format onnx) for ONNX Runtime"
-                ) from None
-            lines = [line for line in text.strip().splitlines() if line.strip()]
+            lines = [line for line in str(error).strip().splitlines() if line.strip()]
             raise ValueError(f"OpenVINO cannot convert this model: {lines[-1] if lines else error}") from None
         if int8_inputs is not None:
             converted = quantize_openvino(converted, onnx_path, int8_inputs)
-        converted.set_rt_info(props[METADATA_KEY], METADATA_KEY)
-        ir_path = Path(workdir) / "model.xml"
-        ov.save_model(converted, str(ir_path), compress_to_fp16=False)
-        _write(weights, ir_path.with_suffix(".bin").read_bytes())
-        try:
-            return _write(path, ir_path.read_bytes())
-        except BaseException:
-            weights.unlink(missing_ok=True)  # no weights without their graph
-            raise
+        return _save_ir(ov, converted, props[METADATA_KEY], path, Path(workdir))
+
+
+def _convert_from_pytorch(
+    ov: Any, module: InferenceNetwork, imgsz: int | Sequence[int], batch: int, dynamic: bool
+) -> Any:
+    """OpenVINO's model of ``module`` through its PyTorch front end (which traces it), with the
+    input and output names of the ONNX graph; a free batch dimension when ``dynamic``."""
+    example = module.example_input(imgsz, max(batch, 2) if dynamic else batch)
+    shape = [-1 if dynamic and axis == 0 else size for axis, size in enumerate(example.shape)]
+    element = ov.Type.u8 if module.raw_input else ov.Type.f32
+    with torch.no_grad(), warnings.catch_warnings(), _root_logging_kept():
+        # The tracer's checks compare two runs whose equal scores may take each other's places.
+        warnings.simplefilter("ignore")
+        converted = ov.convert_model(module, example_input=example, input=[(ov.PartialShape(shape), element)])
+    converted.inputs[0].get_tensor().set_names({INPUT_NAME})
+    for output, name in zip(converted.outputs, module.output_names, strict=True):
+        output.get_tensor().set_names({name})
+    return converted
+
+
+def _save_ir(ov: Any, converted: Any, metadata: str, path: Path, workdir: Path) -> Path:
+    """``converted`` with ``metadata`` (JSON) in its rt_info as the IR ``path`` (.xml) and its .bin:
+    the weights first, the graph last, each atomically; no weights are left without their graph."""
+    converted.set_rt_info(metadata, METADATA_KEY)
+    ir_path = workdir / "model.xml"
+    ov.save_model(converted, str(ir_path), compress_to_fp16=False)
+    weights = path.with_suffix(".bin")
+    _write(weights, ir_path.with_suffix(".bin").read_bytes())
+    try:
+        return _write(path, ir_path.read_bytes())
+    except BaseException:
+        weights.unlink(missing_ok=True)  # no weights without their graph
+        raise

@@ -136,8 +136,13 @@ def test_refusals(model: CenterNet, exported: Path, tmp_path: Path) -> None:
         export_openvino(model, tmp_path / "model.onnx", SIZE)
 
 
-def test_dcn_model_is_refused_with_a_reason(tmp_path: Path) -> None:
-    """OpenVINO's ONNX front end has no DeformConv: the error says so, and nothing is written."""
+def test_dcn_model_converts_through_the_pytorch_front_end(tmp_path: Path) -> None:
+    """OpenVINO's ONNX front end has no DeformConv, its PyTorch front end has: a DCN model's IR holds
+    DeformableConvolution and gives PyTorch's head maps (raw outputs: a random tiny model's equal
+    scores would let decoded detections swap places) for a free batch size; int8 is refused with a
+    reason and nothing is written."""
+    import openvino as ov
+
     torch.manual_seed(0)
     dcn = CenterNet(
         2,
@@ -145,9 +150,26 @@ def test_dcn_model_is_refused_with_a_reason(tmp_path: Path) -> None:
         neck={"name": "simple", "upsample_channels": [16] * 3, "conv_type": "dcn"},
         head_width=8,
     ).eval()
-    with pytest.raises(ValueError, match="deformable convolutions"):
-        export_openvino(dcn, tmp_path / "dcn.xml", SIZE, max_det=MAX_DET)
-    assert not list(tmp_path.iterdir())
+    path = export_openvino(dcn, tmp_path / "dcn.xml", SIZE, dynamic=True, decode=False, max_det=MAX_DET)
+    assert "DeformableConvolution" in {op.get_type_name() for op in ov.Core().read_model(str(path)).get_ordered_ops()}
+    backend = OpenVINOBackend(path, threads=1)
+    assert backend.batch is None and backend.output_names == ["heatmap", "box_2d"]
+    images = torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    maps = backend._infer(images.numpy())
+    with torch.no_grad():
+        expected = dcn.detector(images)
+    for name, value in zip(backend.output_names, maps):
+        np.testing.assert_allclose(value, expected[name].numpy(), atol=1e-4)
+    decoded = export_openvino(dcn, tmp_path / "dcn_decoded.xml", SIZE, max_det=MAX_DET)
+    assert OpenVINOBackend(decoded, threads=1)(images[:1])["scores"].shape == (1, MAX_DET)
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((SIZE, SIZE, 3), np.uint8))
+    from centernet_lightning.deploy import Calibration
+
+    with pytest.raises(ValueError, match="deformable convolutions .*--format onnx --int8"):
+        export_openvino(dcn, tmp_path / "dcn_int8.xml", SIZE, calibration=Calibration(folder, 1))
+    assert not (tmp_path / "dcn_int8.xml").exists() and not (tmp_path / "dcn_int8.bin").exists()
 
 
 def test_missing_openvino_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
