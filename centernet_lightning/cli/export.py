@@ -165,28 +165,13 @@ def export_main(argv: list[str]) -> None:
             raw_input=args.raw_input,
             metadata={"checkpoint": ckpt_path.name},
         )
-        if args.format == "onnx":
-            path = export_onnx(
-                model,
-                output,
-                dynamic=args.dynamic,
-                opset=args.opset,
-                verbose=args.verbose,
-                calibration=calibration,
-                **options,
+        if args.format in ("onnx", "openvino"):
+            export, describe = (
+                (export_onnx, _onnx_signature) if args.format == "onnx" else (export_openvino, _openvino_signature)
             )
-            signature = _onnx_signature(path)
-        elif args.format == "openvino":
-            path = export_openvino(
-                model,
-                output,
-                dynamic=args.dynamic,
-                opset=args.opset,
-                verbose=args.verbose,
-                calibration=calibration,
-                **options,
-            )
-            signature = _openvino_signature(path)
+            graph_options = dict(dynamic=args.dynamic, opset=args.opset, verbose=args.verbose, calibration=calibration)
+            path = export(model, output, **graph_options, **options)
+            signature = describe(path)
         elif args.format == "engine":
             options["half"] = True  # TensorRT's precision: an fp16 engine, float32 input and decoding
             path = export_engine(model, output, dynamic=args.dynamic, verbose=args.verbose, **options)
