@@ -139,8 +139,8 @@ def main() -> None:
             started = time.perf_counter()
             try:
                 backend = build_backend(name, detector, "cpu", K, args.size, calibration=calibration)
-            except ValueError as error:
-                print(f"{name}: {error}")
+            except Exception as error:  # a backend that cannot be built here is reported, the others still run
+                print(f"{name}: {type(error).__name__}: {error}")
                 continue
             print(f"built {name} in {time.perf_counter() - started:.1f} s", flush=True)
             runs[name] = torch.inference_mode()(backend)

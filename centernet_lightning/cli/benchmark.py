@@ -80,7 +80,7 @@ def benchmark_main(argv: list[str]) -> None:
     from ..deploy.accuracy import ValidationSplit
     from ..deploy.backends import default_backends, parse_backends
     from ..deploy.benchmark import benchmark_detector, benchmark_table
-    from ..inference.backends import check_compile_mode, resolve_device
+    from ..inference.backends import INT8_BACKENDS, check_compile_mode, resolve_device
     from ..tasks.loading import build_untrained_model, load_model
 
     try:
@@ -88,6 +88,8 @@ def benchmark_main(argv: list[str]) -> None:
         calibration = calibration_of(args)
         backends = parse_backends(args.backend or default_backends(device, calibrated=calibration is not None))
         check_compile_mode(args.compile_mode)
+        if calibration is not None and not set(backends) & set(INT8_BACKENDS):
+            raise ValueError(f"--calib calibrates the int8 backends ({', '.join(INT8_BACKENDS)}); none is benchmarked")
     except ValueError as error:
         parser.error(str(error).replace("compile_mode", "--compile-mode", 1))
 
@@ -124,7 +126,7 @@ def benchmark_main(argv: list[str]) -> None:
                 calibration=calibration,
                 data=data,
             )
-    except (FileNotFoundError, ValueError, ImportError) as error:
+    except (ValueError, OSError, TypeError, ImportError, RuntimeError) as error:
         sys.exit(f"centernet benchmark: {error}")
     if device.type == "cpu":
         threads = torch.get_num_threads()

@@ -180,7 +180,8 @@ def export_main(argv: list[str]) -> None:
             path = export_torchscript(model, output, **options)
             # Shapes only: the export's own copy is gone, and the checkpoint's network needs no copy.
             signature = _module_signature(InferenceNetwork(model.detector, max_det, args.decode, args.raw_input), imgsz)
-    except (OSError, ValueError, ImportError) as error:  # OSError: missing or existing files, a full disk
+    # OSError: missing or existing files, a full disk; RuntimeError: a quantiser or TensorRT that could not finish
+    except (OSError, ValueError, ImportError, RuntimeError) as error:
         sys.exit(f"centernet export: {error}")
     print(f"Exported {ckpt_path} to {path} ({args.format}{', int8' if args.int8 else ''})")
     print("\n".join(signature))

@@ -1,7 +1,7 @@
 """``centernet predict --model best.ckpt --source PATH``: the everyday prediction command.
 
-Needs nothing but a model file: a checkpoint (CenterNet or FairMOT), an exported ``.onnx`` or an
-exported OpenVINO IR ``.xml``. Class
+Needs nothing but a model file: a checkpoint (CenterNet or FairMOT), an exported ``.onnx``, an
+exported OpenVINO IR ``.xml`` or a TensorRT ``.engine``. Class
 names, category ids, input size and normalisation come from it (see
 :class:`~centernet_lightning.structures.InferenceSpec`). Writes into a new run folder what
 :class:`~centernet_lightning.inference.PredictionFiles` writes: drawn images or a drawn video,
@@ -63,7 +63,7 @@ BACKEND_CHOICES = (
     "openvino_int8",
     "tensorrt",
 )
-# deploy.quantize.DEFAULT_CALIBRATION_IMAGES, likewise
+# deploy.quantize.DEFAULT_CALIBRATION_IMAGES, likewise (a test keeps them equal)
 DEFAULT_CALIBRATION_IMAGES = 300
 # inference.outputs.TXT_LABELS, likewise
 TXT_LABEL_CHOICES = ("yolo", "coco")
@@ -146,7 +146,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, source_help: str) -> No
         dest="model",
         required=True,
         metavar="FILE",
-        help="a checkpoint (.ckpt: CenterNet or FairMOT), an exported ONNX file (.onnx) or OpenVINO IR (.xml)",
+        help="a checkpoint (.ckpt: CenterNet or FairMOT), an exported ONNX file (.onnx), OpenVINO IR (.xml) or "
+        "TensorRT engine (.engine)",
     )
     parser.add_argument("--source", required=True, help=source_help)
 
@@ -323,7 +324,7 @@ def predict_main(argv: list[str]) -> None:
             calibration=calibration_of(args),
         )
         predictor.check_batch_memory(min(args.batch, len(source) or args.batch))  # before the run folder
-    except (FileNotFoundError, ValueError, OSError, TypeError, ImportError) as error:
+    except (ValueError, OSError, TypeError, ImportError, RuntimeError) as error:  # RuntimeError: int8, TensorRT builds
         sys.exit(f"centernet predict: {error}")
     from ..inference.outputs import PredictionFiles, run_folder, source_progress
 

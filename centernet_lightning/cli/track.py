@@ -130,7 +130,7 @@ def track_main(argv: list[str]) -> None:
         frame_rate = args.fps / args.vid_stride if args.fps else source_frame_rate(source)
         tracker = predictor.build_tracker(**{**settings, "frame_rate": frame_rate})
         predictor.check_batch_memory(min(args.batch, len(source) or args.batch))  # before the run folder
-    except (FileNotFoundError, ValueError, OSError, TypeError, ImportError) as error:
+    except (ValueError, OSError, TypeError, ImportError, RuntimeError) as error:  # RuntimeError: int8, TensorRT builds
         sys.exit(f"centernet track: {error}")
     import yaml
 

@@ -207,7 +207,7 @@ def load_predictor(
             its export; int8 when it was quantised), an exported OpenVINO IR ``.xml`` (on
             ``openvino``, f32, or ``openvino_bf16``, likewise) or a TensorRT ``.engine`` (CUDA).
         backend: one of :data:`~centernet_lightning.inference.BACKENDS`.
-        device: ``auto`` (CUDA when present; the CPU for OpenVINO), ``cpu``, ``cuda`` or ``cuda:N``.
+        device: ``auto`` (CUDA when present; the CPU for OpenVINO and int8), ``cpu``, ``cuda`` or ``cuda:N``.
         imgsz: the input side, in [32, 8192] (default: the model's training size); max_det: K >= 1
             (default: the model's ``num_detections``); tta: test-time augmentation (eager and
             channels_last).
@@ -220,9 +220,10 @@ def load_predictor(
     """
     path = Path(model_path)
     suffix = path.suffix.lower()
-    openvino = backend in OPENVINO_BACKENDS or suffix == OPENVINO_SUFFIX
-    # OpenVINO runs on the CPU: ``auto`` means the CPU for it, even where a CUDA GPU is present.
-    device = resolve_device("cpu" if openvino and str(device) == "auto" else device)
+    cpu_only = backend in OPENVINO_BACKENDS or backend in INT8_BACKENDS or suffix == OPENVINO_SUFFIX
+    # OpenVINO runs on the CPU, and int8 gains only there (ONNX Runtime's CUDA provider has no int8
+    # convolutions): ``auto`` means the CPU for them, even where a CUDA GPU is present.
+    device = resolve_device("cpu" if cpu_only and str(device) == "auto" else device)
     # Every option is checked before any work (loading, exporting) and named in the error.
     check_choice("backend", backend, BACKENDS)
     if imgsz is not None:

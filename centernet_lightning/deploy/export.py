@@ -50,7 +50,7 @@ from ..inference.backends import METADATA_KEY, _import_openvino
 from ..models.detector import CenterNetDetector
 from ..models.inference_network import INPUT_NAME, InferenceNetwork
 from ..models.layers import DeformConvBNReLU
-from .quantize import Calibration, calibration_inputs, quantize_onnx, quantize_openvino
+from .quantize import Calibration, batched_inputs, calibration_inputs, quantize_onnx, quantize_openvino
 
 __all__ = [
     "FORBIDDEN_ONNX_OPS",
@@ -205,7 +205,9 @@ def export_onnx(
     _check_options(imgsz, batch, max_det)
     path = Path(path)
     _refuse_existing(path)  # before the export's work, not after it
-    int8_inputs = _calibration_inputs(model, calibration, imgsz, half, raw_input, 1 if dynamic else batch, opset)
+    int8_inputs, int8_record = _calibration_inputs(
+        model, calibration, imgsz, half, raw_input, 1 if dynamic else batch, opset
+    )
     module = build_inference_network(model, decode, max_det, raw_input, half)
     deformable = any(isinstance(layer, DeformConvBNReLU) for layer in module.modules())
     if opset is None:
@@ -229,8 +231,8 @@ def export_onnx(
         )
     proto = program.model_proto
     info = module.metadata(imgsz, None if dynamic else batch, opset=opset, **model_metadata(model), **(metadata or {}))
-    if calibration is not None:
-        info["int8"] = calibration.describe()
+    if int8_record is not None:
+        info["int8"] = int8_record
     onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(info)})
     onnx.checker.check_model(proto, full_check=True)
     op_types = {node.op_type for node in proto.graph.node}
@@ -256,12 +258,13 @@ def _calibration_inputs(
     raw_input: bool,
     batch: int,
     opset: int | None,
-) -> list[Any] | None:
-    """The int8 calibration batches of an export (None without ``calibration``) of ``batch`` images
-    each, read before the export's work so that a bad source fails first; ValueError for ``half``,
-    a non-square size or an opset below 18."""
+) -> tuple[list[Any] | None, dict[str, Any] | None]:
+    """The int8 calibration batches of an export, ``batch`` images each, and what the file records
+    about them (the images actually read); ``(None, None)`` without ``calibration``. Read before
+    the export's work so that a bad source fails first; ValueError for ``half``, a non-square size
+    or an opset below 18."""
     if calibration is None:
-        return None
+        return None, None
     if half:
         raise ValueError("int8 quantisation starts from the float32 graph: --int8 and --half exclude each other")
     if opset is not None and opset < DEFAULT_OPSET:
@@ -273,7 +276,8 @@ def _calibration_inputs(
     spec = getattr(model, "inference_spec", None)
     if spec is not None:  # a CenterNet / FairMOT letterboxes its own way
         calibration = replace(calibration, pad_position=spec.pad_position)
-    return calibration_inputs(calibration, int(sides[0]), raw_input, batch)
+    images = calibration_inputs(calibration, int(sides[0]), raw_input)
+    return batched_inputs(images, batch), {**calibration.describe(), "images": len(images)}
 
 
 def export_torchscript(
@@ -353,18 +357,20 @@ def export_openvino(
     for target in (path, weights):
         _refuse_existing(target)
     _check_options(imgsz, batch, max_det)
-    module = build_inference_network(model, decode, max_det, raw_input)
-    deformable = any(isinstance(layer, DeformConvBNReLU) for layer in module.modules())
+    deformable = any(isinstance(layer, DeformConvBNReLU) for layer in _detector_of(model).modules())
     if deformable and calibration is not None:
         raise ValueError(
             "int8 OpenVINO IRs of models with deformable convolutions (DCN) are not supported: quantise the ONNX "
             "export (--format onnx --int8) for ONNX Runtime"
         )
-    int8_inputs = _calibration_inputs(model, calibration, imgsz, half, raw_input, 1 if dynamic else batch, opset)
-    if calibration is not None:
-        metadata = {**(metadata or {}), "int8": calibration.describe()}
+    int8_inputs, int8_record = _calibration_inputs(
+        model, calibration, imgsz, half, raw_input, 1 if dynamic else batch, opset
+    )
+    if int8_record is not None:
+        metadata = {**(metadata or {}), "int8": int8_record}
     with tempfile.TemporaryDirectory(prefix="centernet-openvino-") as workdir:
         if deformable:
+            module = build_inference_network(model, decode, max_det, raw_input)
             converted = _convert_from_pytorch(ov, module, imgsz, batch, dynamic)
             info = module.metadata(imgsz, None if dynamic else batch, **model_metadata(model), **(metadata or {}))
             return _save_ir(ov, converted, json.dumps(info), path, Path(workdir))
@@ -406,10 +412,16 @@ def _convert_from_pytorch(
     example = module.example_input(imgsz, max(batch, 2) if dynamic else batch)
     shape = [-1 if dynamic and axis == 0 else size for axis, size in enumerate(example.shape)]
     element = ov.Type.u8 if module.raw_input else ov.Type.f32
-    with torch.no_grad(), warnings.catch_warnings(), _root_logging_kept():
-        # The tracer's checks compare two runs whose equal scores may take each other's places.
-        warnings.simplefilter("ignore")
-        converted = ov.convert_model(module, example_input=example, input=[(ov.PartialShape(shape), element)])
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), _root_logging_kept():
+            # The tracer's checks compare two runs whose equal scores may take each other's places.
+            warnings.simplefilter("ignore")
+            converted = ov.convert_model(module, example_input=example, input=[(ov.PartialShape(shape), element)])
+    except Exception as error:  # OpenVINO's OpConversionFailure and kin, plain Exceptions
+        if not type(error).__module__.startswith("openvino"):
+            raise
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        raise ValueError(f"OpenVINO cannot convert this model from PyTorch: {lines[-1] if lines else error}") from None
     converted.inputs[0].get_tensor().set_names({INPUT_NAME})
     for output, name in zip(converted.outputs, module.output_names, strict=True):
         output.get_tensor().set_names({name})

@@ -20,6 +20,7 @@ The tools (onnxruntime's quantisation module, nncf) are imported when used.
 from __future__ import annotations
 
 import ast
+import json
 import logging
 import re
 import tempfile
@@ -31,8 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic_files import write_bytes_atomically
 from ..checks import check_int_min
 from ..image_io import IMAGE_EXTENSIONS, read_image
+from ..inference.backends import METADATA_KEY
 from ..preprocess import letterbox_images, normalize
 
 __all__ = [
@@ -99,6 +102,8 @@ def _image_paths(source: Path) -> list[Path]:
     split = datamodule.hparams.train_split or datamodule.hparams.val_split
     if split is None:
         raise ValueError(f"--calib {source}: the data config has neither a train_split nor a val_split to read")
+    if split != datamodule.hparams.train_split:
+        log.info("Calibrating on the %s split of %s: it has no training split", split, source)
     dataset = datamodule.make_dataset(split, train=False)
     return [record.path for record in dataset.records]
 
@@ -133,11 +138,27 @@ def calibration_inputs(
         inputs.append(np.ascontiguousarray((pixels if raw_input else normalize(pixels)).numpy()))
     if not inputs:
         raise ValueError(f"--calib {calibration.source}: none of its {len(paths)} images could be read")
+    return batched_inputs(inputs, batch)
+
+
+def batched_inputs(inputs: Sequence[np.ndarray], batch: int) -> list[np.ndarray]:
+    """One-image arrays grouped ``batch`` at a time, for a graph of that fixed batch size; the last
+    batch is filled up with the first images."""
     if batch == 1:
-        return inputs
+        return list(inputs)
     count = -(-len(inputs) // batch) * batch  # rounded up to whole batches
     filled = [inputs[index % len(inputs)] for index in range(count)]
     return [np.concatenate(filled[start : start + batch]) for start in range(0, len(filled), batch)]
+
+
+def has_vnni() -> bool:
+    """Whether this CPU has x86 VNNI (AVX-512 VNNI or AVX-VNNI), read from /proc/cpuinfo (False
+    where there is none). Without it ONNX Runtime's u8s8 kernels can saturate 16-bit sums."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
 def float_node_names(model: Any) -> list[str]:
@@ -157,7 +178,10 @@ def float_node_names(model: Any) -> list[str]:
         if not in_network or (head and head.group(1) in FLOAT_HEADS):
             kept.append(node.name)
     if not scoped:
-        raise RuntimeError("The ONNX graph records no module paths (pkg.torch.onnx.name_scopes): it is not our export")
+        raise ValueError(
+            "The ONNX graph records no module paths (pkg.torch.onnx.name_scopes): quantise an export of "
+            "centernet_lightning.deploy.export_onnx at opset 18 or later"
+        )
     return kept
 
 
@@ -175,38 +199,48 @@ class _CalibrationReader:
 
 
 def quantize_onnx(source: str | Path, output: str | Path, inputs: Sequence[np.ndarray]) -> Path:
-    """Write the int8 QDQ version of the exported float32 ONNX file ``source`` to ``output``.
+    """Write the int8 QDQ version of the exported float32 ONNX file ``source`` as the new file ``output``.
 
     ``inputs``: calibration batches as the graph takes them (:func:`calibration_inputs`). The
-    file keeps ``source``'s metadata. ONNX Runtime's shape pre-processing runs first (graph
-    optimisation, BatchNorm folded; its symbolic shape inference is skipped: it has no rule for
-    the decoding's TopK on a computed K).
+    file keeps ``source``'s metadata, with an ``int8`` entry when it had none. ONNX Runtime's
+    shape pre-processing runs first (graph optimisation, BatchNorm folded; its symbolic shape
+    inference is skipped: it has no rule for the decoding's TopK on a computed K). On a CPU without
+    VNNI the weights use 7 bits (``reduce_range``), as ONNX Runtime advises against saturation.
+    FileExistsError when ``output`` exists; RuntimeError naming the step when ONNX Runtime fails.
     """
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     source, output = Path(source), Path(output)
+    if output.exists():
+        raise FileExistsError(f"{output} exists; choose another output path (nothing was written)")
     original = onnx.load(str(source))
     # Found in the exporter's graph: the pre-processing keeps node names but drops their metadata.
     kept = float_node_names(original)
+    metadata = {entry.key: entry.value for entry in original.metadata_props}
+    if METADATA_KEY in metadata and "int8" not in json.loads(metadata[METADATA_KEY]):
+        metadata[METADATA_KEY] = json.dumps({**json.loads(metadata[METADATA_KEY]), "int8": {"arrays": len(inputs)}})
     with tempfile.TemporaryDirectory(prefix="centernet-int8-") as workdir:
-        prepared = Path(workdir) / "prepared.onnx"
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared),
-            str(output),
-            _CalibrationReader(original.graph.input[0].name, inputs),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=kept,
-        )
-    quantized = onnx.load(str(output))
-    onnx.helper.set_model_props(quantized, {entry.key: entry.value for entry in original.metadata_props})
-    onnx.save(quantized, str(output))
-    return output
+        prepared, quantized_path = Path(workdir) / "prepared.onnx", Path(workdir) / "int8.onnx"
+        try:
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            quantize_static(
+                str(prepared),
+                str(quantized_path),
+                _CalibrationReader(original.graph.input[0].name, inputs),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                reduce_range=not has_vnni(),
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=kept,
+            )
+        except Exception as error:  # ONNX Runtime's own errors: one line naming the step
+            raise RuntimeError(f"ONNX Runtime's int8 quantisation of {source.name} failed: {error}") from error
+        quantized = onnx.load(str(quantized_path))
+        onnx.helper.set_model_props(quantized, metadata)
+        return write_bytes_atomically(output, quantized.SerializeToString())
 
 
 def quantize_openvino(converted: Any, onnx_path: str | Path, inputs: Sequence[np.ndarray]) -> Any:
@@ -221,13 +255,16 @@ def quantize_openvino(converted: Any, onnx_path: str | Path, inputs: Sequence[np
 
     kept = float_node_names(onnx.load(str(onnx_path), load_external_data=False))
     patterns = [rf"^{re.escape(name)}(/.*)?$" for name in kept]
-    with _nncf_quiet():
-        return nncf.quantize(
-            converted,
-            nncf.Dataset(list(inputs)),
-            subset_size=len(inputs),
-            ignored_scope=nncf.IgnoredScope(patterns=patterns, validate=False),
-        )
+    try:
+        with _nncf_quiet():
+            return nncf.quantize(
+                converted,
+                nncf.Dataset(list(inputs)),
+                subset_size=len(inputs),
+                ignored_scope=nncf.IgnoredScope(patterns=patterns, validate=False),
+            )
+    except Exception as error:  # NNCF's errors derive from Exception only: one line naming the step
+        raise RuntimeError(f"NNCF's int8 quantisation for OpenVINO failed: {error}") from error
 
 
 class _nncf_quiet:  # noqa: N801 (a context manager used like a function)

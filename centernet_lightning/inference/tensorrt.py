@@ -123,8 +123,10 @@ class TensorRTBackend(ExportedGraphBackend):
     engine's I/O tensors and its metadata; ``max_batch`` (the most images one run takes; a larger
     batch of a dynamic engine runs in chunks of it).
 
-    Inputs and outputs are torch CUDA tensors on ``device``, the engine reads and writes them in
-    place on the current stream of ``device`` (no extra CUDA package needed).
+    A batch comes as the other exported backends take it (a CPU tensor or numpy array; a CUDA
+    tensor is copied through the host, as for ONNX Runtime), is copied into a torch CUDA tensor,
+    and the engine writes its outputs into torch CUDA tensors on its own stream (TensorRT advises
+    against the default stream); the outputs come back on the CPU.
     """
 
     name = "tensorrt"
@@ -154,6 +156,7 @@ class TensorRTBackend(ExportedGraphBackend):
                     f"for another GPU (it says TensorRT {built_by}); export it again on this machine"
                 )
             self.context = self.engine.create_execution_context()
+            self._stream = torch.cuda.Stream(self.device)  # not the default stream: TensorRT syncs extra there
         names = [self.engine.get_tensor_name(index) for index in range(self.engine.num_io_tensors)]
         is_input = {name: self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT for name in names}
         dtypes = _torch_dtypes(trt)
@@ -190,7 +193,7 @@ class TensorRTBackend(ExportedGraphBackend):
             ]
             return [np.concatenate(values) for values in zip(*parts)]
         with torch.cuda.device(self.device):
-            stream = torch.cuda.current_stream(self.device)
+            stream = self._stream
             batch = torch.from_numpy(images).to(self.device, self._dtypes[self.input_name]).contiguous()
             if not self.context.set_input_shape(self.input_name, tuple(batch.shape)):
                 raise ValueError(f"{self.path} cannot take an input of shape {list(batch.shape)}")
@@ -200,6 +203,7 @@ class TensorRTBackend(ExportedGraphBackend):
                 shape = tuple(self.context.get_tensor_shape(name))  # concrete once the input shape is set
                 outputs[name] = torch.empty(shape, dtype=self._dtypes[name], device=self.device)
                 self.context.set_tensor_address(name, outputs[name].data_ptr())
+            stream.wait_stream(torch.cuda.current_stream(self.device))  # the input copy, on that stream, first
             if not self.context.execute_async_v3(stream.cuda_stream):
                 raise RuntimeError(f"TensorRT failed to run {self.path} (its log above says why)")
             stream.synchronize()

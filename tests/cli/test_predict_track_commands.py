@@ -97,6 +97,10 @@ def test_option_tables_written_out_for_parsing_match_the_library() -> None:
     assert BACKEND_CHOICES == BACKENDS
     assert TXT_LABEL_CHOICES == TXT_LABELS
     assert set(EXPORT_FORMATS) == set(SUFFIXES)
+    from centernet_lightning.cli.predict import DEFAULT_CALIBRATION_IMAGES
+    from centernet_lightning.deploy import quantize
+
+    assert DEFAULT_CALIBRATION_IMAGES == quantize.DEFAULT_CALIBRATION_IMAGES
 
 
 @pytest.mark.slow

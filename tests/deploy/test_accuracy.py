@@ -332,6 +332,10 @@ def test_benchmark_command_refusals(model: CenterNet, synthetic_config: Path, tm
         benchmark_main(["--ckpt_path", str(ckpt), "--backend", "eager", "--calib-images", "3"])
     assert exit_info.value.code == 2
     assert "--calib-images goes with --calib" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # --calib that nothing would use
+        benchmark_main(["--ckpt_path", str(ckpt), "--backend", "eager,onnxruntime", "--calib", str(synthetic_config)])
+    assert exit_info.value.code == 2
+    assert "--calib calibrates the int8 backends" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="the model has 3 classes, its validation split 2"):
         benchmark_main(["--ckpt_path", str(ckpt), "--data", str(synthetic_config), "--backend", "eager"])
 

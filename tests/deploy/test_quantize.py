@@ -32,6 +32,7 @@ from centernet_lightning.deploy.quantize import (  # noqa: E402
     Calibration,
     calibration_inputs,
     float_node_names,
+    quantize_onnx,
 )
 from centernet_lightning.image_io import read_image  # noqa: E402
 from centernet_lightning.inference import (  # noqa: E402
@@ -304,8 +305,23 @@ def test_float_nodes_need_the_exporters_module_paths(float_onnx: Path) -> None:
     proto = onnx.load(str(float_onnx))
     for node in proto.graph.node:
         del node.metadata_props[:]
-    with pytest.raises(RuntimeError, match="records no module paths"):
+    with pytest.raises(ValueError, match="records no module paths"):
         float_node_names(proto)
+
+
+def test_quantize_onnx_alone_refuses_an_existing_file_and_records_int8(
+    float_onnx: Path, calibration: Calibration, tmp_path: Path
+) -> None:
+    """The public quantize_onnx never overwrites, and its file is known as int8 without an export's record."""
+    taken = tmp_path / "taken.onnx"
+    taken.write_bytes(b"mine")
+    inputs = calibration_inputs(calibration, SIZE)
+    with pytest.raises(FileExistsError, match="taken.onnx exists"):
+        quantize_onnx(float_onnx, taken, inputs)
+    assert taken.read_bytes() == b"mine"
+    path = quantize_onnx(float_onnx, tmp_path / "alone.onnx", inputs)
+    backend = OnnxRuntimeBackend(path)
+    assert backend.name == "onnxruntime_int8" and backend.metadata["int8"] == {"arrays": len(inputs)}
 
 
 # ------------------------------------------------------------------------------ the int8 ONNX graph

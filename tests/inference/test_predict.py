@@ -290,7 +290,7 @@ def test_one_predictor_serves_checkpoints_and_exported_files(checkpoint: Path, f
     # Near-equal scores of random weights may swap places (see above): the best of each image.
     np.testing.assert_allclose(found["scores"][:, 0], expected["scores"][:, 0], atol=1e-4)
     assert found["bboxes"].shape == expected["bboxes"].shape and found["labels"].dtype == np.int64
-    with pytest.raises(ValueError, match="runs on the onnxruntime backend"):
+    with pytest.raises(ValueError, match="runs on the onnxruntime or onnxruntime_int8 backend, not compile"):
         load_predictor(onnx_path, backend="compile")
     with pytest.raises(ValueError, match="--imgsz"):
         load_predictor(onnx_path, imgsz=256)
