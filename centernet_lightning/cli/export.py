@@ -38,6 +38,7 @@ EXPORT_BOUNDS = {
     "batch": Bound(int, 1),
     "max_det": Bound(int, 1),
     "opset": Bound(int, MIN_OPSET),
+    "max_batch": Bound(int, 1),
     **CALIBRATION_BOUNDS,
 }
 
@@ -113,6 +114,12 @@ def export_main(argv: list[str]) -> None:
     )
     parser.add_argument("--batch", default=1, help="batch size of the graph, >= 1 (default 1)")
     parser.add_argument("--dynamic", action="store_true", help="a free batch size (TorchScript always has one)")
+    parser.add_argument(
+        "--max-batch",
+        default=None,
+        metavar="N",
+        help="engine with --dynamic: the largest batch it takes, >= --batch (default 32)",
+    )
     parser.add_argument("--no-decode", dest="decode", action="store_false", help="output the raw head maps")
     parser.add_argument(
         "--max-det", default=None, metavar="K", help="K, detections per image, >= 1 (default: the model's)"
@@ -138,6 +145,8 @@ def export_main(argv: list[str]) -> None:
         parser.error("--int8 needs calibration images: --calib data.yaml or --calib FOLDER")
     if not args.int8 and (args.calib is not None or args.calib_images is not None):
         parser.error("--calib and --calib-images go with --int8")
+    if args.max_batch is not None and not (args.format == "engine" and args.dynamic):
+        parser.error("--max-batch goes with --format engine --dynamic (the largest batch of the engine's profile)")
     from ..deploy.engine import export_engine
     from ..deploy.export import SUFFIXES, export_onnx, export_openvino, export_torchscript
     from ..deploy.quantize import Calibration
@@ -174,7 +183,8 @@ def export_main(argv: list[str]) -> None:
             signature = describe(path)
         elif args.format == "engine":
             options["half"] = True  # TensorRT's precision: an fp16 engine, float32 input and decoding
-            path = export_engine(model, output, dynamic=args.dynamic, verbose=args.verbose, **options)
+            largest = {"max_batch": args.max_batch} if args.max_batch is not None else {}
+            path = export_engine(model, output, dynamic=args.dynamic, verbose=args.verbose, **largest, **options)
             signature = _module_signature(InferenceNetwork(model.detector, max_det, args.decode, args.raw_input), imgsz)
         else:
             path = export_torchscript(model, output, **options)

@@ -37,6 +37,8 @@ __all__ = ["export_engine", "read_engine_file", "write_engine_file"]
 log = logging.getLogger(__name__)
 
 GIB = 1 << 30
+# TensorRT's TopK takes k <= 3840 (its operator reference); the decoding asks for K + 1 (topk_peaks).
+TOPK_LIMIT = 3840
 
 
 def export_engine(
@@ -65,7 +67,8 @@ def export_engine(
         workspace_gib: the most GPU memory, in GiB, TensorRT's layers may use as scratch space.
 
     Raises, before any export work: FileExistsError when ``path`` exists; ValueError for another
-    suffix than ``.engine``, bad options, or when PyTorch sees no CUDA GPU; ImportError without the
+    suffix than ``.engine``, bad options (``max_det`` above 3839 with decoding: TensorRT's TopK
+    limit), or when PyTorch sees no CUDA GPU; ImportError without the
     ``tensorrt`` package. After: ValueError when TensorRT cannot parse the graph (its errors listed),
     RuntimeError when it cannot build it; on a full disk DiskFullError (an OSError) and no file.
     """
@@ -74,6 +77,11 @@ def export_engine(
     if path.suffix.lower() != ENGINE_SUFFIX:
         raise ValueError(f"A TensorRT engine is a {ENGINE_SUFFIX} file, got {path}")
     _check_options(imgsz, batch, max_det)
+    if decode and max_det + 1 > TOPK_LIMIT:
+        raise ValueError(
+            f"max_det {max_det}: TensorRT's TopK takes at most {TOPK_LIMIT} values and the decoding asks for "
+            f"K + 1; use K <= {TOPK_LIMIT - 1}"
+        )
     if dynamic:
         check_int_min("max_batch", max_batch, batch)
     check_range("workspace_gib", workspace_gib, 0, low_open=True)

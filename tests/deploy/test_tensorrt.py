@@ -113,7 +113,22 @@ def test_export_refuses_bad_options(model: CenterNet, tmp_path: Path) -> None:
         export_engine(model, tmp_path / "model.engine", SIZE, batch=4, dynamic=True, max_batch=2)
     with pytest.raises(ValueError, match="workspace_gib"):
         export_engine(model, tmp_path / "model.engine", SIZE, workspace_gib=0)
+    with pytest.raises(ValueError, match="max_det 3840: TensorRT's TopK takes at most 3840 .* K <= 3839"):
+        export_engine(model, tmp_path / "model.engine", SIZE, max_det=3840)
     assert not list(tmp_path.iterdir())
+
+
+def test_export_command_max_batch_goes_with_a_dynamic_engine(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from centernet_lightning.cli.export import export_main
+
+    for extra in (["--format", "onnx", "--dynamic"], ["--format", "engine"]):
+        with pytest.raises(SystemExit) as exit_info:
+            export_main(["--ckpt_path", str(tmp_path / "any.ckpt"), "--max-batch", "8", *extra])
+        assert exit_info.value.code == 2
+        assert "--max-batch goes with --format engine --dynamic" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        export_main(["--ckpt_path", str(tmp_path / "any.ckpt"), "--format", "engine", "--dynamic", "--max-batch", "0"])
+    assert exit_info.value.code == 2 and "--max-batch" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("no_export")
