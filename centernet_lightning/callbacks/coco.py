@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import Callback
 
 from ..datasets.common import DetectionDataset
 from ..eval.coco import COCOEvaluator, format_table
-from ..eval.coco_gt import coco_ground_truth
+from ..eval.coco_gt import category_ids_of, coco_ground_truth
 
 __all__ = ["COCOEvaluation"]
 
@@ -107,9 +107,7 @@ class _COCOProtocolEvaluation(Callback):
         if self.evaluator is None or detections is None or batch is None:
             return
         # The steps' detections are in ORIGINAL image pixels; the dataset's own category ids here.
-        labels = detections["labels"].cpu()
-        category_ids = torch.where(labels >= 0, self._category_ids[labels.clamp(min=0)], -1)
-        self._add_detections(detections, batch, category_ids)
+        self._add_detections(detections, batch, category_ids_of(detections["labels"], self._category_ids))
 
     def _finish(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str) -> None:
         evaluator, self.evaluator = self.evaluator, None

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from .predict import (
     CALIBRATION_BOUNDS,
-    DEFAULT_CALIBRATION_IMAGES,
     Bound,
     CommandParser,
     add_calibration_arguments,
+    calibration_of,
     check_options,
 )
 
@@ -149,7 +149,6 @@ def export_main(argv: list[str]) -> None:
         parser.error("--max-batch goes with --format engine --dynamic (the largest batch of the engine's profile)")
     from ..deploy.engine import export_engine
     from ..deploy.export import SUFFIXES, export_onnx, export_openvino, export_torchscript
-    from ..deploy.quantize import Calibration
     from ..models.inference_network import InferenceNetwork
     from ..tasks.loading import load_model
 
@@ -157,9 +156,7 @@ def export_main(argv: list[str]) -> None:
     default_name = ckpt_path.with_name(f"{ckpt_path.stem}{'_int8' if args.int8 else ''}{SUFFIXES[args.format]}")
     output = Path(args.output) if args.output else default_name
     try:
-        calibration = None
-        if args.int8:
-            calibration = Calibration(args.calib, args.calib_images or DEFAULT_CALIBRATION_IMAGES)
+        calibration = calibration_of(args)  # None without --int8 (--calib goes with it, checked above)
         if output.exists():
             raise FileExistsError(f"{output} exists; choose another output path (nothing was written)")
         model = load_model(ckpt_path)

@@ -253,8 +253,13 @@ def _render_image(
                 continue  # nothing drawn yet, so a refused place leaves no trace
             placed.append(DrawnObject(label, box, int(visible.sum()), _paint(image, *inside, rng)))
             break
+    return _with_sensor_noise(image, rng), placed
+
+
+def _with_sensor_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``image`` (float HWC, 0-255) with Gaussian noise of a random strength (sigma 2-8), as uint8."""
     noise = rng.normal(0, rng.uniform(2, 8), image.shape).astype(np.float32)
-    return np.clip(image + noise, 0, 255).astype(np.uint8), placed
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
 
 
 def generate_synthetic_dataset(

@@ -67,6 +67,7 @@ from centernet_lightning.datasets.synthetic import (
     _draw_shape,
     _overlap_ok,
     _paint,
+    _with_sensor_noise,
     coco_box,
     write_coco_dataset,
 )
@@ -440,8 +441,7 @@ def _render_image(
         keypoints[person.inside, :2] = person.joints[person.inside]
         area = int(np.count_nonzero(owners // _PARTS_PER_PERSON == index + 1))
         drawn_people.append(DrawnPerson(keypoints, person.box, area))
-    noise = rng.normal(0, rng.uniform(2, 8), image.shape).astype(np.float32)
-    return np.clip(image + noise, 0, 255).astype(np.uint8), drawn_people
+    return _with_sensor_noise(image, rng), drawn_people
 
 
 def generate_synthetic_keypoints(

@@ -18,7 +18,7 @@ import torch
 
 from ..datasets.datamodule import DetectionDataModule
 from ..eval.coco import COCOEvaluator
-from ..eval.coco_gt import coco_ground_truth
+from ..eval.coco_gt import category_ids_of, coco_ground_truth
 from ..inference.predictor import Backend, Predictor
 from ..structures import InferenceSpec
 
@@ -81,8 +81,7 @@ def evaluate_backend(
     evaluator = COCOEvaluator(split.coco_gt)
     for batch in split.datamodule.val_dataloader():
         detections = predictor.detect_batch(batch)
-        labels = detections["labels"].cpu()
-        category_ids = torch.where(labels >= 0, split.category_ids[labels.clamp(min=0)], -1)
+        category_ids = category_ids_of(detections["labels"], split.category_ids)
         evaluator.add(batch["image_ids"], detections["bboxes"].cpu(), detections["scores"].cpu(), category_ids)
     return evaluator.evaluate()
 

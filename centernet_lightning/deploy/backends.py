@@ -121,11 +121,10 @@ def build_backend(
         import onnxruntime  # noqa: F401
     except ImportError:
         raise ImportError("onnxruntime is not installed (pip install 'centernet-lightning[export]')") from None
-    # The exporter traces a float32 copy on the CPU (its example input is a CPU tensor).
-    network = copy.deepcopy(detector).to("cpu", torch.float32)
+    # The exporter traces a float32 CPU copy of the network, whatever its device and precision.
     with tempfile.TemporaryDirectory(prefix="centernet-onnx-") as workdir:
         path = export_onnx(
-            network,
+            detector,
             Path(workdir) / "model.onnx",
             imgsz,
             dynamic=True,
@@ -154,10 +153,9 @@ def _openvino_backend(
     if half:
         raise ValueError(f"The {name} backend runs float32 weights (bfloat16 compute with openvino_bf16), not --half")
     _import_openvino()  # before the export's seconds of work
-    network = copy.deepcopy(detector).to("cpu", torch.float32)
     with tempfile.TemporaryDirectory(prefix="centernet-openvino-") as workdir:
         path = export_openvino(
-            network,
+            detector,
             Path(workdir) / "model.xml",
             imgsz,
             dynamic=True,
@@ -179,10 +177,9 @@ def _tensorrt_backend(
 
     if device.type != "cuda":
         raise ValueError(f"The tensorrt backend runs on a CUDA GPU, not {device}")
-    network = copy.deepcopy(detector).to("cpu", torch.float32)
     with tempfile.TemporaryDirectory(prefix="centernet-tensorrt-") as workdir:
         path = export_engine(
-            network, Path(workdir) / "model.engine", imgsz, dynamic=True, max_det=num_detections, verbose=verbose
+            detector, Path(workdir) / "model.engine", imgsz, dynamic=True, max_det=num_detections, verbose=verbose
         )
         return TensorRTBackend(path, device)
 

@@ -101,19 +101,20 @@ def model_metadata(model: nn.Module) -> dict[str, Any]:
 def build_inference_network(
     model: nn.Module, decode: bool = True, max_det: int = 100, raw_input: bool = False, half: bool = False
 ) -> InferenceNetwork:
-    """An :class:`InferenceNetwork` around an eval-mode CPU copy of ``model``'s network (a
-    CenterNet, a FairMOT or a CenterNetDetector, on any device), frozen, for export (its example
-    input is on the CPU); the caller's model is left as it was."""
-    detector = copy.deepcopy(_detector_of(model)).cpu().eval()
+    """An :class:`InferenceNetwork` around an eval-mode float32 CPU copy of ``model``'s network (a
+    CenterNet, a FairMOT or a CenterNetDetector, on any device and in any precision), frozen, for
+    export (its example input is on the CPU; ``half`` converts the copy); the caller's model is left
+    as it was."""
+    detector = copy.deepcopy(_detector_of(model)).to("cpu", torch.float32).eval()
     module = InferenceNetwork(detector, max_det, decode, raw_input, half).eval()
     module.requires_grad_(False)
     return module
 
 
 @contextlib.contextmanager
-def _quiet_exporter(verbose: bool) -> Iterator[None]:
-    """Only warnings and errors from the exporter's loggers while exporting, unless ``verbose``."""
-    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
+def _quiet_exporter(verbose: bool, names: Sequence[str] = EXPORTER_LOGGERS) -> Iterator[None]:
+    """Only warnings and errors from the loggers ``names`` (the exporter's) in the block, unless ``verbose``."""
+    loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     if not verbose:
         for logger in loggers:
@@ -390,7 +391,8 @@ def export_openvino(
         )
         import onnx
 
-        props = {prop.key: prop.value for prop in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+        graph = onnx.load(str(onnx_path), load_external_data=False)
+        props = {prop.key: prop.value for prop in graph.metadata_props}
         try:
             with _root_logging_kept():
                 converted = ov.convert_model(str(onnx_path))
@@ -400,7 +402,8 @@ def export_openvino(
             lines = [line for line in str(error).strip().splitlines() if line.strip()]
             raise ValueError(f"OpenVINO cannot convert this model: {lines[-1] if lines else error}") from None
         if int8_inputs is not None:
-            converted = quantize_openvino(converted, onnx_path, int8_inputs)
+            with _quiet_exporter(verbose, ("nncf",)):  # NNCF logs a line per node it leaves alone
+                converted = quantize_openvino(converted, graph, int8_inputs)
         return _save_ir(ov, converted, props[METADATA_KEY], path, Path(workdir))
 
 

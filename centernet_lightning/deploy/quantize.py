@@ -243,37 +243,22 @@ def quantize_onnx(source: str | Path, output: str | Path, inputs: Sequence[np.nd
         return write_bytes_atomically(output, quantized.SerializeToString())
 
 
-def quantize_openvino(converted: Any, onnx_path: str | Path, inputs: Sequence[np.ndarray]) -> Any:
-    """``converted`` (the OpenVINO model of the exported ONNX file ``onnx_path``) with int8
+def quantize_openvino(converted: Any, onnx_model: Any, inputs: Sequence[np.ndarray]) -> Any:
+    """``converted`` (the OpenVINO model of the exported ONNX graph ``onnx_model``, a ModelProto) with int8
     FakeQuantize nodes from NNCF, calibrated on ``inputs``; the nodes of :func:`float_node_names`
     (OpenVINO keeps the ONNX node names, a convolution's adding ``/WithoutBiases``) are ignored."""
     try:
         import nncf
     except ImportError:
         raise ImportError("nncf is not installed (pip install 'centernet-lightning[export]')") from None
-    import onnx
-
-    kept = float_node_names(onnx.load(str(onnx_path), load_external_data=False))
+    kept = float_node_names(onnx_model)
     patterns = [rf"^{re.escape(name)}(/.*)?$" for name in kept]
     try:
-        with _nncf_quiet():
-            return nncf.quantize(
-                converted,
-                nncf.Dataset(list(inputs)),
-                subset_size=len(inputs),
-                ignored_scope=nncf.IgnoredScope(patterns=patterns, validate=False),
-            )
+        return nncf.quantize(
+            converted,
+            nncf.Dataset(list(inputs)),
+            subset_size=len(inputs),
+            ignored_scope=nncf.IgnoredScope(patterns=patterns, validate=False),
+        )
     except Exception as error:  # NNCF's errors derive from Exception only: one line naming the step
         raise RuntimeError(f"NNCF's int8 quantisation for OpenVINO failed: {error}") from error
-
-
-class _nncf_quiet:  # noqa: N801 (a context manager used like a function)
-    """NNCF's INFO lines (one per node it leaves alone) down to warnings while quantising."""
-
-    def __enter__(self) -> None:
-        self.logger = logging.getLogger("nncf")
-        self.level = self.logger.level
-        self.logger.setLevel(max(self.logger.getEffectiveLevel(), logging.WARNING))
-
-    def __exit__(self, *exc: Any) -> None:
-        self.logger.setLevel(self.level)

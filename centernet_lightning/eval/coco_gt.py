@@ -11,12 +11,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from ..datasets.coco import COCODataset, load_coco_json
 from ..datasets.common import DetectionDataset
 from ..structures import box_xyxy_to_xywh, to_numpy
 
-__all__ = ["build_coco_gt", "coco_ground_truth"]
+__all__ = ["build_coco_gt", "category_ids_of", "coco_ground_truth"]
+
+
+def category_ids_of(labels: Tensor, label_to_category_id: Tensor) -> Tensor:
+    """The dataset's category ids of contiguous ``labels`` [B, K] (int64; -1 for padding stays -1),
+    through ``label_to_category_id`` [C] (what :func:`coco_ground_truth` returns, as a tensor)."""
+    labels = labels.cpu()
+    return torch.where(labels >= 0, label_to_category_id[labels.clamp(min=0)], -1)
 
 
 def coco_ground_truth(dataset: DetectionDataset) -> tuple[dict[str, Any], list[int]]:
