@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import batched_nms
 
-from .structures import PADDING_LABEL, Detections, is_detection
+from .structures import PADDING_LABEL, Detections
 
 __all__ = [
     "Peaks",
@@ -29,7 +29,9 @@ __all__ = [
     "decode_ltrb",
     "threshold_detections",
     "apply_nms",
+    "mask_detections",
     "sort_detections",
+    "reorder_detections",
 ]
 
 
@@ -223,13 +225,8 @@ def threshold_detections(detections: Detections, score_threshold: float = 0.0) -
 
     Shapes stay fixed (no indexing), so this runs inside exported graphs too.
     """
-    scores, labels = detections["scores"], detections["labels"]
-    kept = (scores > 0) & (scores >= score_threshold)
-    return {
-        **detections,
-        "scores": scores * kept.to(scores.dtype),
-        "labels": torch.where(kept, labels, torch.full_like(labels, PADDING_LABEL)),
-    }
+    scores = detections["scores"]
+    return mask_detections(detections, (scores > 0) & (scores >= score_threshold))
 
 
 def apply_nms(detections: Detections, iou_threshold: float) -> Detections:
@@ -247,18 +244,27 @@ def apply_nms(detections: Detections, iou_threshold: float) -> Detections:
     keep = batched_nms(bboxes.reshape(-1, 4).float(), scores.reshape(-1).float(), groups.reshape(-1), iou_threshold)
     kept = torch.zeros(batch_size * k, dtype=torch.bool, device=scores.device)
     kept[keep] = True
-    kept = kept.view(batch_size, k) & is_detection(labels)
-    suppressed = {
+    return sort_detections(mask_detections(detections, kept.view(batch_size, k)))
+
+
+def mask_detections(detections: Detections, kept: Tensor) -> Detections:
+    """``detections`` with every entry where ``kept`` [B, K] is False made padding (score 0, label -1);
+    the entries keep their places, and padding stays padding. Runs inside exported graphs."""
+    scores, labels = detections["scores"], detections["labels"]
+    return {
         **detections,
         "scores": scores * kept.to(scores.dtype),
         "labels": torch.where(kept, labels, torch.full_like(labels, PADDING_LABEL)),
     }
-    return sort_detections(suppressed)
 
 
 def sort_detections(detections: Detections) -> Detections:
     """Every field [B, K, ...] of ``detections`` reordered by descending score."""
-    order = detections["scores"].sort(dim=1, descending=True).indices
+    return reorder_detections(detections, detections["scores"].sort(dim=1, descending=True).indices)
+
+
+def reorder_detections(detections: Detections, order: Tensor) -> Detections:
+    """Every field [B, K, ...] of ``detections`` with its K entries taken in ``order`` [B, K]."""
     return {key: _gather_entries(value, order) for key, value in detections.items()}  # type: ignore[return-value]
 
 

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from centernet_lightning import decode
-from centernet_lightning.decode import apply_nms, decode_ltrb, suppress_non_peaks, topk_peaks
+from centernet_lightning.decode import apply_nms, decode_ltrb, mask_detections, suppress_non_peaks, topk_peaks
+from centernet_lightning.inference.predictor import keep_detections
 from centernet_lightning.models.detector import decode_outputs
 from centernet_lightning.structures import Detections
 from centernet_lightning.targets import render_heatmaps
@@ -319,6 +320,25 @@ def test_nms_removes_same_class_duplicates_only():
     torch.testing.assert_close(result["scores"][1], torch.tensor([0.85, 0.5, 0.2, 0.0]))
     assert result["labels"][1].tolist() == [0, 2, 2, -1]
     assert (result["scores"][:, :-1] >= result["scores"][:, 1:]).all()
+
+
+def test_keep_detections_pads_the_dropped_and_moves_them_last():
+    detections = Detections(
+        bboxes=torch.arange(16, dtype=torch.float32).view(1, 4, 4),
+        labels=torch.tensor([[0, 1, 2, -1]]),
+        scores=torch.tensor([[0.9, 0.8, 0.5, 0.0]]),
+        indices=torch.tensor([[10, 11, 12, 13]]),
+    )
+    kept = torch.tensor([[True, False, True, True]])  # the padding entry stays padding
+    masked = mask_detections(detections, kept)
+    torch.testing.assert_close(masked["scores"], torch.tensor([[0.9, 0.0, 0.5, 0.0]]))
+    assert masked["labels"].tolist() == [[0, -1, 2, -1]]
+    assert masked["indices"].tolist() == [[10, 11, 12, 13]]  # in place
+    result = keep_detections(detections, kept)
+    torch.testing.assert_close(result["scores"], torch.tensor([[0.9, 0.5, 0.0, 0.0]]))
+    assert result["labels"].tolist() == [[0, 2, -1, -1]]
+    assert result["indices"].tolist() == [[10, 12, 11, 13]]  # every field follows its entry
+    torch.testing.assert_close(result["bboxes"][0, :2], torch.tensor([[0.0, 1, 2, 3], [8, 9, 10, 11]]))
 
 
 def test_decode_detections_with_nms():

@@ -26,11 +26,10 @@ import torch
 from torch import Tensor
 
 from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_int_min, check_int_range, check_memory, check_range
-from ..decode import apply_nms, threshold_detections
+from ..decode import apply_nms, mask_detections, reorder_detections, threshold_detections
 from ..models.detector import Outputs
 from ..preprocess import letterbox_images, normalize
 from ..structures import (
-    PADDING_LABEL,
     Batch,
     Detections,
     InferenceSpec,
@@ -338,18 +337,7 @@ class Predictor:
 def keep_detections(detections: Detections, kept: Tensor) -> Detections:
     """``detections`` where ``kept`` [B, K] is False made padding (score 0, label -1) and moved after
     the kept ones, whose order (descending score) is unchanged."""
-    scores, labels = detections["scores"], detections["labels"]
-    kept = kept & is_detection(labels)
-    masked = {
-        **detections,
-        "scores": scores * kept.to(scores.dtype),
-        "labels": torch.where(kept, labels, torch.full_like(labels, PADDING_LABEL)),
-    }
-    order = torch.argsort((~kept).to(torch.uint8), dim=1, stable=True)  # [B, K]: kept first, in order
-    return {key: _gather_rows(value, order) for key, value in masked.items()}  # type: ignore[return-value]
-
-
-def _gather_rows(values: Tensor, order: Tensor) -> Tensor:
-    """``values`` [B, K, ...] reordered along K by ``order`` [B, K]."""
-    index = order.view(*order.shape, *([1] * (values.ndim - 2))).expand_as(values)
-    return values.gather(1, index)
+    masked = mask_detections(detections, kept)
+    dropped = ~is_detection(masked["labels"])
+    order = torch.argsort(dropped.to(torch.uint8), dim=1, stable=True)  # [B, K]: kept first, in order
+    return reorder_detections(masked, order)
