@@ -69,7 +69,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if is_zip and _is_torchscript_archive(path):
         raise ValueError(
             f"{path} is a TorchScript export, not a checkpoint: load it with torch.jit.load; the commands "
-            "take the checkpoint (.ckpt) it was exported from, or its ONNX export (.onnx)"
+            "take the checkpoint (.ckpt) it was exported from, or its ONNX, OpenVINO or TensorRT export "
+            "(.onnx, .xml, .engine)"
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)

@@ -88,8 +88,16 @@ def benchmark_main(argv: list[str]) -> None:
         calibration = calibration_of(args)
         backends = parse_backends(args.backend or default_backends(device, calibrated=calibration is not None))
         check_compile_mode(args.compile_mode)
-        if calibration is not None and not set(backends) & set(INT8_BACKENDS):
+        int8 = [name for name in backends if name in INT8_BACKENDS]
+        if calibration is not None and not int8:
             raise ValueError(f"--calib calibrates the int8 backends ({', '.join(INT8_BACKENDS)}); none is benchmarked")
+        if calibration is None and int8:
+            needs = "needs" if len(int8) == 1 else "need"
+            raise ValueError(
+                f"{' and '.join(int8)} {needs} calibration images: give --calib data.yaml or --calib FOLDER"
+            )
+        if "tensorrt" in backends and device.type != "cuda":  # an option error, not a row's runtime failure
+            raise ValueError(f"the tensorrt backend runs on a CUDA GPU, not {device}")
     except ValueError as error:
         parser.error(str(error).replace("compile_mode", "--compile-mode", 1))
 

@@ -101,8 +101,9 @@ def export_main(argv: list[str]) -> None:
     parser.add_argument(
         "--output",
         default=None,
-        help="file to write, never overwritten (default: the checkpoint's path with .onnx / .torchscript / .xml / "
-        ".engine, _int8 added to the name with --int8; an OpenVINO IR is the .xml and a .bin beside it)",
+        help="file to write, never overwritten, with its format's suffix (default: the checkpoint's path with .onnx / "
+        ".torchscript (or .pt, .ts) / .xml / .engine, _int8 added to the name with --int8; an OpenVINO IR is the "
+        ".xml and a .bin beside it)",
     )
     parser.add_argument(
         "--imgsz",
@@ -110,7 +111,8 @@ def export_main(argv: list[str]) -> None:
         default=None,
         metavar="PX",
         help=f"input side, or height and width (multiples of 32 in {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE}; default: the "
-        "checkpoint's data input_size, else 512)",
+        "checkpoint's data input_size, else 512); centernet predict, track and benchmark letterbox to squares, so "
+        "a height other than the width is for your own pipeline",
     )
     parser.add_argument("--batch", default=1, help="batch size of the graph, >= 1 (default 1)")
     parser.add_argument("--dynamic", action="store_true", help="a free batch size (TorchScript always has one)")
@@ -141,6 +143,8 @@ def export_main(argv: list[str]) -> None:
     check_options(parser, args, EXPORT_BOUNDS)
     if args.int8 and args.format not in INT8_FORMATS:
         parser.error(f"--int8 quantises the {' and '.join(INT8_FORMATS)} formats, not {args.format}")
+    if args.int8 and args.half:
+        parser.error("--half and --int8 exclude each other: int8 keeps its float parts in float32")
     if args.int8 and args.calib is None:
         parser.error("--int8 needs calibration images: --calib data.yaml or --calib FOLDER")
     if not args.int8 and (args.calib is not None or args.calib_images is not None):
@@ -192,3 +196,8 @@ def export_main(argv: list[str]) -> None:
         sys.exit(f"centernet export: {error}")
     print(f"Exported {ckpt_path} to {path} ({args.format}{', int8' if args.int8 else ''})")
     print("\n".join(signature))
+    if isinstance(imgsz, Sequence) and len(set(map(int, imgsz))) > 1:
+        print(
+            f"Note: a {imgsz[0]}x{imgsz[1]} input is for your own pipeline: centernet predict, track and benchmark "
+            "letterbox images to a square and run square exports only"
+        )

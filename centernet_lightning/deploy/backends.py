@@ -240,11 +240,15 @@ def load_predictor(
             raise ValueError(f"{path} is {what}: it runs on the {' or '.join(runs_on)} backend, not {backend}")
         if augment is not None and augment.enabled:
             raise ValueError(f"{path} is {what}: test-time augmentation needs a checkpoint")
-        for option, value in (("--imgsz", imgsz), ("--max-det", max_det), ("--calib", calibration)):
+        # What an export fixes: each option names what it would change and how to get that.
+        fixed = (
+            ("--imgsz", imgsz, "has the input size of its export; export again at another size"),
+            ("--max-det", max_det, "has the K of its export; export again with another --max-det"),
+            ("--calib", calibration, "is an export: --calib quantises a checkpoint (export --int8 --calib writes one)"),
+        )
+        for option, value, reason in fixed:
             if value is not None:
-                raise ValueError(
-                    f"{option}: {path} has the size, K and precision of its export; export again to change them"
-                )
+                raise ValueError(f"{option}: {path} {reason}")
         if suffix == ONNX_SUFFIX:
             predictor = Predictor.from_onnx(path, device, _onnx_threads(device), classes)
         elif suffix == OPENVINO_SUFFIX:

@@ -95,7 +95,7 @@ class BenchmarkRow:
     p90_ms: float | None = None
     images_per_s: float | None = None  # batch / p50
     gflops_per_s: float | None = None  # achieved: gflops x images_per_s
-    peak_share: float | None = None  # gflops_per_s / the matmul peak
+    peak_share: float | None = None  # gflops_per_s / the matmul peak; None for int8 and bf16 backends
     decode_ms: float | None = None  # p50 of decode_outputs alone on this batch's raw maps
     decode_share: float | None = None  # decode_ms / p50_ms
     speedup: float | None = None  # the eager p50 at this batch size / p50 (None without an eager row)
@@ -364,10 +364,16 @@ def _row(
         p90_ms=p90,
         images_per_s=images_per_s,
         gflops_per_s=gflops * images_per_s,
-        peak_share=gflops * images_per_s / peak,
+        # The peak is a float32 (float16 with --half) matmul's: no ceiling for int8 or bfloat16 arithmetic.
+        peak_share=None if _reduced_precision(backend) else gflops * images_per_s / peak,
         decode_ms=decode_ms,
         decode_share=decode_ms / p50,
     )
+
+
+def _reduced_precision(backend: str) -> bool:
+    """Whether ``backend`` computes its convolutions in int8 or bfloat16 (``onnxruntime_int8``, ``openvino_bf16``)."""
+    return "int8" in backend or "bf16" in backend
 
 
 # --------------------------------------------------------------------------- presentation
@@ -409,7 +415,7 @@ def benchmark_table(rows: Sequence[BenchmarkRow], title: str | None = None) -> T
             f"{row.speedup:.2f}x" if row.speedup else "",
             f"{row.gflops:.2f}",
             f"{row.gflops_per_s:.1f}",
-            f"{100 * row.peak_share:.1f}",
+            f"{100 * row.peak_share:.1f}" if row.peak_share is not None else "",
             f"{row.decode_ms:.2f}",
             f"{100 * row.decode_share:.1f}",
             *(accuracy if scored else []),

@@ -29,8 +29,8 @@ from torch import nn
 
 from ..checks import check_int_min, check_range
 from ..inference.backends import METADATA_KEY
-from ..inference.tensorrt import ENGINE_SUFFIX, import_tensorrt, read_engine_file, write_engine_file
-from .export import _check_options, _refuse_existing, export_onnx
+from ..inference.tensorrt import import_tensorrt, read_engine_file, write_engine_file
+from .export import _check_options, _new_output, export_onnx
 
 __all__ = ["export_engine", "read_engine_file", "write_engine_file"]
 
@@ -72,10 +72,7 @@ def export_engine(
     ``tensorrt`` package. After: ValueError when TensorRT cannot parse the graph (its errors listed),
     RuntimeError when it cannot build it; on a full disk DiskFullError (an OSError) and no file.
     """
-    path = Path(path)
-    _refuse_existing(path)
-    if path.suffix.lower() != ENGINE_SUFFIX:
-        raise ValueError(f"A TensorRT engine is a {ENGINE_SUFFIX} file, got {path}")
+    path = _new_output(path, "engine")
     _check_options(imgsz, batch, max_det)
     if decode and max_det + 1 > TOPK_LIMIT:
         raise ValueError(

@@ -28,15 +28,13 @@ DCN model), so the float32 parity tolerances do not apply to it.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import json
-import logging
 import numbers
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,10 +45,12 @@ from torch import nn
 from ..atomic_files import remove_stale_temporaries, write_bytes_atomically
 from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_int_min, check_int_range
 from ..inference.backends import METADATA_KEY, _import_openvino
+from ..inference.tensorrt import ENGINE_SUFFIX
 from ..models.detector import CenterNetDetector
 from ..models.inference_network import INPUT_NAME, InferenceNetwork
 from ..models.layers import DeformConvBNReLU
 from .quantize import Calibration, batched_inputs, calibration_inputs, quantize_onnx, quantize_openvino
+from .quiet_logging import quiet_loggers, root_logging_kept
 
 __all__ = [
     "FORBIDDEN_ONNX_OPS",
@@ -68,12 +68,15 @@ FORBIDDEN_ONNX_OPS = frozenset({"NonZero", "Loop", "If"})
 MIN_OPSET = 17
 DEFAULT_OPSET = 18  # the lowest opset torch's dynamo exporter implements; 17 is converted down
 DEFORM_CONV_OPSET = 19  # ONNX DeformConv appeared in opset 19
-SUFFIXES = {
-    "onnx": ".onnx",
-    "torchscript": ".torchscript",
-    "openvino": ".xml",
-    "engine": ".engine",
-}  # export formats and their default suffix
+# The suffixes each format's files may take, the default first: a runtime picks its loader by the
+# suffix, so a graph under another format's suffix would fail there, far from the export that named it.
+FORMAT_SUFFIXES = {
+    "onnx": (".onnx",),
+    "torchscript": (".torchscript", ".pt", ".ts"),
+    "openvino": (".xml",),
+    "engine": (ENGINE_SUFFIX,),
+}
+SUFFIXES = {name: suffixes[0] for name, suffixes in FORMAT_SUFFIXES.items()}  # export formats and their default suffix
 # Loggers of the dynamo exporter's graph passes: each export logs a dozen INFO lines (nodes removed,
 # initializers deduplicated) that say nothing about the model.
 EXPORTER_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx")
@@ -111,35 +114,6 @@ def build_inference_network(
     return module
 
 
-@contextlib.contextmanager
-def _quiet_exporter(verbose: bool, names: Sequence[str] = EXPORTER_LOGGERS) -> Iterator[None]:
-    """Only warnings and errors from the loggers ``names`` (the exporter's) in the block, unless ``verbose``."""
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    if not verbose:
-        for logger in loggers:
-            logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def _root_logging_kept() -> Iterator[None]:
-    """The root logger's level and handlers as they were before the block: OpenVINO's converter,
-    failing on an unsupported op, sets the root logger to ERROR and gives it a handler, which would hide
-    every later warning of the process (and of a test run's log capture)."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-        root.handlers[:] = handlers
-
-
 def _check_options(imgsz: int | Sequence[int], batch: int, max_det: int) -> None:
     """The arguments both exports share, checked before any work: ``imgsz`` one side or ``(height,
     width)`` in [32, 8192], ``batch`` and ``max_det`` integers >= 1 (ValueError / TypeError naming them)."""
@@ -150,6 +124,17 @@ def _check_options(imgsz: int | Sequence[int], batch: int, max_det: int) -> None
         check_int_range("imgsz", side, MIN_INPUT_SIZE, MAX_INPUT_SIZE)
     check_int_min("batch", batch, 1)
     check_int_min("max_det", max_det, 1)
+
+
+def _new_output(path: str | Path, file_format: str) -> Path:
+    """``path`` as a Path, after checking its suffix suits ``file_format`` (ValueError) and that
+    nothing is there yet (FileExistsError): both before the export's work, not after it."""
+    path = Path(path)
+    suffixes = FORMAT_SUFFIXES[file_format]
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"{file_format} files end in {' or '.join(suffixes)}; got {path}")
+    _refuse_existing(path)
+    return path
 
 
 def _refuse_existing(path: Path) -> None:
@@ -204,8 +189,7 @@ def export_onnx(
         raise ImportError("onnx is not installed (pip install 'centernet-lightning[export]')") from None
 
     _check_options(imgsz, batch, max_det)
-    path = Path(path)
-    _refuse_existing(path)  # before the export's work, not after it
+    path = _new_output(path, "onnx")
     int8_inputs, int8_record = _calibration_inputs(
         model, calibration, imgsz, half, raw_input, 1 if dynamic else batch, opset
     )
@@ -219,7 +203,7 @@ def export_onnx(
     # torch.export specialises dimensions of size 1, so a free batch is traced with two images.
     example = module.example_input(imgsz, max(batch, 2) if dynamic else batch)
     dynamic_shapes = {INPUT_NAME: {0: torch.export.Dim("batch", min=1)}} if dynamic else None
-    with torch.no_grad(), _quiet_exporter(verbose):
+    with torch.no_grad(), quiet_loggers(EXPORTER_LOGGERS, verbose):
         program = torch.onnx.export(
             module,
             (example,),
@@ -300,19 +284,21 @@ def export_torchscript(
     Raises FileExistsError when ``path`` exists, DiskFullError (an OSError) on a full disk.
     """
     _check_options(imgsz, batch, max_det)
-    path = Path(path)
-    _refuse_existing(path)
+    path = _new_output(path, "torchscript")
     module = build_inference_network(model, decode, max_det, raw_input, half)
     example = module.example_input(imgsz, batch)
+    info = module.metadata(imgsz, None, **model_metadata(model), **(metadata or {}))
+    buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         # The Python values the tracer freezes (the grid check, K's cap, DCN's offset groups)
         # depend only on the input size, which the traced file fixes anyway.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # PyTorch deprecates TorchScript (a warning per trace, trace_method and save): the user asked
+        # for this format, and the docs say so once.
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
         traced = torch.jit.trace(module, (example,), check_trace=False)
-    info = module.metadata(imgsz, None, **model_metadata(model), **(metadata or {}))
-    # Into memory, not the file: torch's C++ writer aborts the process when the disk fills.
-    buffer = io.BytesIO()
-    torch.jit.save(traced, buffer, _extra_files={METADATA_KEY: json.dumps(info)})
+        # Into memory, not the file: torch's C++ writer aborts the process when the disk fills.
+        torch.jit.save(traced, buffer, _extra_files={METADATA_KEY: json.dumps(info)})
     return _write(path, buffer.getbuffer())
 
 
@@ -349,14 +335,11 @@ def export_openvino(
     ImportError without openvino.
     """
     ov = _import_openvino()
-    path = Path(path)
-    if path.suffix.lower() != ".xml":
-        raise ValueError(f"An OpenVINO IR is a .xml file (with its .bin beside it), got {path}")
+    path = _new_output(path, "openvino")
     if half:
         raise ValueError("OpenVINO IR is exported in float32: --half is for GPU runtimes of the ONNX graph")
     weights = path.with_suffix(".bin")
-    for target in (path, weights):
-        _refuse_existing(target)
+    _refuse_existing(weights)
     _check_options(imgsz, batch, max_det)
     deformable = any(isinstance(layer, DeformConvBNReLU) for layer in _detector_of(model).modules())
     if deformable and calibration is not None:
@@ -394,7 +377,7 @@ def export_openvino(
         graph = onnx.load(str(onnx_path), load_external_data=False)
         props = {prop.key: prop.value for prop in graph.metadata_props}
         try:
-            with _root_logging_kept():
+            with root_logging_kept():
                 converted = ov.convert_model(str(onnx_path))
         except Exception as error:  # OpenVINO's OpConversionFailure and kin, plain Exceptions
             if not type(error).__module__.startswith("openvino"):
@@ -402,8 +385,7 @@ def export_openvino(
             lines = [line for line in str(error).strip().splitlines() if line.strip()]
             raise ValueError(f"OpenVINO cannot convert this model: {lines[-1] if lines else error}") from None
         if int8_inputs is not None:
-            with _quiet_exporter(verbose, ("nncf",)):  # NNCF logs a line per node it leaves alone
-                converted = quantize_openvino(converted, graph, int8_inputs)
+            converted = quantize_openvino(converted, graph, int8_inputs, verbose)
         return _save_ir(ov, converted, props[METADATA_KEY], path, Path(workdir))
 
 
@@ -416,7 +398,7 @@ def _convert_from_pytorch(
     shape = [-1 if dynamic and axis == 0 else size for axis, size in enumerate(example.shape)]
     element = ov.Type.u8 if module.raw_input else ov.Type.f32
     try:
-        with torch.no_grad(), warnings.catch_warnings(), _root_logging_kept():
+        with torch.no_grad(), warnings.catch_warnings(), root_logging_kept():
             # The tracer's checks compare two runs whose equal scores may take each other's places.
             warnings.simplefilter("ignore")
             converted = ov.convert_model(module, example_input=example, input=[(ov.PartialShape(shape), element)])

@@ -37,6 +37,7 @@ from ..checks import check_int_min
 from ..image_io import IMAGE_EXTENSIONS, read_image
 from ..inference.backends import METADATA_KEY
 from ..preprocess import letterbox_images, normalize
+from .quiet_logging import quiet_loggers
 
 __all__ = [
     "DEFAULT_CALIBRATION_IMAGES",
@@ -131,7 +132,7 @@ def calibration_inputs(
         try:
             image = read_image(path)
         except OSError as error:
-            log.warning("Calibration: skipping %s", error)
+            log.warning("Calibration skips an unreadable image: %s", error)
             continue
         canvases, _, _ = letterbox_images([image], input_size, calibration.pad_position)
         pixels = torch.from_numpy(canvases)
@@ -243,22 +244,28 @@ def quantize_onnx(source: str | Path, output: str | Path, inputs: Sequence[np.nd
         return write_bytes_atomically(output, quantized.SerializeToString())
 
 
-def quantize_openvino(converted: Any, onnx_model: Any, inputs: Sequence[np.ndarray]) -> Any:
+def quantize_openvino(converted: Any, onnx_model: Any, inputs: Sequence[np.ndarray], verbose: bool = False) -> Any:
     """``converted`` (the OpenVINO model of the exported ONNX graph ``onnx_model``, a ModelProto) with int8
     FakeQuantize nodes from NNCF, calibrated on ``inputs``; the nodes of :func:`float_node_names`
-    (OpenVINO keeps the ONNX node names, a convolution's adding ``/WithoutBiases``) are ignored."""
+    (OpenVINO keeps the ONNX node names, a convolution's adding ``/WithoutBiases``) are ignored.
+    ``verbose``: let NNCF's INFO lines through (one per node it leaves alone)."""
     try:
         import nncf
     except ImportError:
         raise ImportError("nncf is not installed (pip install 'centernet-lightning[export]')") from None
     kept = float_node_names(onnx_model)
     patterns = [rf"^{re.escape(name)}(/.*)?$" for name in kept]
+    # NNCF's import sets its logger to INFO (so it is quietened after the import), and its check for
+    # a PyTorch model loads torch's C++ extension helper, which warns when there is no CUDA.
+    nncf_lines = quiet_loggers(("nncf",), verbose)
+    cuda_warning = quiet_loggers(("torch.utils.cpp_extension",), verbose, logging.ERROR)
     try:
-        return nncf.quantize(
-            converted,
-            nncf.Dataset(list(inputs)),
-            subset_size=len(inputs),
-            ignored_scope=nncf.IgnoredScope(patterns=patterns, validate=False),
-        )
+        with nncf_lines, cuda_warning:
+            return nncf.quantize(
+                converted,
+                nncf.Dataset(list(inputs)),
+                subset_size=len(inputs),
+                ignored_scope=nncf.IgnoredScope(patterns=patterns, validate=False),
+            )
     except Exception as error:  # NNCF's errors derive from Exception only: one line naming the step
         raise RuntimeError(f"NNCF's int8 quantisation for OpenVINO failed: {error}") from error

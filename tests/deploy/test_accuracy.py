@@ -336,6 +336,14 @@ def test_benchmark_command_refusals(model: CenterNet, synthetic_config: Path, tm
         benchmark_main(["--ckpt_path", str(ckpt), "--backend", "eager,onnxruntime", "--calib", str(synthetic_config)])
     assert exit_info.value.code == 2
     assert "--calib calibrates the int8 backends" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # an int8 backend without its images: refused before any timing
+        benchmark_main(["--ckpt_path", str(ckpt), "--backend", "eager,onnxruntime_int8", "--device", "cpu"])
+    assert exit_info.value.code == 2
+    assert "onnxruntime_int8 needs calibration images: give --calib" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main(["--ckpt_path", str(ckpt), "--backend", "eager,tensorrt", "--device", "cpu"])
+    assert exit_info.value.code == 2
+    assert "the tensorrt backend runs on a CUDA GPU, not cpu" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="the model has 3 classes, its validation split 2"):
         benchmark_main(["--ckpt_path", str(ckpt), "--data", str(synthetic_config), "--backend", "eager"])
 
@@ -394,13 +402,17 @@ def test_export_command_int8_usage_errors(options: list[str], message: str, tmp_
     assert not list(tmp_path.iterdir())
 
 
-def test_export_command_int8_refusals_after_loading(model: CenterNet, calib_dir: Path, tmp_path: Path) -> None:
+def test_export_command_int8_refusals_after_loading(
+    model: CenterNet, calib_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from centernet_lightning.cli.export import export_main
 
     ckpt = save_checkpoint(model, tmp_path / "tiny.ckpt")
     int8 = ["--ckpt_path", str(ckpt), "--int8", "--calib", str(calib_dir)]
-    with pytest.raises(SystemExit, match="centernet export: int8 .* --int8 and --half exclude each other"):
+    with pytest.raises(SystemExit) as exit_info:  # a usage error, before the checkpoint is read
         export_main([*int8, "--half"])
+    assert exit_info.value.code == 2
+    assert "--half and --int8 exclude each other" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="centernet export: int8 calibration letterboxes to a square input"):
         export_main([*int8, "--imgsz", "64", "96"])
     with pytest.raises(SystemExit, match="centernet export: --calib .*nowhere: no such data config or folder"):

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from centernet_lightning.cli.benchmark import benchmark_main
 from centernet_lightning.deploy import BenchmarkRow, benchmark_detector, benchmark_table, parse_backends
-from centernet_lightning.deploy.benchmark import COLUMNS, measure_matmul_peak
+from centernet_lightning.deploy.benchmark import COLUMNS, _row, measure_matmul_peak
 from centernet_lightning.inference import BACKENDS
 from centernet_lightning.models import model_info
 from centernet_lightning.tasks import CenterNet, save_checkpoint
@@ -152,6 +152,25 @@ def test_bad_settings_are_refused_before_any_work(model: CenterNet) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="PyTorch sees no CUDA GPU"):
             benchmark_detector(model, SIZE, [1], "eager", device="cuda")
+
+
+def test_no_share_of_the_float_peak_for_int8_and_bf16_rows() -> None:
+    """The peak is a float32 matmul's: an int8 or bf16 backend's share would exceed 100 %, so it has none."""
+    names = ("onnxruntime", "onnxruntime_int8", "openvino_bf16")
+    rows = [_row(name, 1, 2.0, [10.0, 10.0], [1.0], 400.0) for name in names]
+    assert rows[0].peak_share == pytest.approx(0.5)  # 2 GFLOPs x 100 images/s of a 400 GFLOP/s peak
+    assert rows[1].peak_share is None and rows[2].peak_share is None
+    share_column = COLUMNS.index("% of peak")
+    cells = {
+        line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in render(benchmark_table(rows)).splitlines()
+        if line.startswith("│") and line.split("│")[1].strip() in names
+    }
+    assert {name: cells[name][share_column] for name in names} == {
+        "onnxruntime": "50.0",
+        "onnxruntime_int8": "",
+        "openvino_bf16": "",
+    }
 
 
 def test_matmul_peak_is_a_rate() -> None:

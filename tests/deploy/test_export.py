@@ -269,7 +269,14 @@ def test_export_command_writes_a_new_file_and_never_overwrites(tmp_path: Path, c
     main(["export", "--ckpt_path", str(ckpt), "--format", "torchscript", "--imgsz", "64", "--no-decode"])
     assert "heatmap" in capsys.readouterr().out  # through the `centernet` command
     assert torch.jit.load(str(tmp_path / "best.torchscript"))(torch.zeros(1, 3, 64, 64))[0].shape == (1, 2, 16, 16)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt", "best.onnx", "best.torchscript"]  # no temp files
+
+    # A height other than the width exports, with a word that the commands letterbox to squares.
+    export_main(["--ckpt_path", str(ckpt), "--imgsz", "64", "96", "--output", str(tmp_path / "wide.onnx")])
+    printed = capsys.readouterr().out
+    assert "images float32 [1, 3, 64, 96]" in printed
+    assert "Note: a 64x96 input is for your own pipeline" in printed
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["best.ckpt", "best.onnx", "best.torchscript", "wide.onnx"]  # no temp files
 
 
 def test_a_fairmot_export_outputs_the_embeddings_and_its_tracker_settings(tmp_path: Path) -> None:
@@ -330,6 +337,11 @@ def test_export_refuses_what_cannot_work(tmp_path: Path) -> None:
         export_onnx(model, tmp_path / "dcn.onnx", imgsz=100)
     with pytest.raises(SystemExit, match="not found"):
         export_main(["--ckpt_path", str(tmp_path / "missing.ckpt")])
+    # Another format's suffix would send the file to the wrong runtime later: refused before the work.
+    with pytest.raises(ValueError, match=r"onnx files end in \.onnx; got .*model\.xml"):
+        export_onnx(model, tmp_path / "model.xml", imgsz=SIZE)
+    with pytest.raises(ValueError, match=r"torchscript files end in \.torchscript or \.pt or \.ts; got"):
+        export_torchscript(model, tmp_path / "model.onnx", imgsz=SIZE)
     assert not list(tmp_path.iterdir())
 
 

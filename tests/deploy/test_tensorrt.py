@@ -107,7 +107,7 @@ def test_export_refuses_an_existing_file(model: CenterNet, tmp_path: Path) -> No
 
 @pytest.mark.usefixtures("no_export")
 def test_export_refuses_bad_options(model: CenterNet, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"\.engine file"):
+    with pytest.raises(ValueError, match=r"end in \.engine"):
         export_engine(model, tmp_path / "model.onnx", SIZE)
     with pytest.raises(ValueError, match="max_batch must be >= 4"):
         export_engine(model, tmp_path / "model.engine", SIZE, batch=4, dynamic=True, max_batch=2)
