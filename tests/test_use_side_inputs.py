@@ -497,7 +497,7 @@ def test_both_exports_check_their_arguments_before_any_work(export, case: str, m
         pytest.importorskip("onnx")
     options, error_type, message = EXPORT_CALL_ERRORS[case]
     with pytest.raises(error_type) as error:
-        export(model, tmp_path / "model.out", **options)
+        export(model, tmp_path / ("model.onnx" if export is export_onnx else "model.torchscript"), **options)
     assert str(error.value).startswith(message), error.value
     assert not list(tmp_path.iterdir())
 

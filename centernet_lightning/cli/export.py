@@ -101,9 +101,9 @@ def export_main(argv: list[str]) -> None:
     parser.add_argument(
         "--output",
         default=None,
-        help="file to write, never overwritten, with its format's suffix (default: the checkpoint's path with .onnx / "
-        ".torchscript (or .pt, .ts) / .xml / .engine, _int8 added to the name with --int8; an OpenVINO IR is the "
-        ".xml and a .bin beside it)",
+        help="file to write, never overwritten, ending in its format's suffix: .onnx, .torchscript (.pt and .ts too), "
+        ".xml or .engine (default: the checkpoint's path with that suffix, _int8 added to the name with --int8; an "
+        "OpenVINO IR is the .xml and a .bin beside it)",
     )
     parser.add_argument(
         "--imgsz",
@@ -152,13 +152,15 @@ def export_main(argv: list[str]) -> None:
     if args.max_batch is not None and not (args.format == "engine" and args.dynamic):
         parser.error("--max-batch goes with --format engine --dynamic (the largest batch of the engine's profile)")
     from ..deploy.engine import export_engine
-    from ..deploy.export import SUFFIXES, export_onnx, export_openvino, export_torchscript
+    from ..deploy.export import FORMAT_SUFFIXES, SUFFIXES, export_onnx, export_openvino, export_torchscript
     from ..models.inference_network import InferenceNetwork
     from ..tasks.loading import load_model
 
     ckpt_path = Path(args.ckpt_path)
     default_name = ckpt_path.with_name(f"{ckpt_path.stem}{'_int8' if args.int8 else ''}{SUFFIXES[args.format]}")
     output = Path(args.output) if args.output else default_name
+    if output.suffix.lower() not in FORMAT_SUFFIXES[args.format]:
+        parser.error(f"--output: {args.format} files end in {' or '.join(FORMAT_SUFFIXES[args.format])}; got {output}")
     try:
         calibration = calibration_of(args)  # None without --int8 (--calib goes with it, checked above)
         if output.exists():

@@ -95,7 +95,7 @@ class BenchmarkRow:
     p90_ms: float | None = None
     images_per_s: float | None = None  # batch / p50
     gflops_per_s: float | None = None  # achieved: gflops x images_per_s
-    peak_share: float | None = None  # gflops_per_s / the matmul peak; None for int8 and bf16 backends
+    peak_share: float | None = None  # gflops_per_s / the matmul peak; None where the arithmetic differs
     decode_ms: float | None = None  # p50 of decode_outputs alone on this batch's raw maps
     decode_share: float | None = None  # decode_ms / p50_ms
     speedup: float | None = None  # the eager p50 at this batch size / p50 (None without an eager row)
@@ -310,7 +310,9 @@ def benchmark_detector(
             progress.update(task, completed=(batch_index + 1) * steps_per_batch)
     peak = max(peak_samples)
     rows = {
-        key: _row(*key, gflops, latencies[key], decode_latencies[key], peak) for key in latencies if key not in errors
+        key: _row(*key, gflops, latencies[key], decode_latencies[key], peak, half)
+        for key in latencies
+        if key not in errors
     }
     if data is not None:
         scores = _score_backends(model, {name: built[name] for name, _ in rows}, data, imgsz, report)
@@ -350,7 +352,13 @@ def _score_backends(
 
 
 def _row(
-    backend: str, batch: int, gflops: float, latencies: list[float], decode_latencies: list[float], peak: float
+    backend: str,
+    batch: int,
+    gflops: float,
+    latencies: list[float],
+    decode_latencies: list[float],
+    peak: float,
+    half: bool = False,
 ) -> BenchmarkRow:
     p50, p90 = (float(value) for value in np.percentile(latencies, [50, 90]))
     decode_ms = float(np.percentile(decode_latencies, 50))
@@ -364,16 +372,19 @@ def _row(
         p90_ms=p90,
         images_per_s=images_per_s,
         gflops_per_s=gflops * images_per_s,
-        # The peak is a float32 (float16 with --half) matmul's: no ceiling for int8 or bfloat16 arithmetic.
-        peak_share=None if _reduced_precision(backend) else gflops * images_per_s / peak,
+        # The peak is a float32 (float16 with --half) matmul's: no measure of other arithmetic.
+        peak_share=gflops * images_per_s / peak if _same_arithmetic_as_the_peak(backend, half) else None,
         decode_ms=decode_ms,
         decode_share=decode_ms / p50,
     )
 
 
-def _reduced_precision(backend: str) -> bool:
-    """Whether ``backend`` computes its convolutions in int8 or bfloat16 (``onnxruntime_int8``, ``openvino_bf16``)."""
-    return "int8" in backend or "bf16" in backend
+def _same_arithmetic_as_the_peak(backend: str, half: bool) -> bool:
+    """Whether ``backend`` computes in the matmul peak's precision (float16 with ``half``, else float32):
+    not the int8 and bfloat16 backends, nor a TensorRT engine (always float16) without ``half``."""
+    if "int8" in backend or "bf16" in backend:
+        return False
+    return half or backend != "tensorrt"
 
 
 # --------------------------------------------------------------------------- presentation

@@ -54,6 +54,7 @@ from .quiet_logging import quiet_loggers, root_logging_kept
 
 __all__ = [
     "FORBIDDEN_ONNX_OPS",
+    "FORMAT_SUFFIXES",
     "SUFFIXES",
     "build_inference_network",
     "export_onnx",

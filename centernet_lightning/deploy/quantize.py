@@ -257,10 +257,8 @@ def quantize_openvino(converted: Any, onnx_model: Any, inputs: Sequence[np.ndarr
     patterns = [rf"^{re.escape(name)}(/.*)?$" for name in kept]
     # NNCF's import sets its logger to INFO (so it is quietened after the import), and its check for
     # a PyTorch model loads torch's C++ extension helper, which warns when there is no CUDA.
-    nncf_lines = quiet_loggers(("nncf",), verbose)
-    cuda_warning = quiet_loggers(("torch.utils.cpp_extension",), verbose, logging.ERROR)
     try:
-        with nncf_lines, cuda_warning:
+        with quiet_loggers(("nncf",), verbose), quiet_loggers(("torch.utils.cpp_extension",), verbose, logging.ERROR):
             return nncf.quantize(
                 converted,
                 nncf.Dataset(list(inputs)),

@@ -15,8 +15,8 @@ __all__ = ["quiet_loggers", "root_logging_kept"]
 
 @contextlib.contextmanager
 def quiet_loggers(names: Sequence[str], verbose: bool = False, level: int = logging.WARNING) -> Iterator[None]:
-    """Only records of ``level`` and above from the loggers ``names`` (and their children) in the
-    block, unless ``verbose``; their levels are restored after it."""
+    """Only records of ``level`` and above from the loggers ``names`` (and their children that set no
+    level of their own) in the block, unless ``verbose``; their levels are restored after it."""
     loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     if not verbose:

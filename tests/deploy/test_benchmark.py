@@ -154,12 +154,14 @@ def test_bad_settings_are_refused_before_any_work(model: CenterNet) -> None:
             benchmark_detector(model, SIZE, [1], "eager", device="cuda")
 
 
-def test_no_share_of_the_float_peak_for_int8_and_bf16_rows() -> None:
-    """The peak is a float32 matmul's: an int8 or bf16 backend's share would exceed 100 %, so it has none."""
-    names = ("onnxruntime", "onnxruntime_int8", "openvino_bf16")
+def test_no_share_of_the_float_peak_for_other_arithmetic() -> None:
+    """The peak is a float32 matmul's (float16 with --half): int8, bf16 and TensorRT's fp16 rows have no share of it."""
+    names = ("onnxruntime", "onnxruntime_int8", "openvino_bf16", "tensorrt")
     rows = [_row(name, 1, 2.0, [10.0, 10.0], [1.0], 400.0) for name in names]
     assert rows[0].peak_share == pytest.approx(0.5)  # 2 GFLOPs x 100 images/s of a 400 GFLOP/s peak
-    assert rows[1].peak_share is None and rows[2].peak_share is None
+    assert [row.peak_share for row in rows[1:]] == [None, None, None]
+    half = {name: _row(name, 1, 2.0, [10.0, 10.0], [1.0], 400.0, half=True).peak_share for name in names}
+    assert half["tensorrt"] == pytest.approx(0.5) and half["onnxruntime_int8"] is None  # a float16 peak
     share_column = COLUMNS.index("% of peak")
     cells = {
         line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[1:-1]]
@@ -170,6 +172,7 @@ def test_no_share_of_the_float_peak_for_int8_and_bf16_rows() -> None:
         "onnxruntime": "50.0",
         "onnxruntime_int8": "",
         "openvino_bf16": "",
+        "tensorrt": "",
     }
 
 
