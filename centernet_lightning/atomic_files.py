@@ -39,6 +39,7 @@ __all__ = [
     "is_disk_full",
     "remove_stale_temporaries",
     "write_bytes_atomically",
+    "write_new_file",
     "write_text_atomically",
 ]
 
@@ -132,6 +133,13 @@ def write_bytes_atomically(
     with atomic_target(path, overwrite) as temporary, open(temporary, "wb") as file:
         file.write(data)  # closing reports what writing did not (NFS reports a full disk there)
     return Path(path)
+
+
+def write_new_file(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> Path:
+    """:func:`write_bytes_atomically` of a new file (FileExistsError when ``path`` exists), after
+    removing the temporaries an earlier, killed write to ``path`` left (exports, checkpoints)."""
+    remove_stale_temporaries(Path(path).parent, name=Path(path).name)
+    return write_bytes_atomically(path, data)
 
 
 def write_text_atomically(path: str | os.PathLike, text: str, overwrite: bool = False) -> Path:

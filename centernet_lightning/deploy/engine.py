@@ -28,9 +28,8 @@ import torch
 from torch import nn
 
 from ..checks import check_int_min, check_range
-from ..inference.backends import METADATA_KEY
 from ..inference.tensorrt import import_tensorrt, read_engine_file, write_engine_file
-from .export import _check_options, _new_output, export_onnx
+from .export import _check_options, _new_output, _read_exported_onnx, export_onnx
 
 __all__ = ["export_engine", "read_engine_file", "write_engine_file"]
 
@@ -100,19 +99,10 @@ def export_engine(
             metadata=metadata,
             verbose=verbose,
         )
-        info = _onnx_metadata(onnx_path)
+        info = json.loads(_read_exported_onnx(onnx_path)[1])
         serialized = _build(trt, onnx_path, batch, max_batch if dynamic else None, half, workspace_gib, verbose)
     info["tensorrt"] = {"version": trt.__version__, "fp16": half, "max_batch": max_batch if dynamic else batch}
     return write_engine_file(path, info, serialized)
-
-
-def _onnx_metadata(onnx_path: Path) -> dict[str, Any]:
-    """The ``centernet`` metadata dict of the ONNX file :func:`export_onnx` wrote."""
-    import onnx
-
-    proto = onnx.load(str(onnx_path), load_external_data=False)
-    props = {prop.key: prop.value for prop in proto.metadata_props}
-    return json.loads(props[METADATA_KEY])
 
 
 def _build(

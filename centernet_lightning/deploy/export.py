@@ -28,13 +28,14 @@ DCN model), so the float32 parity tolerances do not apply to it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
 import numbers
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..atomic_files import remove_stale_temporaries, write_bytes_atomically
+from ..atomic_files import write_new_file
 from ..checks import MAX_INPUT_SIZE, MIN_INPUT_SIZE, check_int_min, check_int_range
 from ..inference.backends import METADATA_KEY, _import_openvino
 from ..inference.tensorrt import ENGINE_SUFFIX
@@ -143,13 +144,6 @@ def _refuse_existing(path: Path) -> None:
         raise FileExistsError(f"{path} exists; choose another output path (nothing was written)")
 
 
-def _write(path: Path, data: bytes | memoryview) -> Path:
-    """The serialised file as ``path`` (atomically; a full disk raises DiskFullError naming it),
-    after removing what an earlier, killed export to ``path`` left."""
-    remove_stale_temporaries(path.parent, name=path.name)
-    return write_bytes_atomically(path, data)
-
-
 def export_onnx(
     model: nn.Module,
     path: str | Path,
@@ -226,14 +220,13 @@ def export_onnx(
     forbidden = sorted(op_types & FORBIDDEN_ONNX_OPS)
     if forbidden:
         raise RuntimeError(f"The exported graph has data-dependent ops {forbidden}; it would not run everywhere")
-    if int8_inputs is not None:
+    if int8_inputs is not None:  # the quantiser reads the float graph from a file and writes path itself
         with tempfile.TemporaryDirectory(prefix="centernet-int8-") as workdir:
-            float_path, int8_path = Path(workdir) / "float.onnx", Path(workdir) / "int8.onnx"
+            float_path = Path(workdir) / "float.onnx"
             float_path.write_bytes(proto.SerializeToString())
-            quantize_onnx(float_path, int8_path, int8_inputs)
-            return _write(path, int8_path.read_bytes())
+            return quantize_onnx(float_path, path, int8_inputs)
     # Serialised in memory and written from Python: a full disk is then an error, not a half file.
-    return _write(path, proto.SerializeToString())
+    return write_new_file(path, proto.SerializeToString())
 
 
 def _calibration_inputs(
@@ -300,7 +293,7 @@ def export_torchscript(
         traced = torch.jit.trace(module, (example,), check_trace=False)
         # Into memory, not the file: torch's C++ writer aborts the process when the disk fills.
         torch.jit.save(traced, buffer, _extra_files={METADATA_KEY: json.dumps(info)})
-    return _write(path, buffer.getbuffer())
+    return write_new_file(path, buffer.getbuffer())
 
 
 def export_openvino(
@@ -373,21 +366,37 @@ def export_openvino(
             metadata,
             verbose,
         )
-        import onnx
-
-        graph = onnx.load(str(onnx_path), load_external_data=False)
-        props = {prop.key: prop.value for prop in graph.metadata_props}
-        try:
-            with root_logging_kept():
-                converted = ov.convert_model(str(onnx_path))
-        except Exception as error:  # OpenVINO's OpConversionFailure and kin, plain Exceptions
-            if not type(error).__module__.startswith("openvino"):
-                raise
-            lines = [line for line in str(error).strip().splitlines() if line.strip()]
-            raise ValueError(f"OpenVINO cannot convert this model: {lines[-1] if lines else error}") from None
+        graph, metadata_text = _read_exported_onnx(onnx_path)
+        with _openvino_conversion("this model"):
+            converted = ov.convert_model(str(onnx_path))
         if int8_inputs is not None:
             converted = quantize_openvino(converted, graph, int8_inputs, verbose)
-        return _save_ir(ov, converted, props[METADATA_KEY], path, Path(workdir))
+        return _save_ir(ov, converted, metadata_text, path, Path(workdir))
+
+
+def _read_exported_onnx(onnx_path: Path) -> tuple[Any, str]:
+    """The graph (an ONNX ModelProto, weights included) :func:`export_onnx` wrote to ``onnx_path``
+    and its ``centernet`` metadata (JSON text)."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False)
+    props = {prop.key: prop.value for prop in graph.metadata_props}
+    return graph, props[METADATA_KEY]
+
+
+@contextlib.contextmanager
+def _openvino_conversion(what: str) -> Iterator[None]:
+    """OpenVINO's conversion in the block, its failure (OpConversionFailure and kin, plain
+    Exceptions with a page of log) as one line: ValueError ``OpenVINO cannot convert {what}: ...``;
+    the root logger, which a failing converter rewires, kept as it was."""
+    try:
+        with root_logging_kept():
+            yield
+    except Exception as error:
+        if not type(error).__module__.startswith("openvino"):
+            raise
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        raise ValueError(f"OpenVINO cannot convert {what}: {lines[-1] if lines else error}") from None
 
 
 def _convert_from_pytorch(
@@ -398,16 +407,10 @@ def _convert_from_pytorch(
     example = module.example_input(imgsz, max(batch, 2) if dynamic else batch)
     shape = [-1 if dynamic and axis == 0 else size for axis, size in enumerate(example.shape)]
     element = ov.Type.u8 if module.raw_input else ov.Type.f32
-    try:
-        with torch.no_grad(), warnings.catch_warnings(), root_logging_kept():
-            # The tracer's checks compare two runs whose equal scores may take each other's places.
-            warnings.simplefilter("ignore")
-            converted = ov.convert_model(module, example_input=example, input=[(ov.PartialShape(shape), element)])
-    except Exception as error:  # OpenVINO's OpConversionFailure and kin, plain Exceptions
-        if not type(error).__module__.startswith("openvino"):
-            raise
-        lines = [line for line in str(error).strip().splitlines() if line.strip()]
-        raise ValueError(f"OpenVINO cannot convert this model from PyTorch: {lines[-1] if lines else error}") from None
+    with torch.no_grad(), warnings.catch_warnings(), _openvino_conversion("this model from PyTorch"):
+        # The tracer's checks compare two runs whose equal scores may take each other's places.
+        warnings.simplefilter("ignore")
+        converted = ov.convert_model(module, example_input=example, input=[(ov.PartialShape(shape), element)])
     converted.inputs[0].get_tensor().set_names({INPUT_NAME})
     for output, name in zip(converted.outputs, module.output_names, strict=True):
         output.get_tensor().set_names({name})
@@ -421,9 +424,9 @@ def _save_ir(ov: Any, converted: Any, metadata: str, path: Path, workdir: Path) 
     ir_path = workdir / "model.xml"
     ov.save_model(converted, str(ir_path), compress_to_fp16=False)
     weights = path.with_suffix(".bin")
-    _write(weights, ir_path.with_suffix(".bin").read_bytes())
+    write_new_file(weights, ir_path.with_suffix(".bin").read_bytes())
     try:
-        return _write(path, ir_path.read_bytes())
+        return write_new_file(path, ir_path.read_bytes())
     except BaseException:
         weights.unlink(missing_ok=True)  # no weights without their graph
         raise

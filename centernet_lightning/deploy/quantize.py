@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..atomic_files import write_bytes_atomically
+from ..atomic_files import write_new_file
 from ..checks import check_int_min
 from ..image_io import IMAGE_EXTENSIONS, read_image
 from ..inference.backends import METADATA_KEY
@@ -241,7 +241,7 @@ def quantize_onnx(source: str | Path, output: str | Path, inputs: Sequence[np.nd
             raise RuntimeError(f"ONNX Runtime's int8 quantisation of {source.name} failed: {error}") from error
         quantized = onnx.load(str(quantized_path))
         onnx.helper.set_model_props(quantized, metadata)
-        return write_bytes_atomically(output, quantized.SerializeToString())
+        return write_new_file(output, quantized.SerializeToString())
 
 
 def quantize_openvino(converted: Any, onnx_model: Any, inputs: Sequence[np.ndarray], verbose: bool = False) -> Any:

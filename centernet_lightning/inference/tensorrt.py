@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..atomic_files import remove_stale_temporaries, write_bytes_atomically
+from ..atomic_files import write_new_file
 from .backends import ExportedGraphBackend, _checked_metadata, resolve_device
 
 __all__ = ["ENGINE_SUFFIX", "TensorRTBackend", "import_tensorrt", "read_engine_file", "write_engine_file"]
@@ -58,8 +58,7 @@ def write_engine_file(path: str | Path, metadata: dict[str, Any], engine: bytes 
     """
     path = Path(path)
     blob = json.dumps(metadata).encode("utf-8")
-    remove_stale_temporaries(path.parent, name=path.name)
-    return write_bytes_atomically(path, b"".join([LENGTH.pack(len(blob)), blob, bytes(engine)]))
+    return write_new_file(path, b"".join([LENGTH.pack(len(blob)), blob, bytes(engine)]))
 
 
 def read_engine_file(path: str | Path) -> tuple[dict[str, Any], bytes]:

@@ -25,7 +25,7 @@ import torch
 import yaml
 from lightning.fabric.plugins import TorchCheckpointIO
 
-from ..atomic_files import remove_stale_temporaries, write_bytes_atomically
+from ..atomic_files import remove_stale_temporaries, write_bytes_atomically, write_new_file
 from ..weights import read_checkpoint
 from .centernet import TASK_KEY, CenterNet
 from .fairmot import FairMOT
@@ -195,8 +195,7 @@ def save_checkpoint(model: CenterNet, path: str | Path, epoch: int = 0) -> Path:
         "hyper_parameters": dict(model.hparams),
     }
     model.on_save_checkpoint(checkpoint)  # what Lightning's own saving calls: task and inference spec
-    remove_stale_temporaries(path.parent, name=path.name)  # what a killed earlier save to path left
-    return write_bytes_atomically(path, _serialised(checkpoint))
+    return write_new_file(path, _serialised(checkpoint))
 
 
 def _serialised(checkpoint: Mapping[str, Any]) -> memoryview:
